@@ -1,0 +1,558 @@
+//! The client side: request builders and incremental decoders for every
+//! transport, as the load generator and the tests read the server.
+//!
+//! Decoders take bytes as they arrive, in pieces of any size, and return what
+//! became complete. They never panic on bad input: they return [`DecodeError`].
+
+use crate::request::Status;
+use crate::transport::Transport;
+
+/// A response or frame the client could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The response head is not HTTP/1.x.
+    BadHead,
+    /// A chunk size line is malformed.
+    BadChunk,
+    /// A frame's JSON or fields are malformed; the text says which.
+    BadFrame(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::BadHead => write!(f, "malformed response head"),
+            DecodeError::BadChunk => write!(f, "malformed chunk"),
+            DecodeError::BadFrame(s) => write!(f, "malformed frame: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What a subscriber receives, whatever the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Message { id: u64, data: String },
+    /// `K` messages left the backlog before they could be replayed.
+    Missed(u64),
+    Heartbeat,
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub content_length: Option<usize>,
+    pub chunked: bool,
+    pub close: bool,
+    /// `X-Comet-Missed`.
+    pub missed: Option<u64>,
+    /// Bytes the head occupied.
+    pub len: usize,
+}
+
+/// Parses a response head at the start of `buf`.
+pub fn parse_response_head(buf: &[u8]) -> Result<Status<ResponseHead>, DecodeError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+        Err(_) => return Err(DecodeError::BadHead),
+    };
+    let mut head = ResponseHead {
+        status: resp.code.unwrap_or(0),
+        content_type: None,
+        content_length: None,
+        chunked: false,
+        close: resp.version == Some(0),
+        missed: None,
+        len,
+    };
+    for h in resp.headers.iter() {
+        let v = String::from_utf8_lossy(h.value).trim().to_string();
+        let n = h.name;
+        if n.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(v);
+        } else if n.eq_ignore_ascii_case("content-length") {
+            head.content_length = Some(v.parse().map_err(|_| DecodeError::BadHead)?);
+        } else if n.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = v.to_ascii_lowercase().contains("chunked");
+        } else if n.eq_ignore_ascii_case("connection") {
+            head.close = v.eq_ignore_ascii_case("close");
+        } else if n.eq_ignore_ascii_case("x-comet-missed") {
+            head.missed = Some(v.parse().map_err(|_| DecodeError::BadHead)?);
+        }
+    }
+    Ok(Status::Complete(head))
+}
+
+/// Decodes `Transfer-Encoding: chunked` bodies.
+#[derive(Debug, Default)]
+pub struct ChunkedDecoder {
+    /// Bytes of the current chunk still to come, plus its CRLF.
+    remaining: usize,
+    /// A size line (or CRLF after a chunk) split across reads.
+    line: Vec<u8>,
+    in_data: bool,
+    done: bool,
+}
+
+impl ChunkedDecoder {
+    /// Appends the body bytes found in `input` to `out`.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        while !input.is_empty() && !self.done {
+            if self.in_data {
+                // Data of the chunk, then its trailing CRLF (2 bytes, counted in `remaining`).
+                let take = self.remaining.min(input.len());
+                let data_left = self.remaining.saturating_sub(2);
+                out.extend_from_slice(&input[..take.min(data_left)]);
+                self.remaining -= take;
+                input = &input[take..];
+                if self.remaining == 0 {
+                    self.in_data = false;
+                }
+                continue;
+            }
+            let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+                self.line.extend_from_slice(input);
+                if self.line.len() > 1024 {
+                    return Err(DecodeError::BadChunk);
+                }
+                return Ok(());
+            };
+            self.line.extend_from_slice(&input[..nl]);
+            input = &input[nl + 1..];
+            let line = std::mem::take(&mut self.line);
+            let text = std::str::from_utf8(&line).map_err(|_| DecodeError::BadChunk)?;
+            let size = text.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size, 16).map_err(|_| DecodeError::BadChunk)?;
+            if size == 0 {
+                self.done = true;
+            } else {
+                self.remaining = size + 2;
+                self.in_data = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last (zero-size) chunk arrived.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// One thing an SSE stream carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    Event { id: Option<String>, data: String },
+    Comment(String),
+    Retry(u64),
+}
+
+/// Decodes `text/event-stream` as the HTML standard says (fields `id`, `data`,
+/// `retry`; comments; CRLF, CR or LF line ends).
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    line: Vec<u8>,
+    id: Option<String>,
+    data: Option<String>,
+    /// The last byte was CR: an LF right after it ends nothing more.
+    after_cr: bool,
+}
+
+impl SseDecoder {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<SseItem>) {
+        for &b in input {
+            if self.after_cr && b == b'\n' {
+                self.after_cr = false;
+                continue;
+            }
+            self.after_cr = b == b'\r';
+            if b == b'\r' || b == b'\n' {
+                let line = std::mem::take(&mut self.line);
+                self.line_done(&String::from_utf8_lossy(&line), out);
+            } else {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn line_done(&mut self, line: &str, out: &mut Vec<SseItem>) {
+        if line.is_empty() {
+            if let Some(data) = self.data.take() {
+                out.push(SseItem::Event {
+                    id: self.id.take(),
+                    data,
+                });
+            }
+            return;
+        }
+        if let Some(c) = line.strip_prefix(':') {
+            out.push(SseItem::Comment(c.trim_start().to_string()));
+            return;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "data" => match &mut self.data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            },
+            "id" => self.id = Some(value.to_string()),
+            "retry" => {
+                if let Ok(ms) = value.parse() {
+                    out.push(SseItem::Retry(ms))
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn parse_object(json: &str) -> Result<Item, DecodeError> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| DecodeError::BadFrame(e.to_string()))?;
+    if let Some(k) = v.get("missed").and_then(|k| k.as_u64()) {
+        return Ok(Item::Missed(k));
+    }
+    let id = v
+        .get("id")
+        .and_then(|i| i.as_u64())
+        .ok_or_else(|| DecodeError::BadFrame(format!("no id in {json}")))?;
+    let data = v
+        .get("data")
+        .and_then(|d| d.as_str())
+        .ok_or_else(|| DecodeError::BadFrame(format!("no data in {json}")))?;
+    Ok(Item::Message {
+        id,
+        data: data.to_string(),
+    })
+}
+
+/// Decodes a long-poll body: `[{"id":N,"data":"..."}, ...]`.
+pub fn parse_longpoll(body: &[u8]) -> Result<Vec<Item>, DecodeError> {
+    let v: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| DecodeError::BadFrame(e.to_string()))?;
+    v.iter().map(|o| parse_object(&o.to_string())).collect()
+}
+
+/// Decodes a stream body into items, for the `sse`, `stream` and `iframe` transports.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    transport: Transport,
+    sse: SseDecoder,
+    buf: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn new(transport: Transport) -> StreamDecoder {
+        StreamDecoder {
+            transport,
+            sse: SseDecoder::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Decodes body bytes (after any chunk framing is removed).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<Item>) -> Result<(), DecodeError> {
+        match self.transport {
+            Transport::Sse => {
+                let mut items = Vec::new();
+                self.sse.feed(input, &mut items);
+                for it in items {
+                    match it {
+                        SseItem::Event { id, data } => {
+                            let id = id
+                                .as_deref()
+                                .and_then(|i| i.parse().ok())
+                                .ok_or_else(|| DecodeError::BadFrame(format!("SSE id {id:?}")))?;
+                            out.push(Item::Message { id, data });
+                        }
+                        SseItem::Comment(c) => match c.strip_prefix("missed ") {
+                            Some(k) => out.push(Item::Missed(
+                                k.parse()
+                                    .map_err(|_| DecodeError::BadFrame(format!(": {c}")))?,
+                            )),
+                            None => out.push(Item::Heartbeat),
+                        },
+                        SseItem::Retry(_) => {}
+                    }
+                }
+            }
+            Transport::Stream => {
+                self.buf.extend_from_slice(input);
+                while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                    let line = std::str::from_utf8(&line[..nl])
+                        .map_err(|_| DecodeError::BadFrame("stream line not UTF-8".into()))?;
+                    if line.trim().is_empty() {
+                        out.push(Item::Heartbeat);
+                    } else {
+                        out.push(parse_object(line)?);
+                    }
+                }
+            }
+            Transport::Iframe => {
+                const OPEN: &str = "<script>parent.comet(";
+                const CLOSE: &str = ");</script>";
+                self.buf.extend_from_slice(input);
+                loop {
+                    let text = String::from_utf8_lossy(&self.buf);
+                    let Some(lt) = text.find('<') else {
+                        self.buf.clear();
+                        break;
+                    };
+                    let rest = &text[lt..];
+                    let consumed = if rest.starts_with("<!--") {
+                        let Some(end) = rest.find("-->") else { break };
+                        if &rest[..end + 3] == "<!-- -->" {
+                            out.push(Item::Heartbeat);
+                        }
+                        lt + end + 3
+                    } else if rest.starts_with(OPEN) {
+                        let Some(end) = rest.find(CLOSE) else { break };
+                        out.push(parse_object(&rest[OPEN.len()..end])?);
+                        lt + end + CLOSE.len()
+                    } else if rest.len() < OPEN.len() && OPEN.starts_with(rest) {
+                        break;
+                    } else {
+                        // Prelude markup: skip the tag.
+                        match rest.find('>') {
+                            Some(end) => lt + end + 1,
+                            None => break,
+                        }
+                    };
+                    drop(text);
+                    self.buf.drain(..consumed);
+                }
+            }
+            Transport::Longpoll => {
+                return Err(DecodeError::BadFrame(
+                    "long-poll bodies are decoded whole (parse_longpoll)".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a [`Subscriber`] reads from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The response head arrived.
+    Head(ResponseHead),
+    Item(Item),
+    /// The response is complete (long-poll answered, or a stream ended).
+    End,
+}
+
+#[derive(Debug)]
+enum SubState {
+    Head,
+    Body {
+        chunked: Option<ChunkedDecoder>,
+        length: Option<usize>,
+        body: Vec<u8>,
+    },
+    Done,
+}
+
+/// Client side of one subscribe response of any transport.
+///
+/// For long-poll, call [`Subscriber::reset`] before reading the next poll's response.
+#[derive(Debug)]
+pub struct Subscriber {
+    transport: Transport,
+    state: SubState,
+    head_buf: Vec<u8>,
+    stream: StreamDecoder,
+}
+
+impl Subscriber {
+    pub fn new(transport: Transport) -> Subscriber {
+        Subscriber {
+            transport,
+            state: SubState::Head,
+            head_buf: Vec::new(),
+            stream: StreamDecoder::new(transport),
+        }
+    }
+
+    /// Ready for the next response on the same connection.
+    pub fn reset(&mut self) {
+        self.state = SubState::Head;
+        self.stream = StreamDecoder::new(self.transport);
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, SubState::Done)
+    }
+
+    /// Decodes bytes read; returns bytes of `input` past the end of the response
+    /// (the start of the next one) untouched in `rest`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<ClientEvent>) -> Result<usize, DecodeError> {
+        let mut used = 0;
+        if let SubState::Head = self.state {
+            self.head_buf.extend_from_slice(input);
+            let head = match parse_response_head(&self.head_buf)? {
+                Status::Partial => return Ok(input.len()),
+                Status::Complete(h) => h,
+            };
+            // Only the head's bytes from this input count as used.
+            let before = self.head_buf.len() - input.len();
+            used = head.len - before;
+            self.head_buf.clear();
+            let length = if head.chunked {
+                None
+            } else if head.status == 204 || head.status == 304 {
+                Some(0)
+            } else {
+                head.content_length
+            };
+            self.state = SubState::Body {
+                chunked: head.chunked.then(ChunkedDecoder::default),
+                length,
+                body: Vec::new(),
+            };
+            out.push(ClientEvent::Head(head));
+        }
+        let SubState::Body {
+            chunked,
+            length,
+            body,
+        } = &mut self.state
+        else {
+            return Ok(used);
+        };
+        let input = &input[used..];
+        let mut data = Vec::new();
+        let mut taken = input.len();
+        let mut ended = false;
+        match (chunked.as_mut(), length) {
+            (Some(dec), _) => {
+                dec.feed(input, &mut data)?;
+                ended = dec.is_done();
+            }
+            (None, Some(len)) => {
+                let want = *len - body.len().min(*len);
+                taken = want.min(input.len());
+                data.extend_from_slice(&input[..taken]);
+                ended = body.len() + taken >= *len;
+            }
+            (None, None) => data.extend_from_slice(input),
+        }
+        if self.transport == Transport::Longpoll {
+            body.extend_from_slice(&data);
+            if ended {
+                let body = std::mem::take(body);
+                if !body.is_empty() {
+                    for it in parse_longpoll(&body)? {
+                        out.push(ClientEvent::Item(it));
+                    }
+                }
+            }
+        } else {
+            let mut items = Vec::new();
+            self.stream.feed(&data, &mut items)?;
+            out.extend(items.into_iter().map(ClientEvent::Item));
+        }
+        if ended {
+            self.state = SubState::Done;
+            out.push(ClientEvent::End);
+        }
+        Ok(used + taken)
+    }
+}
+
+/// `GET /sub/{channel}` for `transport`, with `since` when given.
+pub fn subscribe_request(channel: &str, transport: Transport, since: Option<u64>) -> String {
+    let since = since.map(|s| format!("&since={s}")).unwrap_or_default();
+    format!(
+        "GET /sub/{channel}?transport={}{since} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        transport.name()
+    )
+}
+
+/// `POST /pub/{channel}` carrying `data`.
+pub fn publish_request(channel: &str, data: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /pub/{channel} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: {}\r\n\r\n{data}",
+        data.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_in_pieces() {
+        let wire = b"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n";
+        for split in 1..wire.len() {
+            let mut d = ChunkedDecoder::default();
+            let mut out = Vec::new();
+            d.feed(&wire[..split], &mut out).unwrap();
+            d.feed(&wire[split..], &mut out).unwrap();
+            assert_eq!(out, b"hello world!", "split at {split}");
+            assert!(d.is_done());
+        }
+        let mut d = ChunkedDecoder::default();
+        assert_eq!(d.feed(b"zz\r\n", &mut Vec::new()), Err(DecodeError::BadChunk));
+    }
+
+    #[test]
+    fn sse_standard_cases() {
+        let mut d = SseDecoder::default();
+        let mut out = Vec::new();
+        d.feed(b"retry: 10\n\n: hi\r\nid: 1\r\ndata: a\rdata:b\n\ndata: no id\n\n", &mut out);
+        assert_eq!(
+            out,
+            vec![
+                SseItem::Retry(10),
+                SseItem::Comment("hi".into()),
+                SseItem::Event { id: Some("1".into()), data: "a\nb".into() },
+                SseItem::Event { id: None, data: "no id".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn iframe_and_stream() {
+        let mut d = StreamDecoder::new(Transport::Iframe);
+        let mut out = Vec::new();
+        let wire = "<!DOCTYPE html><html><body><!--    --><!-- --><script>parent.comet({\"id\":1,\"data\":\"\\u003c/script\\u003e\"});</script>\n<script>parent.comet({\"missed\":3});</script>";
+        for b in wire.as_bytes().chunks(7) {
+            d.feed(b, &mut out).unwrap();
+        }
+        assert_eq!(
+            out,
+            vec![
+                Item::Heartbeat,
+                Item::Message { id: 1, data: "</script>".into() },
+                Item::Missed(3)
+            ]
+        );
+        let mut d = StreamDecoder::new(Transport::Stream);
+        let mut out = Vec::new();
+        d.feed(b"{\"id\":2,\"data\":\"x\"}\n\n{\"missed\":1}\n{\"id\":", &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Item::Message { id: 2, data: "x".into() },
+                Item::Heartbeat,
+                Item::Missed(1)
+            ]
+        );
+        assert!(d.feed(b"oops}\n", &mut out).is_err());
+    }
+}

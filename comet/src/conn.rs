@@ -1,0 +1,728 @@
+//! One HTTP connection of a Comet server, sans-IO.
+//!
+//! The dispatcher feeds it bytes read (`handle_read`), the passing of time
+//! (`handle_timeout`), messages for its subscription (`handle_message`) and
+//! the answers to the events it raised (`handle_subscribed`, `handle_published`,
+//! `handle_stats`). It takes out bytes to write (`pending` / `advance`),
+//! the next deadline (`poll_timeout`) and events (`poll_event`).
+//!
+//! # Buffer ownership
+//! Bytes read are copied into the connection only while a request is
+//! incomplete; once it is parsed the buffer is freed, so an idle subscriber
+//! holds no input buffer. Output is a queue of `Bytes`: message frames are
+//! shared handles to one encoding, never copied per subscriber.
+//!
+//! # Events
+//! Every event must be answered before more input is handled: a `Subscribe`
+//! with `handle_subscribed`, a `Publish` with `handle_published`, `Stats` with
+//! `handle_stats`. `Unsubscribe` needs no answer. Dispatchers drain
+//! `poll_event` after every `handle_*` call.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::hub::Replay;
+use crate::message::Message;
+use crate::request::{parse_head, Head, Status, MAX_HEADER_BLOCK, MAX_REQUEST_LINE};
+use crate::route::{route, Route};
+use crate::transport::{self, Frame, Transport};
+
+/// Something the dispatcher must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Join `channel`; answer with [`Conn::handle_subscribed`].
+    Subscribe {
+        channel: Arc<str>,
+        since: Option<u64>,
+    },
+    /// Leave `channel` (long-poll answered, client gone, or dropped as slow).
+    Unsubscribe { channel: Arc<str> },
+    /// Publish `data`; answer with [`Conn::handle_published`].
+    Publish { channel: Arc<str>, data: Box<str> },
+    /// Answer with [`Conn::handle_stats`].
+    Stats,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Between requests, no byte of the next one yet.
+    Idle,
+    /// Receiving a request head.
+    Head,
+    /// Receiving a publish body of `len` bytes.
+    Body { channel: Arc<str>, len: usize },
+    /// An event was raised; its answer is due.
+    Waiting(Pending),
+    /// Holding a long-poll or a stream.
+    Subscribed(Sub),
+    /// Nothing more is read or queued; the socket closes once output is flushed.
+    Closed,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Subscribe {
+        channel: Arc<str>,
+        transport: Transport,
+        poll_timeout: Duration,
+    },
+    Publish,
+    Stats,
+}
+
+#[derive(Debug)]
+struct Sub {
+    channel: Arc<str>,
+    transport: Transport,
+    /// Highest id handed to this subscriber; older ones are duplicates.
+    last_id: u64,
+    chunked: bool,
+}
+
+/// Server side of one HTTP/1.x connection.
+#[derive(Debug)]
+pub struct Conn {
+    config: Arc<Config>,
+    phase: Phase,
+    input: Vec<u8>,
+    out: VecDeque<Bytes>,
+    queued: usize,
+    events: VecDeque<Event>,
+    /// Header/body deadline while a request arrives; idle deadline between requests.
+    read_deadline: Option<Instant>,
+    /// Heartbeat (streams) or poll timeout (long-poll).
+    sub_deadline: Option<Instant>,
+    http10: bool,
+    keep_alive: bool,
+    /// Output is discarded: the peer is gone or was too slow.
+    aborted: bool,
+    dropped: bool,
+}
+
+/// Input held for a request that is still arriving, beyond which the peer is cut off.
+fn max_input(config: &Config) -> usize {
+    MAX_REQUEST_LINE + MAX_HEADER_BLOCK + config.max_message + 1024
+}
+
+impl Conn {
+    /// A connection accepted at `now`.
+    pub fn new(config: Arc<Config>, now: Instant) -> Conn {
+        let deadline = now + config.header_timeout;
+        Conn {
+            config,
+            phase: Phase::Idle,
+            input: Vec::new(),
+            out: VecDeque::new(),
+            queued: 0,
+            events: VecDeque::new(),
+            read_deadline: Some(deadline),
+            sub_deadline: None,
+            http10: false,
+            keep_alive: true,
+            aborted: false,
+            dropped: false,
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Bytes read from the peer.
+    pub fn handle_read(&mut self, data: &[u8], now: Instant) {
+        match self.phase {
+            Phase::Closed => return,
+            // A streaming client has nothing more to say; what it sends is ignored.
+            Phase::Subscribed(ref s) if s.transport.is_streaming() => return,
+            Phase::Idle if !data.is_empty() => {
+                self.phase = Phase::Head;
+                self.read_deadline = Some(now + self.config.header_timeout);
+            }
+            _ => {}
+        }
+        if self.input.len() + data.len() > max_input(&self.config) {
+            self.close(true);
+            return;
+        }
+        self.input.extend_from_slice(data);
+        self.advance_input(now);
+    }
+
+    /// The peer closed its side.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        match self.phase {
+            // A response being written is still flushed.
+            Phase::Closed => {}
+            _ => self.close(false),
+        }
+        if self.out.is_empty() {
+            self.aborted = true;
+        }
+    }
+
+    /// The socket failed (reset, broken pipe) or the dispatcher gives up on it.
+    pub fn handle_close(&mut self) {
+        self.close(true);
+    }
+
+    /// Time passed; call at or after [`Conn::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.read_deadline.is_some_and(|d| d <= now) {
+            self.read_deadline = None;
+            match self.phase {
+                Phase::Head | Phase::Body { .. } => {
+                    self.keep_alive = false;
+                    self.respond_text(408, "request timeout", now);
+                }
+                Phase::Idle => self.close(false),
+                _ => {}
+            }
+        }
+        if self.sub_deadline.is_some_and(|d| d <= now) {
+            self.sub_deadline = None;
+            if let Phase::Subscribed(sub) = &self.phase {
+                if sub.transport.is_streaming() {
+                    let hb = transport::heartbeat(sub.transport, sub.chunked);
+                    self.sub_deadline = Some(now + self.config.heartbeat);
+                    self.push(hb);
+                } else {
+                    let channel = sub.channel.clone();
+                    self.events.push_back(Event::Unsubscribe { channel });
+                    self.finish_request(now);
+                    self.respond(204, &[], Some(Bytes::new()), now);
+                }
+            }
+        }
+    }
+
+    /// The dispatcher's answer to [`Event::Subscribe`].
+    pub fn handle_subscribed(&mut self, replay: Replay, now: Instant) {
+        let Phase::Waiting(Pending::Subscribe {
+            channel,
+            transport,
+            poll_timeout,
+        }) = std::mem::replace(&mut self.phase, Phase::Idle)
+        else {
+            // Events are answered at once (see `# Events`), so this is a
+            // dispatcher bug; staying closed is the safe reading of it.
+            self.phase = Phase::Closed;
+            return;
+        };
+        let last_id = replay
+            .messages
+            .last()
+            .map_or(replay.last_id, |m| m.id().max(replay.last_id));
+        if transport == Transport::Longpoll {
+            if replay.messages.is_empty() && replay.missed == 0 {
+                self.sub_deadline = Some(now + poll_timeout);
+                self.phase = Phase::Subscribed(Sub {
+                    channel,
+                    transport,
+                    last_id,
+                    chunked: false,
+                });
+            } else {
+                self.events.push_back(Event::Unsubscribe { channel });
+                self.respond_poll(&replay.messages, replay.missed, now);
+            }
+            self.advance_input(now);
+            return;
+        }
+        let chunked = !self.http10;
+        let mut head = self.head_start(200);
+        head.push_str("Content-Type: ");
+        head.push_str(transport.content_type());
+        head.push_str("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+        if chunked {
+            head.push_str("Transfer-Encoding: chunked\r\n");
+        } else {
+            // An HTTP/1.0 stream ends only when the connection does.
+            head.push_str("Connection: close\r\n");
+            self.keep_alive = false;
+        }
+        head.push_str("\r\n");
+        self.push(Bytes::from(head));
+        if let Some(p) = transport::prelude(transport, self.config.sse_retry_ms, chunked) {
+            self.push(p);
+        }
+        if replay.missed > 0 {
+            self.push(transport::missed_notice(transport, replay.missed, chunked));
+        }
+        let frame = Frame::Stream { transport, chunked };
+        for m in &replay.messages {
+            self.push(m.frame(frame));
+        }
+        self.sub_deadline = Some(now + self.config.heartbeat);
+        self.read_deadline = None;
+        self.phase = Phase::Subscribed(Sub {
+            channel,
+            transport,
+            last_id,
+            chunked,
+        });
+        self.check_queue();
+    }
+
+    /// A message published on the subscribed channel. Returns whether it was
+    /// handed to this subscriber (not a duplicate, not after the end).
+    pub fn handle_message(&mut self, message: &Arc<Message>, now: Instant) -> bool {
+        let Phase::Subscribed(sub) = &mut self.phase else {
+            return false;
+        };
+        if message.id() <= sub.last_id {
+            return false;
+        }
+        sub.last_id = message.id();
+        if sub.transport == Transport::Longpoll {
+            let channel = sub.channel.clone();
+            self.events.push_back(Event::Unsubscribe { channel });
+            self.finish_request(now);
+            self.respond_poll(std::slice::from_ref(message), 0, now);
+            self.advance_input(now);
+        } else {
+            let frame = Frame::Stream {
+                transport: sub.transport,
+                chunked: sub.chunked,
+            };
+            self.push(message.frame(frame));
+            self.check_queue();
+        }
+        true
+    }
+
+    /// The dispatcher's answer to [`Event::Publish`].
+    pub fn handle_published(&mut self, id: u64, subscribers: u64, now: Instant) {
+        if matches!(self.phase, Phase::Waiting(Pending::Publish)) {
+            let body = format!("{{\"id\":{id},\"subscribers\":{subscribers}}}");
+            self.respond_json(202, body, now);
+        }
+    }
+
+    /// The dispatcher's answer to [`Event::Stats`]: the JSON document.
+    pub fn handle_stats(&mut self, json: String, now: Instant) {
+        if matches!(self.phase, Phase::Waiting(Pending::Stats)) {
+            self.respond_json(200, json, now);
+        }
+    }
+
+    // ----- outputs -----
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let e = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        e
+    }
+
+    /// Bytes waiting to be written, in order.
+    pub fn pending(&self) -> &VecDeque<Bytes> {
+        &self.out
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// `n` bytes of [`Conn::pending`] were written.
+    pub fn advance(&mut self, mut n: usize) {
+        self.queued -= n;
+        while n > 0 {
+            let front = self.out.front_mut().expect("advanced past pending output");
+            if n >= front.len() {
+                n -= front.len();
+                self.out.pop_front();
+            } else {
+                bytes::Buf::advance(front, n);
+                n = 0;
+            }
+        }
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = VecDeque::new();
+        }
+    }
+
+    /// The next time [`Conn::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.read_deadline, self.sub_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The socket should be closed now.
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Closed) && (self.aborted || self.out.is_empty())
+    }
+
+    /// The connection was cut off because its output queue passed the bound.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped
+    }
+
+    /// The channel and transport of the subscription held, if any.
+    pub fn subscription(&self) -> Option<(&Arc<str>, Transport)> {
+        match &self.phase {
+            Phase::Subscribed(s) => Some((&s.channel, s.transport)),
+            Phase::Waiting(Pending::Subscribe {
+                channel, transport, ..
+            }) => Some((channel, *transport)),
+            _ => None,
+        }
+    }
+
+    /// Whether the peer may send a request now (idle or mid-request): thread
+    /// dispatchers block on the socket only then, and on messages otherwise.
+    pub fn is_reading(&self) -> bool {
+        matches!(self.phase, Phase::Idle | Phase::Head | Phase::Body { .. })
+    }
+
+    // ----- internals -----
+
+    fn advance_input(&mut self, now: Instant) {
+        loop {
+            match &self.phase {
+                Phase::Idle | Phase::Head => {
+                    if self.input.is_empty() {
+                        break;
+                    }
+                    if matches!(self.phase, Phase::Idle) {
+                        self.phase = Phase::Head;
+                        self.read_deadline = Some(now + self.config.header_timeout);
+                    }
+                    match parse_head(&self.input) {
+                        Err(e) => {
+                            self.keep_alive = false;
+                            self.respond_text(e.status(), "bad request head", now);
+                        }
+                        Ok(Status::Partial) => break,
+                        Ok(Status::Complete(head)) => {
+                            self.input.drain(..head.len);
+                            self.handle_head(head, now);
+                        }
+                    }
+                }
+                Phase::Body { channel, len } => {
+                    let len = *len;
+                    if self.input.len() < len {
+                        break;
+                    }
+                    let channel = channel.clone();
+                    let body: Vec<u8> = self.input.drain(..len).collect();
+                    match String::from_utf8(body) {
+                        Ok(data) => {
+                            self.read_deadline = None;
+                            self.phase = Phase::Waiting(Pending::Publish);
+                            self.events.push_back(Event::Publish {
+                                channel,
+                                data: data.into_boxed_str(),
+                            });
+                        }
+                        Err(_) => self.respond_text(400, "message is not UTF-8", now),
+                    }
+                }
+                Phase::Waiting(_) | Phase::Subscribed(_) | Phase::Closed => break,
+            }
+        }
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = Vec::new();
+        }
+    }
+
+    fn handle_head(&mut self, head: Head, now: Instant) {
+        self.http10 = head.http10;
+        self.keep_alive = head.keep_alive;
+        // A body we do not read would be taken for the next request.
+        let has_body = head.content_length.unwrap_or(0) > 0;
+        if head.transfer_encoding {
+            self.keep_alive = false;
+            return self.respond_text(501, "request bodies need Content-Length", now);
+        }
+        let r = match route(&head) {
+            Ok(r) => r,
+            Err(e) => {
+                if has_body {
+                    self.keep_alive = false;
+                }
+                let allow = match e {
+                    crate::route::RouteError::MethodNotAllowed(a) => Some(a),
+                    _ => None,
+                };
+                let reason = match &e {
+                    crate::route::RouteError::BadRequest(r) => r,
+                    crate::route::RouteError::NotFound => "not found",
+                    crate::route::RouteError::MethodNotAllowed(_) => "method not allowed",
+                };
+                let mut extra = vec![];
+                if let Some(a) = allow {
+                    extra.push(("Allow", a.to_string()));
+                }
+                return self.respond_body(
+                    e.status(),
+                    &extra,
+                    "text/plain",
+                    format!("{reason}\n"),
+                    now,
+                );
+            }
+        };
+        match r {
+            Route::Preflight => {
+                if has_body {
+                    self.keep_alive = false;
+                }
+                let mut extra = vec![("Allow", "GET, POST, OPTIONS".to_string())];
+                if self.config.allow_origin.is_some() {
+                    extra.push((
+                        "Access-Control-Allow-Methods",
+                        "GET, POST, OPTIONS".to_string(),
+                    ));
+                    extra.push((
+                        "Access-Control-Allow-Headers",
+                        "Last-Event-ID, Authorization, Content-Type, Cache-Control".to_string(),
+                    ));
+                    extra.push(("Access-Control-Max-Age", "600".to_string()));
+                }
+                self.respond(204, &extra, Some(Bytes::new()), now);
+            }
+            Route::Stats => {
+                self.read_deadline = None;
+                self.phase = Phase::Waiting(Pending::Stats);
+                self.events.push_back(Event::Stats);
+            }
+            Route::Subscribe {
+                channel,
+                transport,
+                since,
+                timeout,
+            } => {
+                if has_body {
+                    self.keep_alive = false;
+                }
+                let poll_timeout = timeout
+                    .map_or(self.config.poll_timeout, Duration::from_secs)
+                    .min(self.config.max_poll_timeout);
+                let channel: Arc<str> = channel.into();
+                self.read_deadline = None;
+                self.phase = Phase::Waiting(Pending::Subscribe {
+                    channel: channel.clone(),
+                    transport,
+                    poll_timeout,
+                });
+                self.events.push_back(Event::Subscribe { channel, since });
+            }
+            Route::Publish { channel } => {
+                if let Some(token) = &self.config.publish_token {
+                    let given = head.authorization.as_deref().unwrap_or("");
+                    let expected = format!("Bearer {token}");
+                    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                        self.keep_alive = false;
+                        let extra = [("WWW-Authenticate", "Bearer".to_string())];
+                        return self.respond_body(
+                            401,
+                            &extra,
+                            "text/plain",
+                            "publish token required\n".into(),
+                            now,
+                        );
+                    }
+                }
+                let Some(len) = head.content_length else {
+                    self.keep_alive = false;
+                    return self.respond_text(411, "Content-Length required", now);
+                };
+                if len > self.config.max_message {
+                    self.keep_alive = false;
+                    return self.respond_text(413, "message too large", now);
+                }
+                if head.expect_continue {
+                    self.push(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                }
+                self.phase = Phase::Body {
+                    channel: channel.into(),
+                    len,
+                };
+            }
+        }
+    }
+
+    fn respond_poll(&mut self, messages: &[Arc<Message>], missed: u64, now: Instant) {
+        let mut body = Vec::with_capacity(messages.len() + 2);
+        body.push(Bytes::from_static(b"["));
+        for (i, m) in messages.iter().enumerate() {
+            if i > 0 {
+                body.push(Bytes::from_static(b","));
+            }
+            body.push(m.frame(Frame::Object));
+        }
+        body.push(Bytes::from_static(b"]"));
+        let len: usize = body.iter().map(Bytes::len).sum();
+        let mut head = self.head_start(200);
+        head.push_str("Content-Type: application/json\r\nCache-Control: no-cache\r\n");
+        if missed > 0 {
+            head.push_str(&format!("X-Comet-Missed: {missed}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
+        self.push(Bytes::from(head));
+        for b in body {
+            self.push(b);
+        }
+        self.after_response(now);
+    }
+
+    fn respond_text(&mut self, status: u16, text: &str, now: Instant) {
+        self.respond_body(status, &[], "text/plain", format!("{text}\n"), now);
+    }
+
+    fn respond_json(&mut self, status: u16, body: String, now: Instant) {
+        self.respond_body(status, &[], "application/json", body, now);
+    }
+
+    fn respond_body(
+        &mut self,
+        status: u16,
+        extra: &[(&str, String)],
+        content_type: &str,
+        body: String,
+        now: Instant,
+    ) {
+        let mut extra = extra.to_vec();
+        extra.push(("Content-Type", content_type.to_string()));
+        self.respond(status, &extra, Some(Bytes::from(body)), now);
+    }
+
+    /// Queues a whole response and moves on to the next request.
+    fn respond(
+        &mut self,
+        status: u16,
+        extra: &[(&str, String)],
+        body: Option<Bytes>,
+        now: Instant,
+    ) {
+        let mut head = self.head_start(status);
+        for (k, v) in extra {
+            head.push_str(k);
+            head.push_str(": ");
+            head.push_str(v);
+            head.push_str("\r\n");
+        }
+        let body = body.unwrap_or_default();
+        if status != 204 {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        self.push(Bytes::from(head));
+        if !body.is_empty() {
+            self.push(body);
+        }
+        self.after_response(now);
+    }
+
+    /// Status line and the headers every response carries.
+    fn head_start(&self, status: u16) -> String {
+        let mut h = format!(
+            "HTTP/1.1 {status} {}\r\nServer: cometbench\r\n",
+            reason(status)
+        );
+        if let Some(origin) = &self.config.allow_origin {
+            h.push_str("Access-Control-Allow-Origin: ");
+            h.push_str(origin);
+            h.push_str("\r\n");
+        }
+        if !self.keep_alive {
+            h.push_str("Connection: close\r\n");
+        } else if self.http10 {
+            h.push_str("Connection: keep-alive\r\n");
+        }
+        h
+    }
+
+    fn finish_request(&mut self, _now: Instant) {
+        self.sub_deadline = None;
+        self.phase = Phase::Idle;
+    }
+
+    fn after_response(&mut self, now: Instant) {
+        if self.keep_alive {
+            self.phase = Phase::Idle;
+            self.read_deadline = Some(now + self.config.idle_timeout);
+        } else {
+            self.phase = Phase::Closed;
+            self.read_deadline = None;
+            self.sub_deadline = None;
+        }
+    }
+
+    fn push(&mut self, b: Bytes) {
+        if self.aborted || b.is_empty() {
+            return;
+        }
+        self.queued += b.len();
+        self.out.push_back(b);
+    }
+
+    /// Drops the subscriber when its unsent output passes the bound.
+    fn check_queue(&mut self) {
+        if self.queued > self.config.max_queue {
+            self.dropped = true;
+            self.close(true);
+        }
+    }
+
+    fn close(&mut self, abort: bool) {
+        let channel = match &self.phase {
+            Phase::Subscribed(s) => Some(s.channel.clone()),
+            _ => None,
+        };
+        if let Some(channel) = channel {
+            self.events.push_back(Event::Unsubscribe { channel });
+        }
+        self.phase = Phase::Closed;
+        if abort {
+            self.aborted = true;
+            self.out = VecDeque::new();
+            self.queued = 0;
+        }
+        self.input = Vec::new();
+        self.read_deadline = None;
+        self.sub_deadline = None;
+    }
+}
+
+/// Compares without an early exit, so timing tells nothing of where a guess is wrong.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
+    for i in 0..b.len() {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b[i];
+    }
+    diff == 0
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// A whole `503` response, for a dispatcher that cannot take a connection on
+/// (no thread to spare) and closes it.
+pub fn service_unavailable() -> &'static [u8] {
+    b"HTTP/1.1 503 Service Unavailable\r\nServer: cometbench\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nno thread available\n"
+}

@@ -1,0 +1,26 @@
+//! The Comet protocol core of cometbench, sans-IO.
+//!
+//! Bytes and time in, bytes and events out: HTTP/1.1 request parsing
+//! ([`request`]), routing ([`route`]), the four transports and their framing
+//! ([`transport`]), the channel hub with ids and backlog ([`hub`]), the
+//! per-connection state machine every dispatcher drives ([`Conn`]), and the
+//! client-side decoders ([`client`]) that the load generator and tests use.
+//!
+//! It leaves out everything that waits: no sockets, no threads, no clock.
+//! Time is always passed in as an `Instant`, so heartbeats and timeouts are
+//! tested with a fake clock.
+
+pub mod client;
+pub mod config;
+pub mod conn;
+pub mod hub;
+pub mod message;
+pub mod request;
+pub mod route;
+pub mod transport;
+
+pub use config::Config;
+pub use conn::{Conn, Event};
+pub use hub::{Hub, HubStats, Published, Replay};
+pub use message::Message;
+pub use transport::Transport;

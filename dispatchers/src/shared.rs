@@ -1,0 +1,210 @@
+//! What every dispatcher shares: the hub behind a lock, fan-out groups,
+//! counters for `/stats`, and the loop that answers a connection's events.
+//!
+//! # Fan-out
+//! A *group* is whatever owns a set of connections and waits on its own: a
+//! reactor, a ring, a thread. The hub counts subscribers per group, and a
+//! publish hands the message to each group's [`Inbox`] once; the group then
+//! writes to its own subscribers. Delivery happens with the hub locked, so every
+//! group sees a channel's messages in id order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use comet::{Config, Conn, Event, Hub, Message, Replay};
+
+/// Where a group receives the messages published on its channels.
+pub trait Inbox: Send + Sync {
+    /// Hands `message` to the group and wakes it. Called with the hub locked:
+    /// it must not block.
+    fn deliver(&self, message: &Arc<Message>);
+}
+
+/// A group as the hub knows it: compared by identity.
+#[derive(Clone)]
+pub struct Group(pub Arc<dyn Inbox>);
+
+impl PartialEq for Group {
+    fn eq(&self, other: &Group) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+/// Counters reported in `/stats`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Connections accepted since start.
+    pub accepted: AtomicU64,
+    /// Messages handed to subscribers (one per subscriber per message).
+    pub delivered: AtomicU64,
+    /// Subscribers dropped because their output passed the bound.
+    pub dropped_slow: AtomicU64,
+    /// Connections refused (`503`, or a full descriptor table) since start.
+    pub refused: AtomicU64,
+}
+
+/// Server-wide state, shared by every thread of a dispatcher.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub counters: Counters,
+    /// The dispatcher's name, as in `--dispatcher`.
+    pub name: &'static str,
+    /// The dispatcher's settings, for `/stats`.
+    pub settings: serde_json::Value,
+    hub: Mutex<Hub<Group>>,
+    started: Instant,
+}
+
+impl Shared {
+    pub fn new(config: Config, name: &'static str, settings: serde_json::Value) -> Shared {
+        Shared {
+            hub: Mutex::new(Hub::new(config.backlog)),
+            config: Arc::new(config),
+            counters: Counters::default(),
+            name,
+            settings,
+            started: Instant::now(),
+        }
+    }
+
+    fn hub(&self) -> std::sync::MutexGuard<'_, Hub<Group>> {
+        // A panic while holding the hub leaves it consistent enough to go on:
+        // every method mutates it in one step.
+        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self, channel: &str, since: Option<u64>, group: &Group) -> Replay {
+        self.hub().subscribe(channel, since, group)
+    }
+
+    pub fn unsubscribe(&self, channel: &str, group: &Group) {
+        self.hub().unsubscribe(channel, group)
+    }
+
+    /// Publishes and hands the message to every group with subscribers on the
+    /// channel. Returns the id given and the subscriber count.
+    pub fn publish(&self, channel: &str, data: Box<str>) -> (u64, u64) {
+        let mut hub = self.hub();
+        let p = hub.publish(channel, data);
+        for g in &p.groups {
+            g.0.deliver(&p.message);
+        }
+        (p.message.id(), p.subscribers)
+    }
+
+    /// The `/stats` document.
+    pub fn stats_json(&self) -> String {
+        let h = self.hub().stats();
+        let c = &self.counters;
+        serde_json::json!({
+            "dispatcher": self.name,
+            "settings": self.settings,
+            "connections": c.connections.load(Ordering::Relaxed),
+            "accepted": c.accepted.load(Ordering::Relaxed),
+            "refused": c.refused.load(Ordering::Relaxed),
+            "subscribers": h.subscribers,
+            "channels": h.channels,
+            "published": h.published,
+            "delivered": c.delivered.load(Ordering::Relaxed),
+            "dropped_slow": c.dropped_slow.load(Ordering::Relaxed),
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "config": {
+                "heartbeat_secs": self.config.heartbeat.as_secs_f64(),
+                "poll_timeout_secs": self.config.poll_timeout.as_secs_f64(),
+                "backlog": self.config.backlog,
+                "max_message": self.config.max_message,
+                "max_queue": self.config.max_queue,
+                "publish_token": self.config.publish_token.is_some(),
+                "allow_origin": self.config.allow_origin,
+            },
+        })
+        .to_string()
+    }
+
+    /// Answers every event `conn` raised, against the hub. `local` is told of
+    /// each subscription change (`true` joined, `false` left) so that a group
+    /// can keep its own map of channel to connections.
+    pub fn drain_events(
+        &self,
+        conn: &mut Conn,
+        group: &Group,
+        now: Instant,
+        mut local: impl FnMut(&Arc<str>, bool),
+    ) {
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Subscribe { channel, since } => {
+                    local(&channel, true);
+                    let replay = self.subscribe(&channel, since, group);
+                    let n = replay.messages.len() as u64;
+                    conn.handle_subscribed(replay, now);
+                    self.counters.delivered.fetch_add(n, Ordering::Relaxed);
+                }
+                Event::Unsubscribe { channel } => {
+                    local(&channel, false);
+                    self.unsubscribe(&channel, group);
+                }
+                Event::Publish { channel, data } => {
+                    let (id, subscribers) = self.publish(&channel, data);
+                    conn.handle_published(id, subscribers, now);
+                }
+                Event::Stats => conn.handle_stats(self.stats_json(), now),
+            }
+        }
+    }
+
+    /// Hands `message` to one subscriber and counts it; a subscriber dropped
+    /// as too slow is counted too. The caller drains events afterwards.
+    pub fn deliver(&self, conn: &mut Conn, message: &Arc<Message>, now: Instant) {
+        if conn.handle_message(message, now) {
+            self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if conn.is_dropped() {
+            self.counters.dropped_slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn conn_opened(&self) {
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn conn_closed(&self) {
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn conn_refused(&self) {
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A group's own map of channel to the connections (by key) subscribed there.
+#[derive(Debug, Default)]
+pub struct LocalSubs {
+    by_channel: HashMap<Arc<str>, Vec<usize>>,
+}
+
+impl LocalSubs {
+    pub fn update(&mut self, channel: &Arc<str>, key: usize, joined: bool) {
+        if joined {
+            self.by_channel.entry(channel.clone()).or_default().push(key);
+        } else if let Some(keys) = self.by_channel.get_mut(channel) {
+            if let Some(i) = keys.iter().position(|&k| k == key) {
+                keys.swap_remove(i);
+            }
+            if keys.is_empty() {
+                self.by_channel.remove(channel);
+            }
+        }
+    }
+
+    /// Keys subscribed to `channel`, copied so the caller may change the map
+    /// while it delivers.
+    pub fn keys(&self, channel: &str) -> Vec<usize> {
+        self.by_channel.get(channel).cloned().unwrap_or_default()
+    }
+}
