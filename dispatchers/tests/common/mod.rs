@@ -1,0 +1,187 @@
+//! A small blocking HTTP client for the dispatcher tests: real sockets on
+//! 127.0.0.1, decoded with `comet::client`.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use comet::client::{parse_response_head, ClientEvent, Item, ResponseHead, Subscriber};
+use comet::request::Status;
+use comet::Transport;
+
+/// Sends `raw` on a new connection and reads one response (head and body).
+pub fn request(addr: SocketAddr, raw: &[u8]) -> (ResponseHead, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).expect("write request");
+    read_response(&mut s)
+}
+
+/// Reads one whole response with a Content-Length (or none) from `s`.
+pub fn read_response(s: &mut TcpStream) -> (ResponseHead, Vec<u8>) {
+    read_responses(s, 1).remove(0)
+}
+
+/// Reads `n` pipelined responses from `s`.
+pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<(ResponseHead, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut out = Vec::new();
+    while out.len() < n {
+        if let Status::Complete(head) = parse_response_head(&buf).expect("response head") {
+            let want = head.len + head.content_length.unwrap_or(0);
+            if buf.len() >= want {
+                let body = buf[head.len..want].to_vec();
+                buf.drain(..want);
+                out.push((head, body));
+                continue;
+            }
+        }
+        let got = s.read(&mut chunk).expect("read response");
+        assert!(got > 0, "EOF before a whole response: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    out
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> (ResponseHead, Vec<u8>) {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Publishes and returns the id given.
+pub fn publish(addr: SocketAddr, channel: &str, data: &str) -> u64 {
+    let (head, body) = request(addr, comet::client::publish_request(channel, data, None).as_bytes());
+    assert_eq!(head.status, 202, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["id"].as_u64().unwrap()
+}
+
+pub fn stats(addr: SocketAddr) -> serde_json::Value {
+    let (head, body) = get(addr, "/stats");
+    assert_eq!(head.status, 200);
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Waits until `/stats` reports `n` subscribers.
+pub fn wait_subscribers(addr: SocketAddr, n: u64, within: Duration) {
+    let end = Instant::now() + within;
+    loop {
+        let got = stats(addr)["subscribers"].as_u64().unwrap();
+        if got == n {
+            return;
+        }
+        assert!(Instant::now() < end, "subscribers: {got}, want {n}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One subscriber connection.
+pub struct Sub {
+    pub stream: TcpStream,
+    pub dec: Subscriber,
+    pub head: Option<ResponseHead>,
+    pub items: Vec<Item>,
+    pub ended: bool,
+    /// Bytes read past the end of a response.
+    rest: Vec<u8>,
+}
+
+impl Sub {
+    pub fn open(addr: SocketAddr, channel: &str, transport: Transport, query: &str, headers: &str) -> Sub {
+        let stream = TcpStream::connect(addr).expect("connect");
+        let mut sub = Sub {
+            stream,
+            dec: Subscriber::new(transport),
+            head: None,
+            items: Vec::new(),
+            ended: false,
+            rest: Vec::new(),
+        };
+        sub.send(channel, transport, query, headers);
+        sub
+    }
+
+    /// Sends another subscribe request on the same connection.
+    pub fn send(&mut self, channel: &str, transport: Transport, query: &str, headers: &str) {
+        let req = format!(
+            "GET /sub/{channel}?transport={}{query} HTTP/1.1\r\nHost: t\r\n{headers}\r\n",
+            transport.name()
+        );
+        self.stream.write_all(req.as_bytes()).expect("write");
+    }
+
+    /// Next long-poll on the same keep-alive connection.
+    pub fn repoll(&mut self, channel: &str, query: &str) {
+        self.dec.reset();
+        self.head = None;
+        self.ended = false;
+        self.send(channel, Transport::Longpoll, query, "");
+        let rest = std::mem::take(&mut self.rest);
+        self.feed(&rest);
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.ended {
+                self.rest.extend_from_slice(data);
+                return;
+            }
+            let mut out = Vec::new();
+            let used = self.dec.feed(data, &mut out).expect("decode");
+            for ev in out {
+                match ev {
+                    ClientEvent::Head(h) => self.head = Some(h),
+                    ClientEvent::Item(it) => self.items.push(it),
+                    ClientEvent::End => self.ended = true,
+                }
+            }
+            data = &data[used..];
+        }
+    }
+
+    /// Reads until `done(self)` or the time runs out; returns whether it held.
+    pub fn read_until(&mut self, within: Duration, done: impl Fn(&Sub) -> bool) -> bool {
+        let end = Instant::now() + within;
+        let mut buf = [0u8; 8192];
+        while !done(self) {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(end - now)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => return done(self),
+                Ok(n) => self.feed(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return done(self),
+            }
+        }
+        true
+    }
+
+    pub fn wait_head(&mut self) -> &ResponseHead {
+        assert!(self.read_until(Duration::from_secs(10), |s| s.head.is_some()), "no response head");
+        self.head.as_ref().unwrap()
+    }
+
+    /// Messages received so far as (id, data).
+    pub fn messages(&self) -> Vec<(u64, String)> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Message { id, data } => Some((*id, data.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn wait_messages(&mut self, n: usize) -> Vec<(u64, String)> {
+        let ok = self.read_until(Duration::from_secs(10), |s| s.messages().len() >= n);
+        assert!(ok, "got {:?}, want {n} messages", self.items);
+        self.messages()
+    }
+}

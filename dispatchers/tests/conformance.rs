@@ -1,0 +1,280 @@
+//! One conformance suite, run against every dispatcher: real sockets on
+//! 127.0.0.1, port 0, the wire protocol of DESIGN section 3.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use comet::client::Item;
+use comet::{Config, Transport};
+use common::*;
+use dispatchers::{Kind, Options, Running};
+
+fn server(kind: Kind, config: Config) -> Running {
+    server_with(kind, config, 64)
+}
+
+fn server_with(kind: Kind, config: Config, pool_size: usize) -> Running {
+    dispatchers::start(
+        kind,
+        Options {
+            config,
+            threads: 2,
+            pool_size,
+            thread_stack: 256 * 1024,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
+}
+
+fn quick() -> Config {
+    Config {
+        heartbeat: Duration::from_secs(1),
+        header_timeout: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+pub fn transports_in_order(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut subs: Vec<(Transport, Sub)> = [Transport::Sse, Transport::Stream, Transport::Iframe]
+        .into_iter()
+        .map(|t| (t, Sub::open(a, "room", t, "", "")))
+        .collect();
+    for (t, s) in &mut subs {
+        let h = s.wait_head().clone();
+        assert_eq!(h.status, 200, "{t:?}");
+        assert_eq!(h.content_type.as_deref().map(|c| c.split(';').next().unwrap()), Some(t.content_type().split(';').next().unwrap()));
+        assert!(h.chunked || *t == Transport::Sse, "{t:?} is chunked");
+    }
+    let lp = Sub::open(a, "room", Transport::Longpoll, "", "");
+    wait_subscribers(a, 4, Duration::from_secs(5));
+    let sent: Vec<String> = (0..5).map(|i| format!("message {i}\nline two")).collect();
+    for (i, m) in sent.iter().enumerate() {
+        assert_eq!(publish(a, "room", m), i as u64 + 1);
+    }
+    let want: Vec<(u64, String)> = sent.iter().enumerate().map(|(i, m)| (i as u64 + 1, m.clone())).collect();
+    for (t, s) in &mut subs {
+        assert_eq!(s.wait_messages(5), want, "{t:?}");
+    }
+    let mut lp = lp;
+    assert_eq!(lp.wait_messages(1), want[..1].to_vec());
+    let h = lp.head.clone().unwrap();
+    assert_eq!(h.content_type.as_deref(), Some("application/json"));
+    srv.stop();
+}
+
+pub fn longpoll_repoll_with_since(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut lp = Sub::open(a, "lp", Transport::Longpoll, "", "");
+    wait_subscribers(a, 1, Duration::from_secs(5));
+    publish(a, "lp", "first");
+    assert_eq!(lp.wait_messages(1), vec![(1, "first".to_string())]);
+    assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
+    // Published while no poll is open: the next poll with since gets them all.
+    for m in ["second", "third", "fourth"] {
+        publish(a, "lp", m);
+    }
+    lp.items.clear();
+    lp.repoll("lp", "&since=1");
+    let got = lp.wait_messages(3);
+    assert_eq!(got, vec![(2, "second".into()), (3, "third".into()), (4, "fourth".into())]);
+    // Same connection again, waiting this time.
+    lp.items.clear();
+    assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
+    lp.repoll("lp", "&since=4");
+    wait_subscribers(a, 1, Duration::from_secs(5));
+    publish(a, "lp", "fifth");
+    assert_eq!(lp.wait_messages(1), vec![(5, "fifth".into())]);
+    // A timeout answers 204 on the same connection.
+    assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
+    lp.items.clear();
+    lp.repoll("lp", "&since=5&timeout=1");
+    assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
+    assert_eq!(lp.head.as_ref().unwrap().status, 204);
+    srv.stop();
+}
+
+pub fn sse_last_event_id_replays(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    for i in 1..=6 {
+        publish(a, "news", &format!("n{i}"));
+    }
+    let mut s = Sub::open(a, "news", Transport::Sse, "&since=1", "Last-Event-ID: 3\r\n");
+    let got = s.wait_messages(3);
+    assert_eq!(got, vec![(4, "n4".into()), (5, "n5".into()), (6, "n6".into())]);
+    publish(a, "news", "n7");
+    assert_eq!(s.wait_messages(4)[3], (7, "n7".into()));
+    srv.stop();
+}
+
+pub fn missed_is_reported(kind: Kind) {
+    let srv = server(kind, Config { backlog: 4, ..quick() });
+    let a = srv.addr;
+    for i in 1..=10 {
+        publish(a, "m", &format!("x{i}"));
+    }
+    // Backlog holds 7..10; since=2 missed 3..6.
+    for t in [Transport::Sse, Transport::Stream, Transport::Iframe] {
+        let mut s = Sub::open(a, "m", t, "&since=2", "");
+        assert!(s.read_until(Duration::from_secs(5), |s| s.messages().len() >= 4), "{t:?}");
+        assert_eq!(s.items.iter().find(|i| matches!(i, Item::Missed(_))), Some(&Item::Missed(4)), "{t:?}");
+        assert_eq!(s.messages()[0].0, 7);
+    }
+    let mut lp = Sub::open(a, "m", Transport::Longpoll, "&since=2", "");
+    assert_eq!(lp.wait_messages(4).iter().map(|m| m.0).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    assert_eq!(lp.head.as_ref().unwrap().missed, Some(4));
+    srv.stop();
+}
+
+pub fn iframe_cannot_be_broken_out_of(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut s = Sub::open(a, "f", Transport::Iframe, "", "");
+    s.wait_head();
+    let hostile = "</script><script>alert(1)</script>\u{2028}\u{2029}<!--&amp;";
+    publish(a, "f", hostile);
+    // Read raw bytes too: the script element must not contain '<' etc.
+    assert_eq!(s.wait_messages(1), vec![(1, hostile.to_string())]);
+    let mut raw = TcpStream::connect(a).unwrap();
+    raw.write_all(b"GET /sub/f?transport=iframe&since=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&buf).contains("</script>") {
+        let n = raw.read(&mut chunk).unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let start = text.find("<script>").unwrap() + "<script>".len();
+    let end = start + text[start..].find("</script>").unwrap();
+    let script = &text[start..end];
+    assert!(!script.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{script}");
+    srv.stop();
+}
+
+pub fn errors_have_the_right_status(kind: Kind) {
+    let srv = server(
+        kind,
+        Config {
+            publish_token: Some("s3cret".into()),
+            max_message: 1024,
+            ..quick()
+        },
+    );
+    let a = srv.addr;
+    let status = |raw: &[u8]| request(a, raw).0.status;
+    assert_eq!(status(b"GET /sub/bad!name HTTP/1.1\r\n\r\n"), 400);
+    assert_eq!(status(b"GET /sub/a?transport=carrier-pigeon HTTP/1.1\r\n\r\n"), 400);
+    assert_eq!(status(b"GET /sub/a?since=x HTTP/1.1\r\n\r\n"), 400);
+    assert_eq!(status(b"NONSENSE\r\n\r\n"), 400);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"), 401);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Length: 2\r\n\r\nhi"), 401);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"), 401);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\nhi"), 202);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\n\xff\xfe"), 400);
+    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2000\r\n\r\n"), 413);
+    assert_eq!(status(b"GET /nowhere HTTP/1.1\r\n\r\n"), 404);
+    let (h, _) = request(a, b"GET /pub/a HTTP/1.1\r\n\r\n");
+    assert_eq!(h.status, 405);
+    let long = format!("GET /sub/{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+    assert_eq!(status(long.as_bytes()), 414);
+    let big = format!("GET /sub/a HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    assert_eq!(status(big.as_bytes()), 431);
+    // Nothing was published by the refused requests.
+    assert_eq!(stats(a)["published"], 1);
+    // Slow headers: closed after the header timeout (1 s here), 408 first.
+    let mut slow = TcpStream::connect(a).unwrap();
+    slow.write_all(b"GET /sub/a HTTP/1.1\r\nX-Slow: ").unwrap();
+    let t0 = Instant::now();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let _ = slow.read_to_end(&mut got);
+    assert!(t0.elapsed() < Duration::from_secs(8), "not closed in time");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"), "{got:?}");
+    srv.stop();
+}
+
+pub fn disconnected_client_is_removed(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut keep = Sub::open(a, "d", Transport::Sse, "", "");
+    keep.wait_head();
+    for t in [Transport::Sse, Transport::Stream, Transport::Iframe] {
+        let mut s = Sub::open(a, "d", t, "", "");
+        s.wait_head();
+        wait_subscribers(a, 2, Duration::from_secs(5));
+        drop(s);
+        // Thread dispatchers notice at the next heartbeat (1 s here).
+        wait_subscribers(a, 1, Duration::from_secs(5));
+    }
+    let st = stats(a);
+    assert_eq!(st["dispatcher"], kind.name());
+    srv.stop();
+}
+
+pub fn broadcast_to_1000_sse(kind: Kind) {
+    // The pool must hold every subscriber, or the rest would (rightly) wait.
+    let srv = server_with(kind, quick(), 1100);
+    let a = srv.addr;
+    let mut subs: Vec<Sub> = (0..1000).map(|_| Sub::open(a, "all", Transport::Sse, "", "")).collect();
+    wait_subscribers(a, 1000, Duration::from_secs(30));
+    publish(a, "all", "to everyone");
+    for s in &mut subs {
+        assert_eq!(s.wait_messages(1), vec![(1, "to everyone".to_string())]);
+    }
+    let st = stats(a);
+    assert_eq!(st["delivered"], 1000);
+    srv.stop();
+}
+
+pub fn keep_alive_and_pipelining(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n").unwrap();
+    let mut r = read_responses(&mut s, 3).into_iter();
+    let (h1, b1) = r.next().unwrap();
+    let (h2, b2) = r.next().unwrap();
+    let (h3, _) = r.next().unwrap();
+    assert_eq!((h1.status, h2.status, h3.status), (202, 202, 200));
+    assert!(String::from_utf8_lossy(&b1).contains("\"id\":1"));
+    assert!(String::from_utf8_lossy(&b2).contains("\"id\":2"));
+    // HTTP/1.0 is answered and closed.
+    let (h, _) = request(a, b"GET /stats HTTP/1.0\r\n\r\n");
+    assert_eq!(h.status, 200);
+    assert!(h.close);
+    srv.stop();
+}
+
+macro_rules! conformance {
+    ($($module:ident => $kind:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+            #[test] fn transports_in_order() { super::transports_in_order($kind) }
+            #[test] fn longpoll_repoll_with_since() { super::longpoll_repoll_with_since($kind) }
+            #[test] fn sse_last_event_id_replays() { super::sse_last_event_id_replays($kind) }
+            #[test] fn missed_is_reported() { super::missed_is_reported($kind) }
+            #[test] fn iframe_cannot_be_broken_out_of() { super::iframe_cannot_be_broken_out_of($kind) }
+            #[test] fn errors_have_the_right_status() { super::errors_have_the_right_status($kind) }
+            #[test] fn disconnected_client_is_removed() { super::disconnected_client_is_removed($kind) }
+            #[test] fn broadcast_to_1000_sse() { super::broadcast_to_1000_sse($kind) }
+            #[test] fn keep_alive_and_pipelining() { super::keep_alive_and_pipelining($kind) }
+        }
+    )*};
+}
+
+conformance! {
+    reactor => Kind::Reactor,
+    uring => Kind::Uring,
+    thread_per_connection => Kind::ThreadPerConn,
+    thread_pool => Kind::ThreadPool,
+}
