@@ -101,6 +101,8 @@ pub struct Conn {
     /// Output is discarded: the peer is gone or was too slow.
     aborted: bool,
     dropped: bool,
+    /// No request has begun yet: the header deadline set at accept still runs.
+    fresh: bool,
 }
 
 /// Input held for a request that is still arriving, beyond which the peer is cut off.
@@ -125,6 +127,7 @@ impl Conn {
             keep_alive: true,
             aborted: false,
             dropped: false,
+            fresh: true,
         }
     }
 
@@ -136,18 +139,16 @@ impl Conn {
             Phase::Closed => return,
             // A streaming client has nothing more to say; what it sends is ignored.
             Phase::Subscribed(ref s) if s.transport.is_streaming() => return,
-            Phase::Idle if !data.is_empty() => {
-                self.phase = Phase::Head;
-                self.read_deadline = Some(now + self.config.header_timeout);
-            }
+            Phase::Idle if !data.is_empty() => self.begin_request(now),
             _ => {}
-        }
-        if self.input.len() + data.len() > max_input(&self.config) {
-            self.close(true);
-            return;
         }
         self.input.extend_from_slice(data);
         self.advance_input(now);
+        // Checked after parsing, so that a head refused before its body (401,
+        // 413) is answered even when that body came in the same read.
+        if !matches!(self.phase, Phase::Closed) && self.input.len() > max_input(&self.config) {
+            self.close(true);
+        }
     }
 
     /// The peer closed its side.
@@ -192,6 +193,7 @@ impl Conn {
                     self.events.push_back(Event::Unsubscribe { channel });
                     self.finish_request(now);
                     self.respond(204, &[], Some(Bytes::new()), now);
+                    self.advance_input(now);
                 }
             }
         }
@@ -231,16 +233,19 @@ impl Conn {
             return;
         }
         let chunked = !self.http10;
+        if !chunked {
+            // An HTTP/1.0 stream ends only when the connection does
+            // (`head_start` then says `Connection: close`).
+            self.keep_alive = false;
+        }
+        // Nothing more is read from a streaming client: drop what it pipelined.
+        self.input = Vec::new();
         let mut head = self.head_start(200);
         head.push_str("Content-Type: ");
         head.push_str(transport.content_type());
         head.push_str("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
         if chunked {
             head.push_str("Transfer-Encoding: chunked\r\n");
-        } else {
-            // An HTTP/1.0 stream ends only when the connection does.
-            head.push_str("Connection: close\r\n");
-            self.keep_alive = false;
         }
         head.push_str("\r\n");
         self.push(Bytes::from(head));
@@ -297,6 +302,7 @@ impl Conn {
         if matches!(self.phase, Phase::Waiting(Pending::Publish)) {
             let body = format!("{{\"id\":{id},\"subscribers\":{subscribers}}}");
             self.respond_json(202, body, now);
+            self.advance_input(now);
         }
     }
 
@@ -304,6 +310,7 @@ impl Conn {
     pub fn handle_stats(&mut self, json: String, now: Instant) {
         if matches!(self.phase, Phase::Waiting(Pending::Stats)) {
             self.respond_json(200, json, now);
+            self.advance_input(now);
         }
     }
 
@@ -389,8 +396,7 @@ impl Conn {
                         break;
                     }
                     if matches!(self.phase, Phase::Idle) {
-                        self.phase = Phase::Head;
-                        self.read_deadline = Some(now + self.config.header_timeout);
+                        self.begin_request(now);
                     }
                     match parse_head(&self.input) {
                         Err(e) => {
@@ -428,6 +434,15 @@ impl Conn {
         }
         if self.input.is_empty() && self.input.capacity() > 0 {
             self.input = Vec::new();
+        }
+    }
+
+    /// The first byte of a request arrived: its header deadline runs from
+    /// now, or from accept for the connection's first request.
+    fn begin_request(&mut self, now: Instant) {
+        self.phase = Phase::Head;
+        if !std::mem::take(&mut self.fresh) {
+            self.read_deadline = Some(now + self.config.header_timeout);
         }
     }
 
@@ -488,6 +503,9 @@ impl Conn {
                 self.respond(204, &extra, Some(Bytes::new()), now);
             }
             Route::Stats => {
+                if has_body {
+                    self.keep_alive = false;
+                }
                 self.read_deadline = None;
                 self.phase = Phase::Waiting(Pending::Stats);
                 self.events.push_back(Event::Stats);
@@ -537,7 +555,8 @@ impl Conn {
                     self.keep_alive = false;
                     return self.respond_text(413, "message too large", now);
                 }
-                if head.expect_continue {
+                // An HTTP/1.0 client's expectation is ignored (RFC 9110 section 10.1.1).
+                if head.expect_continue && !head.http10 {
                     self.push(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
                 }
                 self.phase = Phase::Body {
@@ -650,6 +669,7 @@ impl Conn {
             self.read_deadline = Some(now + self.config.idle_timeout);
         } else {
             self.phase = Phase::Closed;
+            self.input = Vec::new();
             self.read_deadline = None;
             self.sub_deadline = None;
         }
@@ -693,9 +713,9 @@ impl Conn {
 
 /// Compares without an early exit, so timing tells nothing of where a guess is wrong.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | ((a.len() ^ b.len()) >> 8) as u8;
-    for i in 0..b.len() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b[i];
+    let mut diff = (a.len() != b.len()) as u8;
+    for (i, &y) in b.iter().enumerate() {
+        diff |= a.get(i).copied().unwrap_or(0) ^ y;
     }
     diff == 0
 }

@@ -94,9 +94,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
     let block_end = match find_blank_line(&rest[line_end..]) {
         Some(i) if i > MAX_HEADER_BLOCK => return Err(HeadError::HeadersTooLarge),
         Some(i) => line_end + i,
-        None if rest.len() - line_end > MAX_HEADER_BLOCK => {
-            return Err(HeadError::HeadersTooLarge)
-        }
+        None if rest.len() - line_end > MAX_HEADER_BLOCK => return Err(HeadError::HeadersTooLarge),
         None => return Ok(Status::Partial),
     };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -205,8 +203,13 @@ mod tests {
                 .map(|i| format!("X-{i}: v\r\n"))
                 .collect::<String>()
         );
-        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "b".repeat(MAX_HEADER_BLOCK));
-        let cases: Vec<(&str, &str, Result<Option<()>, HeadError>)> = vec![
+        let big = format!(
+            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+            "b".repeat(MAX_HEADER_BLOCK)
+        );
+        type Case<'a> = (&'a str, &'a str, Result<Option<()>, HeadError>);
+        let cases: Vec<Case> =
+            vec![
             ("simple", "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n", Ok(Some(()))),
             ("bare LF", "GET /stats HTTP/1.1\nHost: x\n\n", Ok(Some(()))),
             ("no headers", "GET / HTTP/1.1\r\n\r\n", Ok(Some(()))),

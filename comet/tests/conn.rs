@@ -1,0 +1,1606 @@
+//! Scenario tests of [`Conn`] against a [`Hub`], the way a dispatcher drives
+//! them, with no sockets, no threads and no sleeps: time is a fake clock
+//! (`start + Duration`) moved by hand, and output is decoded with
+//! [`comet::client`].
+//!
+//! # The harness
+//! [`Harness`] plays a single-group dispatcher: it feeds bytes
+//! (`handle_read`), moves time (`handle_timeout`), answers every event the way
+//! DESIGN section 3 says (`Subscribe` -> `hub.subscribe` + `handle_subscribed`,
+//! `Unsubscribe` -> `hub.unsubscribe`, `Publish` -> `hub.publish`, then
+//! `handle_message` on every subscriber of the channel, then
+//! `handle_published`, `Stats` -> `handle_stats`), and takes every conn's
+//! output (`pending` then `advance`) unless the conn is marked stalled (a
+//! socket that never drains).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use comet::client::{self, ClientEvent, Item, ResponseHead, Subscriber};
+use comet::request::Status;
+use comet::{Config, Conn, Event, Hub, Transport};
+
+const STATS_JSON: &str = r#"{"dispatcher":"harness","connections":3}"#;
+const GROUP: u32 = 0;
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+struct Harness {
+    config: Arc<Config>,
+    hub: Hub<u32>,
+    start: Instant,
+    now: Instant,
+    conns: BTreeMap<u32, Conn>,
+    /// The channel each conn is subscribed to, as the dispatcher learned it from events.
+    subs: BTreeMap<u32, Arc<str>>,
+    /// Output taken from each conn, not yet read by the test.
+    out: BTreeMap<u32, Vec<u8>>,
+    /// Conns whose output is never taken.
+    stalled: BTreeSet<u32>,
+    /// Every event raised, in order, with its conn.
+    events: Vec<(u32, Event)>,
+    next: u32,
+    publisher: Option<u32>,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let start = Instant::now();
+        Harness {
+            hub: Hub::new(config.backlog),
+            config: Arc::new(config),
+            start,
+            now: start,
+            conns: BTreeMap::new(),
+            subs: BTreeMap::new(),
+            out: BTreeMap::new(),
+            stalled: BTreeSet::new(),
+            events: Vec::new(),
+            next: 1,
+            publisher: None,
+        }
+    }
+
+    fn default() -> Harness {
+        Harness::new(Config::default())
+    }
+
+    /// A connection accepted now.
+    fn open(&mut self) -> u32 {
+        let id = self.next;
+        self.next += 1;
+        self.conns
+            .insert(id, Conn::new(self.config.clone(), self.now));
+        self.out.insert(id, Vec::new());
+        id
+    }
+
+    fn conn(&mut self, id: u32) -> &mut Conn {
+        self.conns.get_mut(&id).expect("no such conn")
+    }
+
+    /// Sets the fake clock to `start + d` (never backwards).
+    fn at(&mut self, d: Duration) {
+        let t = self.start + d;
+        assert!(t >= self.now, "the clock goes forward only");
+        self.now = t;
+    }
+
+    /// Bytes read on `id`, in one piece.
+    fn send(&mut self, id: u32, bytes: impl AsRef<[u8]>) {
+        let now = self.now;
+        self.conn(id).handle_read(bytes.as_ref(), now);
+        self.settle();
+    }
+
+    /// Bytes read on `id`, one read per byte.
+    fn send_bytewise(&mut self, id: u32, bytes: impl AsRef<[u8]>) {
+        for b in bytes.as_ref() {
+            self.send(id, [*b]);
+        }
+    }
+
+    /// Calls `handle_timeout` on every conn at the current time, due or not:
+    /// a conn must do nothing before its deadline.
+    fn tick(&mut self) {
+        let now = self.now;
+        for c in self.conns.values_mut() {
+            c.handle_timeout(now);
+        }
+        self.settle();
+    }
+
+    /// Answers every event of every conn, then takes their output, until quiet.
+    fn settle(&mut self) {
+        loop {
+            let mut busy = false;
+            let ids: Vec<u32> = self.conns.keys().copied().collect();
+            for id in ids {
+                busy |= self.drain(id);
+            }
+            for (id, c) in self.conns.iter_mut() {
+                if self.stalled.contains(id) {
+                    continue;
+                }
+                let n: usize = c.pending().iter().map(|b| b.len()).sum();
+                let out = self.out.get_mut(id).expect("out");
+                for b in c.pending() {
+                    out.extend_from_slice(b);
+                }
+                if n > 0 {
+                    c.advance(n);
+                }
+                assert!(!c.has_pending());
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    /// Answers the events of `id`; returns whether there were any.
+    fn drain(&mut self, id: u32) -> bool {
+        let mut any = false;
+        while let Some(ev) = self.conn(id).poll_event() {
+            any = true;
+            self.events.push((id, ev.clone()));
+            self.answer(id, ev);
+        }
+        any
+    }
+
+    fn answer(&mut self, id: u32, ev: Event) {
+        let now = self.now;
+        match ev {
+            Event::Subscribe { channel, since } => {
+                assert!(
+                    self.subs.insert(id, channel.clone()).is_none(),
+                    "{id} subscribed twice"
+                );
+                let replay = self.hub.subscribe(&channel, since, &GROUP);
+                self.conn(id).handle_subscribed(replay, now);
+            }
+            Event::Unsubscribe { channel } => {
+                assert_eq!(self.subs.remove(&id), Some(channel.clone()), "conn {id}");
+                self.hub.unsubscribe(&channel, &GROUP);
+            }
+            Event::Publish { channel, data } => {
+                let p = self.hub.publish(&channel, data);
+                let to: Vec<u32> = self
+                    .subs
+                    .iter()
+                    .filter(|(_, c)| **c == channel)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in to {
+                    self.conn(k).handle_message(&p.message, now);
+                    // As a dispatcher does after each delivery: an answered
+                    // long-poll leaves the channel before the next publish.
+                    self.drain(k);
+                }
+                self.conn(id)
+                    .handle_published(p.message.id(), p.subscribers, now);
+            }
+            Event::Stats => self.conn(id).handle_stats(STATS_JSON.to_string(), now),
+        }
+    }
+
+    /// Output of `id` taken since the last call.
+    fn take(&mut self, id: u32) -> Vec<u8> {
+        std::mem::take(self.out.get_mut(&id).expect("out"))
+    }
+
+    fn take_str(&mut self, id: u32) -> String {
+        String::from_utf8(self.take(id)).expect("output is UTF-8")
+    }
+
+    /// Opens a conn and sends `GET /sub/{channel}` for `transport`.
+    fn subscribe(&mut self, channel: &str, transport: Transport, since: Option<u64>) -> u32 {
+        let id = self.open();
+        self.send(id, client::subscribe_request(channel, transport, since));
+        id
+    }
+
+    /// Publishes on a keep-alive publisher conn; returns `(id, subscribers)`.
+    fn publish(&mut self, channel: &str, data: &str) -> (u64, u64) {
+        let p = match self.publisher {
+            Some(p) => p,
+            None => {
+                let p = self.open();
+                self.publisher = Some(p);
+                p
+            }
+        };
+        self.send(p, client::publish_request(channel, data, None));
+        let r = response(&self.take(p));
+        assert_eq!(r.status(), 202, "{r:?}");
+        published(&r)
+    }
+
+    fn unsubscribes(&self, id: u32) -> usize {
+        self.events
+            .iter()
+            .filter(|(k, e)| *k == id && matches!(e, Event::Unsubscribe { .. }))
+            .count()
+    }
+
+    fn queued(&mut self, id: u32) -> usize {
+        self.conn(id).pending().iter().map(|b| b.len()).sum()
+    }
+}
+
+// ----- decoding -----
+
+/// One whole response with a `Content-Length` body (or none).
+#[derive(Debug)]
+struct Resp {
+    head: ResponseHead,
+    raw: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    fn headers(&self, name: &str) -> Vec<String> {
+        self.raw
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        let mut h = self.headers(name);
+        assert!(h.len() <= 1, "{name} given {} times: {}", h.len(), self.raw);
+        h.pop()
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("UTF-8 body")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+fn head_of(buf: &[u8]) -> (ResponseHead, String) {
+    match client::parse_response_head(buf).expect("a response head") {
+        Status::Complete(h) => {
+            let raw = String::from_utf8(buf[..h.len].to_vec()).expect("UTF-8 head");
+            (h, raw)
+        }
+        Status::Partial => panic!("partial head: {:?}", String::from_utf8_lossy(buf)),
+    }
+}
+
+/// Splits `buf` into whole non-streaming responses; all of it must be used.
+fn responses(mut buf: &[u8]) -> Vec<Resp> {
+    let mut all = Vec::new();
+    while !buf.is_empty() {
+        let (head, raw) = head_of(buf);
+        assert!(!head.chunked, "not a whole response: {raw}");
+        let len = if head.status < 200 || head.status == 204 {
+            assert_eq!(head.content_length, None, "{raw}");
+            0
+        } else {
+            head.content_length.expect("Content-Length")
+        };
+        let body = buf[head.len..head.len + len].to_vec();
+        buf = &buf[head.len + len..];
+        all.push(Resp { head, raw, body });
+    }
+    all
+}
+
+fn response(buf: &[u8]) -> Resp {
+    let mut r = responses(buf);
+    assert_eq!(r.len(), 1, "{r:?}");
+    r.remove(0)
+}
+
+fn published(r: &Resp) -> (u64, u64) {
+    assert_eq!(r.head.content_type.as_deref(), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
+    (
+        v["id"].as_u64().unwrap(),
+        v["subscribers"].as_u64().unwrap(),
+    )
+}
+
+/// Splits a chunked body strictly: each chunk's size line, data and CRLF.
+fn chunks(mut body: &[u8]) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    while !body.is_empty() {
+        let nl = body.iter().position(|&b| b == b'\n').expect("size line");
+        let line = std::str::from_utf8(&body[..nl]).unwrap();
+        let size =
+            usize::from_str_radix(line.strip_suffix('\r').expect("CRLF"), 16).expect("hex size");
+        assert!(size > 0, "an endless stream sends no last chunk");
+        let data = &body[nl + 1..nl + 1 + size];
+        assert_eq!(&body[nl + 1 + size..nl + 3 + size], b"\r\n");
+        all.push(data.to_vec());
+        body = &body[nl + 3 + size..];
+    }
+    all
+}
+
+fn chunk(s: &str) -> String {
+    format!("{:x}\r\n{s}\r\n", s.len())
+}
+
+/// A client reading one subscribe response as it arrives.
+struct Reader {
+    sub: Subscriber,
+    head: Option<ResponseHead>,
+    items: Vec<Item>,
+    ended: usize,
+}
+
+impl Reader {
+    fn new(t: Transport) -> Reader {
+        Reader {
+            sub: Subscriber::new(t),
+            head: None,
+            items: Vec::new(),
+            ended: 0,
+        }
+    }
+
+    /// Decodes `bytes`; a long-poll reader resets after each response, so
+    /// several polls on one conn can be read in a row.
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let mut evs = Vec::new();
+            let used = self.sub.feed(bytes, &mut evs).expect("decodes");
+            bytes = &bytes[used..];
+            for e in evs {
+                match e {
+                    ClientEvent::Head(h) => self.head = Some(h),
+                    ClientEvent::Item(i) => self.items.push(i),
+                    ClientEvent::End => self.ended += 1,
+                }
+            }
+            if self.sub.is_done() {
+                self.sub.reset();
+            } else {
+                assert!(bytes.is_empty(), "bytes past an unfinished response");
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<Item> {
+        std::mem::take(&mut self.items)
+    }
+}
+
+fn msg(id: u64, data: &str) -> Item {
+    Item::Message {
+        id,
+        data: data.to_string(),
+    }
+}
+
+const STREAMING: [Transport; 3] = [Transport::Sse, Transport::Stream, Transport::Iframe];
+
+// ----- transports -----
+
+#[test]
+fn every_streaming_transport_delivers_in_order() {
+    let data = ["one", "two\nlines", "three \"quoted\" \\ é"];
+    for t in STREAMING {
+        let mut h = Harness::default();
+        let c = h.subscribe("room", t, None);
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        let head = r.head.clone().expect("head at once");
+        assert_eq!(head.status, 200, "{t:?}");
+        assert_eq!(
+            head.content_type.as_deref(),
+            Some(t.content_type()),
+            "{t:?}"
+        );
+        assert!(head.chunked, "{t:?}");
+        assert!(!head.close, "{t:?}");
+        assert_eq!(r.take(), vec![], "{t:?}");
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(h.publish("room", d), (i as u64 + 1, 1), "{t:?}");
+        }
+        r.feed(&h.take(c));
+        let want: Vec<Item> = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| msg(i as u64 + 1, d))
+            .collect();
+        assert_eq!(r.take(), want, "{t:?}");
+        assert_eq!(r.ended, 0);
+        assert!(!h.conn(c).is_done());
+    }
+}
+
+#[test]
+fn sse_wire_format() {
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Sse, None);
+    let out = h.take(c);
+    let (head, raw) = head_of(&out);
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert_eq!(head.content_type.as_deref(), Some("text/event-stream"));
+    assert!(head.chunked);
+    assert_eq!(
+        chunks(&out[head.len..]),
+        vec![b"retry: 3000\n\n".to_vec()],
+        "retry: comes first"
+    );
+    h.publish("a", "x\ny\r\nz");
+    h.publish("a", "");
+    assert_eq!(
+        h.take_str(c),
+        chunk("id: 1\ndata: x\ndata: y\ndata: z\n\n") + &chunk("id: 2\ndata: \n\n")
+    );
+}
+
+#[test]
+fn stream_wire_format() {
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Stream, None);
+    let out = h.take(c);
+    let (head, _) = head_of(&out);
+    assert_eq!(head.content_type.as_deref(), Some("application/x-ndjson"));
+    assert!(head.chunked);
+    assert_eq!(out.len(), head.len, "no prelude for ndjson");
+    h.publish("a", "hi\n\"there\"");
+    assert_eq!(
+        h.take_str(c),
+        chunk("{\"id\":1,\"data\":\"hi\\n\\\"there\\\"\"}\n")
+    );
+}
+
+#[test]
+fn iframe_prelude_then_scripts() {
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Iframe, None);
+    let out = h.take(c);
+    let (head, _) = head_of(&out);
+    assert_eq!(
+        head.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(head.chunked);
+    // The prelude is sent at once, before any message.
+    let prelude = chunks(&out[head.len..]).concat();
+    let prelude = String::from_utf8(prelude).unwrap();
+    assert!(prelude.starts_with("<!DOCTYPE html>"), "{prelude}");
+    assert!(prelude.len() >= 1024, "prelude of {} bytes", prelude.len());
+    assert!(!prelude.contains("<script"));
+    h.publish("a", "hi");
+    assert_eq!(
+        h.take_str(c),
+        chunk("<script>parent.comet({\"id\":1,\"data\":\"hi\"});</script>\n")
+    );
+}
+
+#[test]
+fn iframe_message_cannot_break_out() {
+    let evil = "</script><script>alert(1)</script><!-- & \u{2028}\u{2029} -->";
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Iframe, None);
+    h.publish("a", evil);
+    h.publish("a", "</SCRIPT >");
+    let out = h.take(c);
+    let (head, _) = head_of(&out);
+    let body = String::from_utf8(chunks(&out[head.len..]).concat()).unwrap();
+    let scripts: Vec<&str> = body.split("<script>").skip(1).collect();
+    assert_eq!(scripts.len(), 2, "{body}");
+    let mut datas = Vec::new();
+    for sc in scripts {
+        let (text, _) = sc.split_once("</script>").expect("closed");
+        assert!(
+            !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+            "script text {text:?}"
+        );
+        let json = text
+            .strip_prefix("parent.comet(")
+            .and_then(|t| t.strip_suffix(");"))
+            .expect("one call");
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        datas.push(v["data"].as_str().unwrap().to_string());
+    }
+    assert_eq!(datas, vec![evil.to_string(), "</SCRIPT >".to_string()]);
+    let mut r = Reader::new(Transport::Iframe);
+    r.feed(&out);
+    assert_eq!(r.take(), vec![msg(1, evil), msg(2, "</SCRIPT >")]);
+}
+
+#[test]
+fn default_transport_follows_accept() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(
+        c,
+        "GET /sub/a HTTP/1.1\r\nAccept: text/html, text/event-stream;q=0.9\r\n\r\n",
+    );
+    let out = h.take(c);
+    assert_eq!(
+        head_of(&out).0.content_type.as_deref(),
+        Some("text/event-stream")
+    );
+    let c = h.open();
+    h.send(c, "GET /sub/a HTTP/1.1\r\nAccept: */*\r\n\r\n");
+    assert_eq!(h.take(c), b"", "long-poll waits");
+    h.publish("a", "m");
+    let r = response(&h.take(c));
+    assert_eq!(r.head.content_type.as_deref(), Some("application/json"));
+}
+
+// ----- long-poll -----
+
+#[test]
+fn longpoll_waits_then_answers_and_keeps_alive() {
+    let mut h = Harness::default();
+    let c = h.subscribe("lp", Transport::Longpoll, None);
+    assert_eq!(h.take(c), b"", "held");
+    assert_eq!(h.hub.stats().subscribers, 1);
+    assert_eq!(h.publish("lp", "first"), (1, 1));
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.head.content_type.as_deref(), Some("application/json"));
+    assert_eq!(r.header("Connection"), None, "keep-alive");
+    assert_eq!(r.header("X-Comet-Missed"), None);
+    assert_eq!(r.text(), r#"[{"id":1,"data":"first"}]"#);
+    assert_eq!((h.unsubscribes(c), h.hub.stats().subscribers), (1, 0));
+    assert!(!h.conn(c).is_done());
+
+    // Published while the client is away: a re-poll with since gets them all at once.
+    for d in ["b", "c", "d"] {
+        assert_eq!(h.publish("lp", d).1, 0);
+    }
+    h.send(
+        c,
+        client::subscribe_request("lp", Transport::Longpoll, Some(1)),
+    );
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        client::parse_longpoll(&r.body).unwrap(),
+        vec![msg(2, "b"), msg(3, "c"), msg(4, "d")]
+    );
+    assert_eq!(r.header("Connection"), None);
+
+    // Without since: only what comes after the request.
+    h.send(
+        c,
+        client::subscribe_request("lp", Transport::Longpoll, None),
+    );
+    assert_eq!(h.take(c), b"");
+    h.publish("lp", "e");
+    h.publish("lp", "f");
+    let r = response(&h.take(c));
+    assert_eq!(r.text(), r#"[{"id":5,"data":"e"}]"#);
+
+    // since = the last id: waits too.
+    h.send(
+        c,
+        client::subscribe_request("lp", Transport::Longpoll, Some(6)),
+    );
+    assert_eq!(h.take(c), b"");
+    h.publish("lp", "g");
+    let mut r = Reader::new(Transport::Longpoll);
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), vec![msg(7, "g")]);
+    assert_eq!(r.ended, 1);
+    assert_eq!(h.unsubscribes(c), 4);
+    assert_eq!(h.hub.stats().subscribers, 0);
+}
+
+#[test]
+fn longpoll_duplicate_message_is_ignored() {
+    let mut h = Harness::default();
+    h.publish("a", "1");
+    let c = h.subscribe("a", Transport::Longpoll, None);
+    // The replay's last id is 1: message 1 again is a duplicate.
+    let m = Arc::new(comet::Message::new("a".into(), 1, "1".into()));
+    let now = h.now;
+    assert!(!h.conn(c).handle_message(&m, now));
+    h.settle();
+    assert_eq!(h.take(c), b"");
+}
+
+#[test]
+fn longpoll_timeouts() {
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Longpoll, None);
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(30)));
+    h.at(ms(29_999));
+    h.tick();
+    assert_eq!(h.take(c), b"");
+    h.at(s(30));
+    h.tick();
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 204);
+    assert!(
+        r.raw.starts_with("HTTP/1.1 204 No Content\r\n"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(r.header("Connection"), None);
+    assert!(r.body.is_empty());
+    assert_eq!(h.unsubscribes(c), 1);
+    assert_eq!(h.hub.stats().subscribers, 0);
+    // Idle after the response: the idle timeout runs.
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(90)));
+
+    // ?timeout= on the same connection.
+    h.send(
+        c,
+        "GET /sub/a?transport=longpoll&timeout=5 HTTP/1.1\r\n\r\n",
+    );
+    h.at(ms(34_999));
+    h.tick();
+    assert_eq!(h.take(c), b"");
+    h.at(s(35));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 204);
+
+    // ?timeout=0 answers at once (at the next timer).
+    h.send(c, "GET /sub/a?timeout=0 HTTP/1.1\r\n\r\n");
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.now));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 204);
+
+    // Capped at 600 s.
+    h.send(c, "GET /sub/a?timeout=100000 HTTP/1.1\r\n\r\n");
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(635)));
+    h.at(ms(634_999));
+    h.tick();
+    assert_eq!(h.take(c), b"");
+    h.at(s(635));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 204);
+
+    // And it still works as a poll afterwards.
+    h.send(c, client::subscribe_request("a", Transport::Longpoll, None));
+    h.publish("a", "x");
+    assert_eq!(response(&h.take(c)).text(), r#"[{"id":1,"data":"x"}]"#);
+    assert!(!h.conn(c).is_done());
+}
+
+// ----- replay and missed -----
+
+#[test]
+fn sse_last_event_id_replays_and_wins_over_since() {
+    let mut h = Harness::default();
+    for i in 1..=5 {
+        h.publish("a", &format!("m{i}"));
+    }
+    let c = h.open();
+    h.send(
+        c,
+        "GET /sub/a?transport=sse&since=4 HTTP/1.1\r\nLast-Event-ID: 2\r\n\r\n",
+    );
+    let mut r = Reader::new(Transport::Sse);
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), vec![msg(3, "m3"), msg(4, "m4"), msg(5, "m5")]);
+    h.publish("a", "m6");
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), vec![msg(6, "m6")]);
+
+    // ?since= alone replays too, in every streaming transport.
+    for t in STREAMING {
+        let c = h.open();
+        h.send(
+            c,
+            format!("GET /sub/a?transport={}&since=4 HTTP/1.1\r\n\r\n", t.name()),
+        );
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        assert_eq!(r.take(), vec![msg(5, "m5"), msg(6, "m6")], "{t:?}");
+    }
+}
+
+#[test]
+fn missed_is_reported_by_every_transport() {
+    let mut h = Harness::new(Config {
+        backlog: 3,
+        ..Config::default()
+    });
+    for i in 1..=6 {
+        h.publish("a", &format!("m{i}"));
+    }
+    // Backlog holds 4, 5, 6: after since=1, 2 and 3 are gone.
+    let want = vec![Item::Missed(2), msg(4, "m4"), msg(5, "m5"), msg(6, "m6")];
+
+    let c = h.subscribe("a", Transport::Longpoll, Some(1));
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("X-Comet-Missed").as_deref(), Some("2"));
+    assert_eq!(r.head.missed, Some(2));
+    assert_eq!(client::parse_longpoll(&r.body).unwrap(), want[1..].to_vec());
+
+    let notices = [
+        (Transport::Sse, ": missed 2\n\n"),
+        (Transport::Stream, "{\"missed\":2}\n"),
+        (
+            Transport::Iframe,
+            "<script>parent.comet({\"missed\":2});</script>\n",
+        ),
+    ];
+    for (t, notice) in notices {
+        let c = h.subscribe("a", t, Some(1));
+        let out = h.take(c);
+        let (head, _) = head_of(&out);
+        let parts = chunks(&out[head.len..]);
+        let first_msg = parts
+            .iter()
+            .position(|p| String::from_utf8_lossy(p).contains("m4"))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&parts[first_msg - 1]),
+            notice,
+            "{t:?}: the notice comes right before the replay"
+        );
+        let mut r = Reader::new(t);
+        r.feed(&out);
+        assert_eq!(r.take(), want, "{t:?}");
+    }
+
+    // since=0: 1, 2 and 3 are gone.
+    let c = h.subscribe("a", Transport::Longpoll, Some(0));
+    assert_eq!(response(&h.take(c)).head.missed, Some(3));
+    // Nothing missed: no notice.
+    let c = h.subscribe("a", Transport::Sse, Some(3));
+    let mut r = Reader::new(Transport::Sse);
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), want[1..].to_vec());
+}
+
+#[test]
+fn longpoll_missed_with_no_backlog_answers_at_once() {
+    let mut h = Harness::new(Config {
+        backlog: 0,
+        ..Config::default()
+    });
+    h.publish("a", "x");
+    h.publish("a", "y");
+    let c = h.subscribe("a", Transport::Longpoll, Some(0));
+    let r = response(&h.take(c));
+    assert_eq!((r.status(), r.head.missed, r.text()), (200, Some(2), "[]"));
+}
+
+// ----- heartbeats -----
+
+#[test]
+fn heartbeats_exactly_when_due() {
+    let beats = [
+        (Transport::Sse, ":\n\n"),
+        (Transport::Stream, "\n"),
+        (Transport::Iframe, "<!-- -->\n"),
+    ];
+    for (t, beat) in beats {
+        let mut h = Harness::default();
+        h.at(s(100));
+        let c = h.subscribe("a", t, None);
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(115)), "{t:?}");
+        h.at(ms(114_999));
+        h.tick();
+        assert_eq!(h.take(c), b"", "{t:?}: not before");
+        h.at(s(115));
+        h.tick();
+        let out = h.take_str(c);
+        assert_eq!(out, chunk(beat), "{t:?}");
+        r.feed(out.as_bytes());
+        assert_eq!(r.take(), vec![Item::Heartbeat], "{t:?}");
+        // Every interval, messages or not.
+        assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(130)), "{t:?}");
+        h.at(s(120));
+        h.publish("a", "m");
+        h.at(ms(129_999));
+        h.tick();
+        r.feed(&h.take(c));
+        assert_eq!(r.take(), vec![msg(1, "m")], "{t:?}");
+        h.at(s(130));
+        h.tick();
+        assert_eq!(h.take_str(c), chunk(beat), "{t:?}");
+        // A late timer sends one beat, not a burst.
+        h.at(s(200));
+        h.tick();
+        assert_eq!(h.take_str(c), chunk(beat), "{t:?}");
+        assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(215)), "{t:?}");
+    }
+}
+
+// ----- timeouts of the request itself -----
+
+#[test]
+fn header_timeout_runs_from_accept() {
+    let mut h = Harness::default();
+    let c = h.open();
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(10)));
+    h.at(s(5));
+    h.send(c, "GET /sub/a HTTP/1.1\r\nHost:");
+    h.at(ms(9_999));
+    h.tick();
+    assert_eq!(h.take(c), b"");
+    assert!(!h.conn(c).is_done());
+    h.at(s(10));
+    h.tick();
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 408);
+    assert_eq!(r.header("Connection").as_deref(), Some("close"));
+    assert!(h.conn(c).is_done());
+    assert_eq!(h.conn(c).poll_timeout(), None);
+    // A closed conn ignores what comes next.
+    h.send(c, " x\r\n\r\n");
+    assert_eq!(h.take(c), b"");
+}
+
+#[test]
+fn header_timeout_of_a_slow_body() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(c, "POST /pub/a HTTP/1.1\r\nContent-Length: 10\r\n\r\nhalf");
+    h.at(s(10));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 408);
+    assert!(h.conn(c).is_done());
+    assert_eq!(h.hub.stats().published, 0);
+}
+
+#[test]
+fn fresh_conn_that_sends_nothing_is_closed() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.at(s(10));
+    h.tick();
+    assert!(h.conn(c).is_done());
+    assert_eq!(h.take(c), b"", "no request, no response");
+}
+
+#[test]
+fn keep_alive_deadlines() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.at(s(3));
+    h.send(c, "GET /stats HTTP/1.1\r\n\r\n");
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.head.content_type.as_deref(), Some("application/json"));
+    assert_eq!(r.text(), STATS_JSON);
+    // Between requests: the idle timeout.
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(63)));
+    // The header deadline of the next request runs from its first byte.
+    h.at(s(30));
+    h.send(c, "GET /st");
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(40)));
+    h.at(ms(39_999));
+    h.send(c, "ats HTTP/1.1\r\n");
+    h.tick();
+    assert_eq!(h.take(c), b"");
+    h.at(s(40));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 408);
+    assert!(h.conn(c).is_done());
+
+    // An idle keep-alive conn is closed after 60 s, without a response.
+    let c = h.open();
+    h.send(c, "GET /stats HTTP/1.1\r\n\r\n");
+    assert_eq!(response(&h.take(c)).status(), 200);
+    h.at(ms(99_999));
+    h.tick();
+    assert!(!h.conn(c).is_done());
+    h.at(s(100));
+    h.tick();
+    assert!(h.conn(c).is_done());
+    assert_eq!(h.take(c), b"");
+}
+
+// ----- errors -----
+
+struct Case {
+    name: &'static str,
+    request: Vec<u8>,
+    status: u16,
+    /// The connection stays open for the next request.
+    keep_alive: bool,
+    header: Option<(&'static str, &'static str)>,
+}
+
+fn case(name: &'static str, request: impl Into<Vec<u8>>, status: u16, keep_alive: bool) -> Case {
+    Case {
+        name,
+        request: request.into(),
+        status,
+        keep_alive,
+        header: None,
+    }
+}
+
+fn run_cases(config: Config, cases: Vec<Case>) {
+    for bytewise in [false, true] {
+        for c in &cases {
+            if bytewise && c.request.len() > 20_000 {
+                continue;
+            }
+            let mut h = Harness::new(config.clone());
+            let id = h.open();
+            if bytewise {
+                h.send_bytewise(id, &c.request);
+            } else {
+                h.send(id, &c.request);
+            }
+            let out = h.take(id);
+            let r = response(&out);
+            assert_eq!(r.status(), c.status, "{}: {}", c.name, r.raw);
+            if let Some((k, v)) = c.header {
+                assert_eq!(r.header(k).as_deref(), Some(v), "{}: {}", c.name, r.raw);
+            }
+            assert_eq!(
+                r.header("Connection").as_deref() != Some("close"),
+                c.keep_alive,
+                "{}: {}",
+                c.name,
+                r.raw
+            );
+            assert_eq!(h.conn(id).is_done(), !c.keep_alive, "{}", c.name);
+            if c.keep_alive {
+                h.send(id, "GET /stats HTTP/1.1\r\n\r\n");
+                assert_eq!(response(&h.take(id)).status(), 200, "{}: next", c.name);
+            }
+            assert_eq!(h.hub.stats().published, 0, "{}", c.name);
+            assert_eq!(h.hub.stats().subscribers, 0, "{}", c.name);
+        }
+    }
+}
+
+#[test]
+fn errors() {
+    let long_line = format!("GET /sub/{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+    let big_head = format!("GET /stats HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    let big_body = format!(
+        "POST /pub/a HTTP/1.1\r\nContent-Length: 100000\r\n\r\n{}",
+        "c".repeat(100_000)
+    );
+    let mut non_utf8 = b"POST /pub/a HTTP/1.1\r\nContent-Length: 3\r\n\r\n".to_vec();
+    non_utf8.extend_from_slice(&[b'a', 0xff, 0xfe]);
+    let mut cases = vec![
+        case("bad channel", "GET /sub/a$b HTTP/1.1\r\n\r\n", 400, true),
+        case(
+            "channel too long",
+            format!("GET /sub/{} HTTP/1.1\r\n\r\n", "x".repeat(65)),
+            400,
+            true,
+        ),
+        case(
+            "bad transport",
+            "GET /sub/a?transport=websocket HTTP/1.1\r\n\r\n",
+            400,
+            true,
+        ),
+        case(
+            "bad since",
+            "GET /sub/a?since=-3 HTTP/1.1\r\n\r\n",
+            400,
+            true,
+        ),
+        case(
+            "bad Last-Event-ID",
+            "GET /sub/a?transport=sse HTTP/1.1\r\nLast-Event-ID: x\r\n\r\n",
+            400,
+            true,
+        ),
+        case(
+            "bad timeout",
+            "GET /sub/a?timeout=1.5 HTTP/1.1\r\n\r\n",
+            400,
+            true,
+        ),
+        case(
+            "malformed head",
+            "GET /stats HTTP/1.1\r\nno colon here\r\n\r\n",
+            400,
+            false,
+        ),
+        case("garbage", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, false),
+        case("not found", "GET /subscribe/a HTTP/1.1\r\n\r\n", 404, true),
+        case("root", "GET / HTTP/1.1\r\n\r\n", 404, true),
+        case("no length", "POST /pub/a HTTP/1.1\r\n\r\n", 411, false),
+        case("too large", big_body, 413, false),
+        case(
+            "too large, head only",
+            "POST /pub/a HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+            413,
+            false,
+        ),
+        case("line too long", long_line, 414, false),
+        case("headers too large", big_head, 431, false),
+        case(
+            "transfer-encoding",
+            "POST /pub/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            501,
+            false,
+        ),
+        case("non-UTF-8 body", non_utf8, 400, true),
+    ];
+    let mut c = case(
+        "wrong method on sub",
+        "DELETE /sub/a HTTP/1.1\r\n\r\n",
+        405,
+        true,
+    );
+    c.header = Some(("Allow", "GET, OPTIONS"));
+    cases.push(c);
+    let mut c = case(
+        "wrong method on pub",
+        "GET /pub/a HTTP/1.1\r\n\r\n",
+        405,
+        true,
+    );
+    c.header = Some(("Allow", "POST, OPTIONS"));
+    cases.push(c);
+    let mut c = case(
+        "wrong method on stats",
+        "POST /stats HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        405,
+        true,
+    );
+    c.header = Some(("Allow", "GET, OPTIONS"));
+    cases.push(c);
+    run_cases(Config::default(), cases);
+}
+
+#[test]
+fn publish_token() {
+    let config = Config {
+        publish_token: Some("s3cret".into()),
+        ..Config::default()
+    };
+    let huge =
+        "POST /pub/a HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Length: 10000000\r\n\r\n";
+    let mut cases = vec![
+        case(
+            "missing token",
+            client::publish_request("a", "x", None),
+            401,
+            false,
+        ),
+        case(
+            "wrong token",
+            client::publish_request("a", "x", Some("s3cre")),
+            401,
+            false,
+        ),
+        case(
+            "longer token",
+            client::publish_request("a", "x", Some("s3cret2")),
+            401,
+            false,
+        ),
+        case(
+            "wrong scheme",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: Basic s3cret\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
+        case("401 before 413", huge, 401, false),
+        case(
+            "401 before 413, body sent",
+            format!(
+                "POST /pub/a HTTP/1.1\r\nContent-Length: 200000\r\n\r\n{}",
+                "z".repeat(200_000)
+            ),
+            401,
+            false,
+        ),
+    ];
+    for c in &mut cases {
+        c.header = Some(("WWW-Authenticate", "Bearer"));
+    }
+    run_cases(config.clone(), cases);
+
+    let mut h = Harness::new(config);
+    let sub = h.subscribe("a", Transport::Sse, None);
+    let c = h.open();
+    h.send(c, client::publish_request("a", "ok", Some("s3cret")));
+    assert_eq!(published(&response(&h.take(c))), (1, 1));
+    let mut r = Reader::new(Transport::Sse);
+    r.feed(&h.take(sub));
+    assert_eq!(r.take(), vec![msg(1, "ok")]);
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(
+        c,
+        "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\nGET /stats HTTP/1.1\r\n\r\n",
+    );
+    let r = response(&h.take(c));
+    assert_eq!(
+        (r.status(), r.header("Connection").as_deref()),
+        (200, Some("close"))
+    );
+    assert!(h.conn(c).is_done());
+
+    // A long-poll with Connection: close ends the conn once answered.
+    let c = h.open();
+    h.send(c, "GET /sub/a HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(!h.conn(c).is_done());
+    h.publish("a", "x");
+    let r = response(&h.take(c));
+    assert_eq!(
+        (r.status(), r.header("Connection").as_deref()),
+        (200, Some("close"))
+    );
+    assert!(h.conn(c).is_done());
+
+    // A body where none is expected cannot be taken for the next request.
+    let c = h.open();
+    h.send(
+        c,
+        "GET /stats HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /stats HTTP/1.1\r\n\r\n",
+    );
+    let r = response(&h.take(c));
+    assert_eq!(
+        (r.status(), r.header("Connection").as_deref()),
+        (200, Some("close"))
+    );
+    assert!(h.conn(c).is_done());
+
+    // A publish with Connection: close.
+    let c = h.open();
+    h.send(
+        c,
+        "POST /pub/a HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\ny",
+    );
+    let r = response(&h.take(c));
+    assert_eq!(published(&r), (2, 0));
+    assert_eq!(r.header("Connection").as_deref(), Some("close"));
+    assert!(h.conn(c).is_done());
+}
+
+#[test]
+fn http10_is_answered() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(c, "GET /stats HTTP/1.0\r\n\r\n");
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 200);
+    assert!(r.head.close);
+    assert!(h.conn(c).is_done());
+
+    let c = h.open();
+    h.send(c, "GET /stats HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = response(&h.take(c));
+    assert_eq!(r.header("Connection").as_deref(), Some("keep-alive"));
+    assert!(!h.conn(c).is_done());
+    h.send(c, "POST /pub/a HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(published(&response(&h.take(c))), (1, 0));
+    assert!(h.conn(c).is_done());
+
+    // Streams are not chunked for HTTP/1.0, and end with the connection.
+    for t in STREAMING {
+        for extra in ["", "Connection: keep-alive\r\n"] {
+            let c = h.open();
+            h.send(
+                c,
+                format!("GET /sub/a?transport={} HTTP/1.0\r\n{extra}\r\n", t.name()),
+            );
+            let (id, _) = h.publish("a", "line");
+            let out = h.take(c);
+            let (head, raw) = head_of(&out);
+            assert_eq!(head.status, 200, "{t:?}");
+            assert!(!head.chunked, "{t:?}: {raw}");
+            assert_eq!(head.content_length, None, "{t:?}");
+            let conn: Vec<_> = raw
+                .lines()
+                .filter(|l| l.to_ascii_lowercase().starts_with("connection:"))
+                .collect();
+            assert_eq!(conn, vec!["Connection: close"], "{t:?} {extra:?}: {raw}");
+            let body = String::from_utf8_lossy(&out[head.len..]).into_owned();
+            let want = match t {
+                Transport::Sse => format!("retry: 3000\n\nid: {id}\ndata: line\n\n"),
+                Transport::Stream => format!("{{\"id\":{id},\"data\":\"line\"}}\n"),
+                _ => format!("<script>parent.comet({{\"id\":{id},\"data\":\"line\"}});</script>\n"),
+            };
+            assert!(body.ends_with(&want), "{t:?}: {body:?}");
+            let mut r = Reader::new(t);
+            r.feed(&out);
+            assert_eq!(r.take(), vec![msg(id, "line")], "{t:?}");
+            // A heartbeat is not chunked either.
+            h.at(h.now - h.start + s(15));
+            h.tick();
+            let beat = h.take_str(c);
+            assert!(
+                !beat.is_empty() && !beat.contains("\r\n"),
+                "{t:?}: {beat:?}"
+            );
+            h.conn(c).handle_close();
+            h.settle();
+        }
+    }
+}
+
+// ----- publish -----
+
+#[test]
+fn expect_continue_before_the_body() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(
+        c,
+        "POST /pub/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_eq!(h.take_str(c), "HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(h.events.is_empty());
+    h.send(c, "hello");
+    let r = response(&h.take(c));
+    assert_eq!(published(&r), (1, 0));
+    // Refused before the body: no 100, straight to the answer.
+    h.send(
+        c,
+        "POST /pub/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n",
+    );
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 413);
+    // HTTP/1.0 clients never get a 100 (RFC 9110 section 10.1.1).
+    let c = h.open();
+    h.send(
+        c,
+        "POST /pub/a HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    );
+    assert_eq!(h.take(c), b"");
+    h.send(c, "hi");
+    assert_eq!(published(&response(&h.take(c))), (2, 0));
+}
+
+#[test]
+fn publish_ids_per_channel_and_subscriber_counts() {
+    let mut h = Harness::default();
+    let a1 = h.subscribe("a", Transport::Sse, None);
+    let _a2 = h.subscribe("a", Transport::Stream, None);
+    let _b1 = h.subscribe("b", Transport::Iframe, None);
+    let lp = h.subscribe("a", Transport::Longpoll, None);
+    assert_eq!(h.publish("a", "1"), (1, 3));
+    assert_eq!(h.publish("b", "1"), (1, 1));
+    assert_eq!(h.publish("a", "2"), (2, 2), "the long-poll was answered");
+    assert_eq!(h.publish("a", "3"), (3, 2));
+    assert_eq!(h.publish("c", "1"), (1, 0));
+    assert_eq!(h.publish("b", "2"), (2, 1));
+    h.conn(a1).handle_close();
+    h.settle();
+    assert_eq!(h.publish("a", "4"), (4, 1));
+    assert_eq!(response(&h.take(lp)).text(), r#"[{"id":1,"data":"1"}]"#);
+    let stats = h.hub.stats();
+    assert_eq!(
+        (stats.channels, stats.subscribers, stats.published),
+        (3, 2, 7)
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut h = Harness::default();
+    let c = h.open();
+    let mut wire = String::new();
+    wire += "GET /stats HTTP/1.1\r\n\r\n";
+    wire += &client::publish_request("a", "one", None);
+    wire += "GET /nope HTTP/1.1\r\n\r\n";
+    wire += &client::publish_request("a", "two", None);
+    wire += "OPTIONS /pub/a HTTP/1.1\r\n\r\n";
+    wire += "GET /sub/a?since=0 HTTP/1.1\r\n\r\n";
+    wire += "GET /stats HTTP/1.1\r\n\r\n";
+    h.send(c, &wire);
+    let rs = responses(&h.take(c));
+    let statuses: Vec<u16> = rs.iter().map(Resp::status).collect();
+    assert_eq!(statuses, vec![200, 202, 404, 202, 204, 200, 200]);
+    assert_eq!(published(&rs[1]), (1, 0));
+    assert_eq!(published(&rs[3]), (2, 0));
+    assert_eq!(rs[4].header("Allow").as_deref(), Some("GET, POST, OPTIONS"));
+    assert_eq!(
+        client::parse_longpoll(&rs[5].body).unwrap(),
+        vec![msg(1, "one"), msg(2, "two")]
+    );
+    assert_eq!(rs[6].text(), STATS_JSON);
+    assert!(!h.conn(c).is_done());
+
+    // Behind a held long-poll: answered once the poll is.
+    let c = h.open();
+    h.send(
+        c,
+        "GET /sub/a HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\nGET /sub/a?timeout=1 HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!(h.take(c), b"");
+    h.publish("a", "three");
+    let rs = responses(&h.take(c));
+    assert_eq!(
+        rs.iter().map(Resp::status).collect::<Vec<_>>(),
+        vec![200, 200]
+    );
+    assert_eq!(rs[0].text(), r#"[{"id":3,"data":"three"}]"#);
+    h.at(s(1));
+    h.tick();
+    let rs = responses(&h.take(c));
+    assert_eq!(
+        rs.iter().map(Resp::status).collect::<Vec<_>>(),
+        vec![204, 200]
+    );
+}
+
+#[test]
+fn cors() {
+    let mut h = Harness::new(Config {
+        allow_origin: Some("*".into()),
+        ..Config::default()
+    });
+    let c = h.open();
+    h.send(
+        c,
+        "OPTIONS /pub/a HTTP/1.1\r\nOrigin: http://x\r\n\r\nGET /nope HTTP/1.1\r\n\r\n",
+    );
+    let rs = responses(&h.take(c));
+    assert_eq!(rs[0].status(), 204);
+    assert_eq!(
+        rs[0].header("Access-Control-Allow-Origin").as_deref(),
+        Some("*")
+    );
+    let allowed = rs[0].header("Access-Control-Allow-Headers").unwrap();
+    assert!(allowed.contains("Last-Event-ID") && allowed.contains("Authorization"));
+    assert!(rs[0]
+        .header("Access-Control-Allow-Methods")
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(rs[1].status(), 404);
+    assert_eq!(
+        rs[1].header("Access-Control-Allow-Origin").as_deref(),
+        Some("*")
+    );
+    let s = h.subscribe("a", Transport::Sse, None);
+    let (_, raw) = head_of(&h.take(s));
+    assert!(raw.contains("Access-Control-Allow-Origin: *\r\n"), "{raw}");
+
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(c, "OPTIONS /pub/a HTTP/1.1\r\n\r\n");
+    let r = response(&h.take(c));
+    assert_eq!(r.status(), 204);
+    assert!(!r.raw.contains("Access-Control"), "{}", r.raw);
+}
+
+// ----- subscribers going away -----
+
+#[test]
+fn slow_subscriber_is_dropped() {
+    let max_queue = 4096;
+    let mut h = Harness::new(Config {
+        max_queue,
+        ..Config::default()
+    });
+    let slow = h.subscribe("a", Transport::Sse, None);
+    let fast = h.subscribe("a", Transport::Sse, None);
+    h.stalled.insert(slow);
+    let data = "x".repeat(1000);
+    let mut published = 0;
+    loop {
+        let before = h.queued(slow);
+        assert!(before <= max_queue);
+        let (id, k) = h.publish("a", &data);
+        published += 1;
+        assert_eq!(k, 2, "handed to both");
+        if h.conn(slow).is_dropped() {
+            let frame = format!("id: {id}\ndata: {data}\n\n");
+            assert!(
+                before + chunk(&frame).len() > max_queue,
+                "dropped early at {before}"
+            );
+            break;
+        }
+        assert!(h.queued(slow) > before);
+        assert!(published < 10, "never dropped");
+    }
+    // 1021 bytes a frame: 4 fit in 4096, the fifth passes.
+    assert_eq!(published, 5);
+    assert!(h.conn(slow).is_done());
+    assert!(!h.conn(slow).has_pending(), "its output is discarded");
+    assert_eq!(h.unsubscribes(slow), 1);
+    assert_eq!(h.hub.stats().subscribers, 1);
+    assert_eq!(h.publish("a", "next"), (6, 1));
+    assert!(!h.conn(fast).is_dropped());
+    let mut r = Reader::new(Transport::Sse);
+    r.feed(&h.take(fast));
+    assert_eq!(r.take().len(), 6);
+}
+
+#[test]
+fn replay_past_max_queue_drops_at_once() {
+    let mut h = Harness::new(Config {
+        max_queue: 2000,
+        ..Config::default()
+    });
+    for _ in 0..3 {
+        h.publish("a", &"y".repeat(1000));
+    }
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(
+        c,
+        client::subscribe_request("a", Transport::Stream, Some(0)),
+    );
+    assert!(h.conn(c).is_dropped() && h.conn(c).is_done());
+    assert_eq!(h.unsubscribes(c), 1);
+    assert_eq!(h.hub.stats().subscribers, 0);
+}
+
+#[test]
+fn eof_and_close_unsubscribe() {
+    for t in Transport::ALL {
+        for eof in [true, false] {
+            let mut h = Harness::default();
+            let c = h.subscribe("a", t, None);
+            h.take(c);
+            assert_eq!(h.hub.stats().subscribers, 1);
+            let now = h.now;
+            if eof {
+                h.conn(c).handle_eof(now);
+            } else {
+                h.conn(c).handle_close();
+            }
+            h.settle();
+            assert_eq!(h.unsubscribes(c), 1, "{t:?} eof={eof}");
+            assert_eq!(h.hub.stats().subscribers, 0);
+            assert!(h.conn(c).is_done());
+            assert_eq!(h.conn(c).subscription(), None);
+            // Nothing more comes out, and a second close raises nothing.
+            assert_eq!(h.publish("a", "late").1, 0);
+            h.conn(c).handle_close();
+            h.settle();
+            assert_eq!(h.take(c), b"");
+            assert_eq!(h.unsubscribes(c), 1);
+        }
+    }
+}
+
+#[test]
+fn eof_after_a_request_still_flushes_its_response() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, "GET /stats HTTP/1.1\r\n\r\n");
+    let now = h.now;
+    h.conn(c).handle_eof(now);
+    assert!(!h.conn(c).is_done(), "the response is still to be written");
+    h.stalled.remove(&c);
+    h.settle();
+    assert_eq!(response(&h.take(c)).status(), 200);
+    assert!(h.conn(c).is_done());
+}
+
+#[test]
+fn subscription_is_reported() {
+    let mut h = Harness::default();
+    let c = h.subscribe("chan", Transport::Stream, None);
+    let (ch, t) = h.conn(c).subscription().unwrap();
+    assert_eq!((&**ch, t), ("chan", Transport::Stream));
+    assert!(!h.conn(c).is_reading());
+    let c = h.open();
+    assert!(h.conn(c).is_reading());
+    assert_eq!(h.conn(c).subscription(), None);
+    // A streaming subscriber has nothing more to say: what it sends is ignored.
+    let s = h.subscribe("chan", Transport::Sse, None);
+    h.take(s);
+    h.send(s, "GET /stats HTTP/1.1\r\n\r\n");
+    assert_eq!(h.take(s), b"");
+}
+
+// ----- pieces -----
+
+/// The same conversation, fed in one piece or one byte at a time.
+/// Each conn's output, and every event raised.
+type Outcome = (BTreeMap<u32, Vec<u8>>, Vec<(u32, Event)>);
+
+fn conversation(bytewise: bool) -> Outcome {
+    let mut h = Harness::new(Config {
+        backlog: 4,
+        ..Config::default()
+    });
+    let feed = |h: &mut Harness, id: u32, bytes: &[u8]| {
+        if bytewise {
+            h.send_bytewise(id, bytes);
+        } else {
+            h.send(id, bytes);
+        }
+    };
+    let sse = h.open();
+    let lp = h.open();
+    let pubc = h.open();
+    let big = h.open();
+    feed(
+        &mut h,
+        lp,
+        b"GET /sub/x?transport=longpoll HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let mut wire = Vec::new();
+    for i in 0..6 {
+        wire.extend_from_slice(
+            client::publish_request("x", &format!("w\u{f6}rld {i}\nline"), None).as_bytes(),
+        );
+    }
+    wire.extend_from_slice(b"GET /stats HTTP/1.1\r\n\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
+    wire.extend_from_slice(
+        b"POST /pub/x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    );
+    wire.extend_from_slice(b"GET /sub/x?transport=longpoll&since=1 HTTP/1.1\r\n\r\n");
+    feed(&mut h, pubc, &wire);
+    feed(
+        &mut h,
+        sse,
+        b"GET /sub/x?transport=sse HTTP/1.1\r\nAccept: text/event-stream\r\nLast-Event-ID: 2\r\n\r\n",
+    );
+    feed(
+        &mut h,
+        pubc,
+        client::publish_request("x", "after", None).as_bytes(),
+    );
+    for t in [Transport::Stream, Transport::Iframe] {
+        let c = h.open();
+        feed(
+            &mut h,
+            c,
+            client::subscribe_request("x", t, Some(0)).as_bytes(),
+        );
+    }
+    feed(
+        &mut h,
+        pubc,
+        client::publish_request("x", "</script>\u{2028}", None).as_bytes(),
+    );
+    let mut huge = b"POST /pub/x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    huge.extend_from_slice(&[b'q'; 100_000]);
+    feed(&mut h, big, &huge);
+    assert!(h.conn(big).is_done());
+    let outs = std::mem::take(&mut h.out);
+    (outs, h.events)
+}
+
+#[test]
+fn bytes_one_at_a_time_give_the_same_result() {
+    let (whole, ev_whole) = conversation(false);
+    let (bytewise, ev_bytewise) = conversation(true);
+    assert_eq!(ev_whole, ev_bytewise);
+    assert_eq!(whole.len(), bytewise.len());
+    for (k, w) in &whole {
+        assert!(!w.is_empty(), "conn {k} said something");
+        assert_eq!(
+            String::from_utf8_lossy(w),
+            String::from_utf8_lossy(&bytewise[k]),
+            "conn {k}"
+        );
+    }
+    // And what was said is right: the publisher saw 8 answers in order.
+    let pubc = 3;
+    let out = &whole[&pubc];
+    let statuses: Vec<u16> = responses(out).iter().map(Resp::status).collect();
+    assert_eq!(
+        statuses,
+        [vec![202; 6], vec![200, 404, 100, 202, 200, 202, 202]].concat()
+    );
+    let lp = response(&whole[&2]);
+    assert_eq!(lp.text(), "[{\"id\":1,\"data\":\"w\u{f6}rld 0\\nline\"}]");
+    let big = response(&whole[&4]);
+    assert_eq!(big.status(), 413);
+}
