@@ -152,7 +152,7 @@ impl Conn {
     }
 
     /// The peer closed its side.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, now: Instant) {
         match self.phase {
             // A response being written is still flushed.
             Phase::Closed => {}
@@ -160,6 +160,8 @@ impl Conn {
         }
         if self.out.is_empty() {
             self.aborted = true;
+        } else {
+            self.read_deadline = Some(now + self.config.header_timeout);
         }
     }
 
@@ -177,7 +179,8 @@ impl Conn {
                     self.keep_alive = false;
                     self.respond_text(408, "request timeout", now);
                 }
-                Phase::Idle => self.close(false),
+                // Output still queued means the peer stopped reading: give up on it.
+                Phase::Idle | Phase::Closed => self.close(true),
                 _ => {}
             }
         }
@@ -334,7 +337,14 @@ impl Conn {
     }
 
     /// `n` bytes of [`Conn::pending`] were written.
+    ///
+    /// After an abort ([`Conn::handle_close`], a slow subscriber dropped) the
+    /// output is gone and this does nothing: a completion-based dispatcher may
+    /// learn of a write after the connection was given up.
     pub fn advance(&mut self, mut n: usize) {
+        if self.aborted {
+            return;
+        }
         self.queued -= n;
         while n > 0 {
             let front = self.out.front_mut().expect("advanced past pending output");
@@ -353,6 +363,9 @@ impl Conn {
 
     /// The next time [`Conn::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_done() {
+            return None;
+        }
         match (self.read_deadline, self.sub_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -670,7 +683,8 @@ impl Conn {
         } else {
             self.phase = Phase::Closed;
             self.input = Vec::new();
-            self.read_deadline = None;
+            // The last response gets as long to drain as a request gets to arrive.
+            self.read_deadline = Some(now + self.config.header_timeout);
             self.sub_deadline = None;
         }
     }

@@ -1604,3 +1604,36 @@ fn bytes_one_at_a_time_give_the_same_result() {
     let big = response(&whole[&4]);
     assert_eq!(big.status(), 413);
 }
+
+#[test]
+fn final_response_not_read_is_given_up() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, "GET /sub/a HTTP/1.1\r\nHost:");
+    h.at(s(10));
+    h.tick();
+    // The 408 is queued but the peer never reads it.
+    assert!(h.conn(c).has_pending());
+    assert!(!h.conn(c).is_done());
+    h.at(s(19));
+    h.tick();
+    assert!(!h.conn(c).is_done());
+    h.at(s(20));
+    h.tick();
+    assert!(h.conn(c).is_done());
+}
+
+#[test]
+fn advance_after_close_is_harmless() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, "GET /stats HTTP/1.1\r\n\r\n");
+    let pending: usize = h.conn(c).pending().iter().map(|b| b.len()).sum();
+    assert!(pending > 0);
+    h.conn(c).handle_close();
+    // A completion-based dispatcher learns of the write afterwards.
+    h.conn(c).advance(pending);
+    assert!(h.conn(c).is_done());
+}

@@ -1,0 +1,732 @@
+//! One completion loop: a ring, its listener, its connections.
+//!
+//! # A loop turn
+//! 1. Submit every SQE queued since the last turn and wait, in one
+//!    `io_uring_enter`, for a completion or the earliest deadline.
+//! 2. Read the clock once, then handle every CQE. Each handler feeds the
+//!    connection's `Conn` and then *settles* it: answers its events against
+//!    the hub, queues a send if output is pending and none is in flight,
+//!    closes it when it is done, and arms its deadline.
+//! 3. Fire due deadlines the same way.
+//!
+//! # Slot lifetime
+//! A connection's slot (its `Conn` and the state of its operations) stays in
+//! the slab until no operation of it is pending in the kernel: its multishot
+//! recv has ended, its send has completed, and its close has completed. So a
+//! CQE always finds the slot it was submitted for, and a send's buffers live
+//! until its CQE (see `op.rs`). The generation in `user_data` is a second
+//! check that guards the timer heap, whose entries outlive slots.
+//!
+//! # Closing
+//! An armed recv or a send in flight keeps the socket open even after its
+//! direct descriptor leaves the table, so a close first cancels the
+//! connection's recv and send (by `user_data`), hard-linked to the `Close`
+//! that frees the table slot. Completions that arrive for a closing slot only
+//! give back their buffer and mark the operation ended.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use comet::{Conn, Message};
+use crossbeam_channel::Receiver;
+use io_uring::types::{CancelBuilder, Fd, Fixed, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use slab::Slab;
+
+use super::bufs::BufRing;
+use super::op::{Gather, Op, Send, Token, GEN_MASK};
+use super::timers::Timers;
+use super::waker::Waker;
+use crate::shared::{Group, LocalSubs, Shared};
+
+/// Submission queue entries; a fuller queue is submitted early.
+const SQ_ENTRIES: u32 = 1024;
+/// Completion queue entries: a broadcast completes one send per subscriber
+/// in a turn, and the kernel keeps what overflows anyway (`FEAT_NODROP`).
+const CQ_ENTRIES: u32 = 16 * 1024;
+/// Provided receive buffers per ring (of `bufs::BUF_SIZE` bytes each).
+const RECV_BUFFERS: u16 = 256;
+/// The provided buffer group the ring's receives select from.
+const BGID: u16 = 0;
+/// How long stopping waits for the kernel to finish cancelled operations.
+const DRAIN_ON_STOP: Duration = Duration::from_secs(1);
+
+/// Per connection. Small on purpose: an idle connection holds this and its
+/// `Conn` only, no buffer.
+struct Slot {
+    conn: Conn,
+    /// The send in flight, holding what its SQE points at.
+    send: Option<Send>,
+    /// The deadline this slot has in the timer heap, if any.
+    armed: Option<Instant>,
+    /// Index in the ring's fixed-file table.
+    fd: u32,
+    gen: u32,
+    /// A multishot recv is armed.
+    recv: bool,
+    /// Cancel and close were queued; nothing more is fed to `conn`.
+    closing: bool,
+    /// The close has not completed yet.
+    close_pending: bool,
+}
+
+/// A ring and everything its thread owns.
+///
+/// Field order is drop order: the ring goes first, so that the kernel has
+/// torn it down (or at least lost its last user) before the buffers are freed.
+pub(super) struct Ring {
+    ring: IoUring,
+    bufs: BufRing,
+    conns: Slab<Slot>,
+    timers: Timers,
+    local: LocalSubs,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    group: Group,
+    waker: Arc<Waker>,
+    inbox: Receiver<Arc<Message>>,
+    stop: Arc<AtomicBool>,
+    /// Where the eventfd read lands; boxed so that it does not move.
+    wake_buf: Box<u64>,
+    accept_armed: bool,
+    wake_armed: bool,
+    stopping: bool,
+    next_gen: u32,
+    /// CQEs of the current batch, reused across turns.
+    cqes: Vec<cqueue::Entry>,
+    /// SQEs that did not fit in a full submission queue, oldest first, each
+    /// with whether it is linked to the next (a group goes in whole).
+    backlog: VecDeque<(squeue::Entry, bool)>,
+}
+
+impl Ring {
+    /// Sets up a ring on this thread (it becomes the ring's only submitter)
+    /// with a fixed-file table of `table` slots.
+    pub(super) fn new(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        waker: Arc<Waker>,
+        inbox: Receiver<Arc<Message>>,
+        stop: Arc<AtomicBool>,
+        table: u32,
+    ) -> io::Result<Ring> {
+        let ring = build_ring()?;
+        ring.submitter()
+            .register_files_sparse(table)
+            .map_err(|e| context(e, &format!("cannot register {table} direct descriptors")))?;
+        let bufs = BufRing::new(RECV_BUFFERS, BGID)?;
+        bufs.register(&ring.submitter())
+            .map_err(|e| context(e, "cannot register the provided buffer ring"))?;
+        // A non-blocking listener is polled by the kernel instead of blocking
+        // an io-wq worker in accept.
+        listener.set_nonblocking(true)?;
+        let group = Group(waker.clone());
+        Ok(Ring {
+            ring,
+            bufs,
+            conns: Slab::new(),
+            timers: Timers::default(),
+            local: LocalSubs::default(),
+            listener,
+            shared,
+            group,
+            waker,
+            inbox,
+            stop,
+            wake_buf: Box::new(0),
+            accept_armed: false,
+            wake_armed: false,
+            stopping: false,
+            next_gen: 0,
+            cqes: Vec::new(),
+            backlog: VecDeque::new(),
+        })
+    }
+
+    /// Serves until the stop flag is raised, then closes every connection.
+    pub(super) fn run(&mut self) -> io::Result<()> {
+        let mut now = Instant::now();
+        self.arm_accept();
+        self.arm_wake();
+        let mut result = Ok(());
+        while !self.stopping {
+            if let Err(e) = self.wait(now) {
+                result = Err(e);
+                break;
+            }
+            now = Instant::now();
+            self.reap(now);
+            self.expire(now);
+            if self.stop.load(Ordering::Acquire) {
+                self.stopping = true;
+            }
+        }
+        self.shutdown();
+        result
+    }
+
+    // ----- submitting and waiting -----
+
+    /// Queues `sqes` as one group: they enter the submission queue together,
+    /// so a link chain among them is never split across submits.
+    fn push(&mut self, sqes: &[squeue::Entry]) {
+        if self.backlog.is_empty() {
+            // SAFETY: every buffer an SQE points at is owned by its slot (the
+            // send's `Send`), by `self.wake_buf`, or by `self.bufs`, and each
+            // stays alive and unmoved until the operation's CQE (see the
+            // module docs, `op.rs` and `bufs.rs`).
+            if unsafe { self.ring.submission().push_multiple(sqes) }.is_ok() {
+                return;
+            }
+            // The queue is full: hand it to the kernel now rather than hold more.
+            if self.ring.submit().is_ok()
+                // SAFETY: as above.
+                && unsafe { self.ring.submission().push_multiple(sqes) }.is_ok()
+            {
+                return;
+            }
+        }
+        let last = sqes.len().saturating_sub(1);
+        self.backlog.extend(
+            sqes.iter()
+                .enumerate()
+                .map(|(i, sqe)| (sqe.clone(), i < last)),
+        );
+    }
+
+    /// Moves what the submission queue could not take into it, a group at a
+    /// time, so that no link chain is split across two submits.
+    fn flush_backlog(&mut self) -> io::Result<()> {
+        let mut group = Vec::with_capacity(3);
+        while !self.backlog.is_empty() {
+            let len = 1 + self
+                .backlog
+                .iter()
+                .take_while(|(_, linked)| *linked)
+                .count();
+            group.clear();
+            group.extend(self.backlog.iter().take(len).map(|(sqe, _)| sqe.clone()));
+            // SAFETY: as in `push`: the entries' buffers are owned until their CQEs.
+            if unsafe { self.ring.submission().push_multiple(&group) }.is_ok() {
+                self.backlog.drain(..len);
+                continue;
+            }
+            match self.ring.submit() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits the turn's SQEs and waits for a CQE or the next deadline.
+    /// `now` is the clock read at the start of the turn: a deadline may be
+    /// seen late by the time the turn took, never early.
+    fn wait(&mut self, now: Instant) -> io::Result<()> {
+        self.flush_backlog()?;
+        let res = match self.timers.next() {
+            Some(at) => {
+                let ts = Timespec::from(at.saturating_duration_since(now));
+                let args = SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match res {
+            Ok(_) => Ok(()),
+            // ETIME: the deadline came first, the normal way a timer fires.
+            Err(e) if is_transient(&e) || e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles every completion there is.
+    fn reap(&mut self, now: Instant) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        loop {
+            cqes.clear();
+            cqes.extend(self.ring.completion());
+            if cqes.is_empty() {
+                break;
+            }
+            for cqe in &cqes {
+                self.complete(cqe, now);
+            }
+        }
+        self.cqes = cqes;
+    }
+
+    fn complete(&mut self, cqe: &cqueue::Entry, now: Instant) {
+        let Some(t) = Token::decode(cqe.user_data()) else {
+            return;
+        };
+        let (res, flags) = (cqe.result(), cqe.flags());
+        match t.op {
+            Op::Accept => self.on_accept(res, flags, now),
+            Op::Wake => self.on_wake(res, now),
+            Op::Recv => self.on_recv(t, res, flags, now),
+            Op::Send => self.on_send(t, res, now),
+            Op::Cancel => {}
+            Op::Close => self.on_close(t),
+        }
+    }
+
+    // ----- accepting -----
+
+    fn arm_accept(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let sqe = opcode::AcceptMulti::new(Fd(self.listener.as_raw_fd()))
+            .allocate_file_index(true)
+            .build()
+            .user_data(Token::new(Op::Accept, 0, 0).encode());
+        self.accept_armed = true;
+        self.push(&[sqe]);
+    }
+
+    fn on_accept(&mut self, res: i32, flags: u32, now: Instant) {
+        let more = cqueue::more(flags);
+        if !more {
+            self.accept_armed = false;
+        }
+        let mut rearm = !more;
+        if res >= 0 {
+            self.open(res as u32, now);
+        } else {
+            match -res {
+                // The fixed-file table is full: the kernel accepted the
+                // connection and closed it again, so it is refused.
+                libc::ENFILE | libc::EMFILE => self.shared.conn_refused(),
+                libc::ECANCELED => rearm = false,
+                // A connection that failed before it was taken, or memory
+                // pressure: the next one may well work.
+                libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::EINTR
+                | libc::EAGAIN
+                | libc::ENOMEM
+                | libc::ENOBUFS => {}
+                e => {
+                    eprintln!(
+                        "uring: accept failed, this ring stops accepting: {}",
+                        io::Error::from_raw_os_error(e)
+                    );
+                    rearm = false;
+                }
+            }
+        }
+        if rearm {
+            self.arm_accept();
+        }
+    }
+
+    /// A connection arrived in table slot `fd`.
+    fn open(&mut self, fd: u32, now: Instant) {
+        self.next_gen = self.next_gen.wrapping_add(1) & GEN_MASK;
+        let key = self.conns.insert(Slot {
+            conn: Conn::new(self.shared.config.clone(), now),
+            send: None,
+            armed: None,
+            fd,
+            gen: self.next_gen,
+            recv: false,
+            closing: false,
+            close_pending: false,
+        });
+        self.shared.conn_opened();
+        if self.stopping {
+            self.conns[key].conn.handle_close();
+        } else {
+            self.arm_recv(key);
+        }
+        self.settle(key, now);
+    }
+
+    // ----- receiving -----
+
+    fn arm_recv(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        slot.recv = true;
+        let sqe = opcode::RecvMulti::new(Fixed(slot.fd), self.bufs.bgid())
+            .build()
+            .user_data(Token::new(Op::Recv, key as u32, slot.gen).encode());
+        self.push(&[sqe]);
+    }
+
+    fn on_recv(&mut self, t: Token, res: i32, flags: u32, now: Instant) {
+        let bid = cqueue::buffer_select(flags);
+        let key = t.key as usize;
+        let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == t.gen) else {
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
+            return;
+        };
+        let more = cqueue::more(flags);
+        if !more {
+            slot.recv = false;
+        }
+        // A multishot recv ends on its own when the CQ overflows or the pool
+        // ran dry (ENOBUFS); it is re-armed then, and only then.
+        let mut rearm = !more;
+        match (res, bid) {
+            (n, Some(bid)) if n > 0 => {
+                if !slot.closing {
+                    slot.conn.handle_read(self.bufs.get(bid, n as usize), now);
+                }
+                // `handle_read` copied what it keeps: the buffer goes back at once.
+                self.bufs.give_back(bid);
+            }
+            (n, _) if n > 0 => {
+                // Data without a buffer cannot happen with BUFFER_SELECT; give up.
+                slot.conn.handle_close();
+                rearm = false;
+            }
+            (n, bid) => {
+                if let Some(bid) = bid {
+                    self.bufs.give_back(bid);
+                }
+                if n == 0 {
+                    rearm = false;
+                    if !slot.closing {
+                        slot.conn.handle_eof(now);
+                    }
+                } else if n != -libc::ENOBUFS {
+                    rearm = false;
+                    if n != -libc::ECANCELED && !slot.closing {
+                        // ECONNRESET and the like: the peer is gone.
+                        slot.conn.handle_close();
+                    }
+                }
+            }
+        }
+        if slot.closing {
+            self.try_release(key);
+            return;
+        }
+        if rearm && !self.stopping {
+            self.arm_recv(key);
+        }
+        self.settle(key, now);
+    }
+
+    // ----- sending -----
+
+    /// Sends what `conn` has pending; the caller checked that no send is in flight.
+    fn send(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        let pending = slot.conn.pending();
+        let fd = Fixed(slot.fd);
+        let (sqe, op) = if pending.len() == 1 {
+            let b = pending[0].clone();
+            let len = b.len().min(u32::MAX as usize) as u32;
+            let sqe = opcode::Send::new(fd, b.as_ptr(), len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build();
+            (sqe, Send::One(b))
+        } else {
+            let g = Gather::new(pending.iter());
+            let sqe = opcode::SendMsg::new(fd, &g.msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build();
+            (sqe, Send::Many(g))
+        };
+        // The `Bytes` handles and the boxed header now live in the slot until
+        // the CQE; moving the `Box` does not move what the SQE points at.
+        slot.send = Some(op);
+        let sqe = sqe.user_data(Token::new(Op::Send, key as u32, slot.gen).encode());
+        self.push(&[sqe]);
+    }
+
+    fn on_send(&mut self, t: Token, res: i32, now: Instant) {
+        let key = t.key as usize;
+        let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == t.gen) else {
+            return;
+        };
+        // The kernel is done with the buffers: drop our handles.
+        let asked = slot.send.take().map_or(0, |s| s.len());
+        if slot.closing {
+            self.try_release(key);
+            return;
+        }
+        if res > 0 && res as usize <= asked {
+            // A connection cut off meanwhile (`handle_close`) has dropped its
+            // output already; advancing it would run past an empty queue.
+            if !slot.conn.is_done() {
+                slot.conn.advance(res as usize);
+            }
+        } else if res != -libc::ECANCELED {
+            // EPIPE, ECONNRESET...; 0 bytes for a non-empty send, or more
+            // than was asked, is taken the same way rather than trusted.
+            slot.conn.handle_close();
+        }
+        self.settle(key, now);
+    }
+
+    // ----- closing -----
+
+    fn close(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        if slot.closing {
+            return;
+        }
+        slot.closing = true;
+        slot.close_pending = true;
+        let gen = slot.gen;
+        let tok = |op| Token::new(op, key as u32, gen).encode();
+        // Cancelled by user_data, which the kernel finds through a hash;
+        // cancelling by descriptor walks every armed request of the ring, and
+        // a ring holds tens of thousands. The hard links run the close even
+        // when a cancel finds nothing (the operation ended meanwhile).
+        let cancel = |op| {
+            opcode::AsyncCancel::new(tok(op))
+                .build()
+                .flags(squeue::Flags::IO_HARDLINK)
+                .user_data(tok(Op::Cancel))
+        };
+        let close = opcode::Close::new(Fixed(slot.fd))
+            .build()
+            .user_data(tok(Op::Close));
+        match (slot.recv, slot.send.is_some()) {
+            (true, true) => self.push(&[cancel(Op::Recv), cancel(Op::Send), close]),
+            (true, false) => self.push(&[cancel(Op::Recv), close]),
+            (false, true) => self.push(&[cancel(Op::Send), close]),
+            (false, false) => self.push(&[close]),
+        }
+        self.shared.conn_closed();
+    }
+
+    fn on_close(&mut self, t: Token) {
+        let key = t.key as usize;
+        if let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == t.gen) {
+            slot.close_pending = false;
+            self.try_release(key);
+        }
+    }
+
+    /// Frees a closing slot once nothing of it is pending in the kernel.
+    fn try_release(&mut self, key: usize) {
+        let s = &self.conns[key];
+        if s.closing && !s.recv && s.send.is_none() && !s.close_pending {
+            self.conns.remove(key);
+        }
+    }
+
+    // ----- driving the Conn -----
+
+    /// Answers `conn`'s events, then sends, closes, and arms its deadline as
+    /// it needs. Called after every `handle_*` call.
+    fn settle(&mut self, key: usize, now: Instant) {
+        let Ring {
+            conns,
+            shared,
+            group,
+            local,
+            ..
+        } = self;
+        let slot = &mut conns[key];
+        if slot.closing {
+            return;
+        }
+        shared.drain_events(&mut slot.conn, group, now, |ch, joined| {
+            local.update(ch, key, joined)
+        });
+        if slot.conn.is_done() {
+            self.close(key);
+            return;
+        }
+        if slot.send.is_none() && slot.conn.has_pending() {
+            self.send(key);
+        }
+        self.arm_timer(key);
+    }
+
+    // ----- deadlines -----
+
+    fn arm_timer(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        let Some(at) = slot.conn.poll_timeout() else {
+            return;
+        };
+        // A later deadline keeps the earlier entry, which re-arms when it fires.
+        if slot.armed.is_some_and(|a| a <= at) {
+            return;
+        }
+        slot.armed = Some(at);
+        self.timers.push(at, key as u32, slot.gen);
+        if self.timers.needs_compaction(self.conns.len()) {
+            let conns = &self.conns;
+            self.timers.retain(|&(at, key, gen)| {
+                conns
+                    .get(key as usize)
+                    .is_some_and(|s| s.gen == gen && s.armed == Some(at))
+            });
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        // Entries pushed while firing are left to the next turn, so a zero
+        // interval cannot spin here.
+        let mut budget = self.timers.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some((at, key, gen)) = self.timers.pop_due(now) else {
+                break;
+            };
+            let key = key as usize;
+            let Some(slot) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if slot.gen != gen || slot.armed != Some(at) {
+                continue;
+            }
+            slot.armed = None;
+            if slot.closing {
+                continue;
+            }
+            if slot.conn.poll_timeout().is_some_and(|d| d <= now) {
+                slot.conn.handle_timeout(now);
+            }
+            self.settle(key, now);
+        }
+    }
+
+    // ----- fan-out -----
+
+    fn arm_wake(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let buf: *mut u64 = &mut *self.wake_buf;
+        let sqe = opcode::Read::new(Fd(self.waker.fd()), buf.cast(), 8)
+            .build()
+            .user_data(Token::new(Op::Wake, 0, 0).encode());
+        self.wake_armed = true;
+        self.push(&[sqe]);
+    }
+
+    /// The eventfd fired: a stop, or messages for this ring's subscribers.
+    fn on_wake(&mut self, res: i32, now: Instant) {
+        self.wake_armed = false;
+        if self.stop.load(Ordering::Acquire) {
+            self.stopping = true;
+            return;
+        }
+        if res == -libc::ECANCELED {
+            return;
+        }
+        self.waker.clear();
+        while let Ok(msg) = self.inbox.try_recv() {
+            for key in self.local.keys(msg.channel()) {
+                let Some(slot) = self.conns.get_mut(key) else {
+                    continue;
+                };
+                if slot.closing {
+                    continue;
+                }
+                self.shared.deliver(&mut slot.conn, &msg, now);
+                self.settle(key, now);
+            }
+        }
+        self.arm_wake();
+    }
+
+    // ----- stopping -----
+
+    /// Closes every connection and waits (boundedly) for the kernel to finish
+    /// with every operation, so that no buffer is freed while it may be used.
+    fn shutdown(&mut self) {
+        self.stopping = true;
+        let now = Instant::now();
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| !s.closing)
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.conns[key].conn.handle_close();
+            self.settle(key, now);
+        }
+        for (armed, fd) in [
+            (self.accept_armed, self.listener.as_raw_fd()),
+            (self.wake_armed, self.waker.fd()),
+        ] {
+            if armed {
+                let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+                    .build()
+                    .user_data(Token::new(Op::Cancel, 0, 0).encode());
+                self.push(&[sqe]);
+            }
+        }
+        let deadline = now + DRAIN_ON_STOP;
+        while self.is_busy() && Instant::now() < deadline {
+            let _ = self.flush_backlog();
+            let ts = Timespec::from(Duration::from_millis(10));
+            let _ = self
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            self.reap(Instant::now());
+        }
+        if self.is_busy() {
+            // The kernel may still write into these after we return: leak them
+            // rather than free memory it could use.
+            self.bufs.leak();
+            for (_, slot) in self.conns.iter_mut() {
+                std::mem::forget(slot.send.take());
+            }
+            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
+        } else {
+            self.bufs.unregister(&self.ring.submitter());
+        }
+    }
+
+    fn is_busy(&self) -> bool {
+        !self.conns.is_empty() || self.accept_armed || self.wake_armed || !self.backlog.is_empty()
+    }
+}
+
+/// A ring tuned for one thread (single issuer, task work deferred to our
+/// waits), or a plain one on kernels that lack those flags.
+fn build_ring() -> io::Result<IoUring> {
+    let tuned = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_submit_all()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(SQ_ENTRIES);
+    let ring = match tuned {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES),
+        other => other,
+    };
+    ring.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("io_uring is not available on this kernel: {e}"),
+        )
+    })
+}
+
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("uring: {what}: {e}"))
+}
+
+/// Errors after which the loop simply goes on.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+    )
+}
