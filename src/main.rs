@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,8 +21,41 @@ struct Cli {
 enum Command {
     /// Serve the Comet protocol with one dispatcher until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Run a scenario against every dispatcher it names (or an external server).
+    Run(RunArgs),
     /// List the dispatchers and transports.
     List,
+    /// A load generator worker process (started by `run`; reads its plan on stdin).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scenario file (TOML), e.g. scenarios/smoke.toml.
+    scenario: PathBuf,
+    /// Only these dispatchers (repeatable).
+    #[arg(long = "dispatcher")]
+    dispatchers: Vec<String>,
+    /// Connection-count steps instead of the scenario's, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    steps: Option<Vec<u64>>,
+    /// Results root; the run goes to OUT/<scenario>/<UTC timestamp>/.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Steps divided by 10, hold and publish times by 5: a quick look.
+    #[arg(long)]
+    quick: bool,
+    /// Drive an already running server: subscribe URL template with {channel}
+    /// and {transport}, e.g. 'http://127.0.0.1:8080/sub/{channel}?transport={transport}'.
+    #[arg(long)]
+    target: Option<String>,
+    /// Publish URL template with {channel} (default: the target's with /sub/ -> /pub/, no query).
+    #[arg(long, requires = "target")]
+    publish: Option<String>,
+    /// PID of the external server, to sample its memory, threads and CPU.
+    #[arg(long, requires = "target")]
+    pid: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -168,9 +202,91 @@ fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Splits `http://HOST:PORT/path` into the address and the path template.
+fn split_url(url: &str) -> Result<(SocketAddr, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: only http:// URLs can be driven"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr: SocketAddr = authority
+        .parse()
+        .with_context(|| format!("{url}: the host must be IP:PORT, e.g. 127.0.0.1:8080"))?;
+    if !addr.ip().is_loopback() {
+        bail!("{url}: load is only sent to loopback addresses (127.0.0.0/8)");
+    }
+    Ok((addr, if path.is_empty() { "/".into() } else { path.into() }))
+}
+
+/// Exit code of a run that broke a scenario threshold (as k6 does).
+const EXIT_THRESHOLD: u8 = 99;
+
+fn run(a: RunArgs) -> Result<ExitCode> {
+    let scenario = match loadgen::scenario::Scenario::from_path(&a.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cometbench: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
+    let scenario = match scenario.with_overrides(only, a.steps.clone(), a.quick) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cometbench: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let external = match &a.target {
+        None => None,
+        Some(t) => {
+            let (addr, subscribe_path) = split_url(t)?;
+            let publish_path = match &a.publish {
+                Some(p) => split_url(p)?.1,
+                None => subscribe_path
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .replacen("/sub/", "/pub/", 1),
+            };
+            Some(loadgen::run::External {
+                addr,
+                subscribe_path,
+                publish_path,
+                pid: a.pid,
+            })
+        }
+    };
+    raise_nofile();
+    let outcome = loadgen::run::run(loadgen::run::RunArgs {
+        scenario,
+        exe: std::env::current_exe().context("finding the cometbench executable")?,
+        out_root: a.out,
+        external,
+        command_line: std::env::args().collect(),
+    })?;
+    let mut out = std::io::stdout().lock();
+    loadgen::results::write_table(&mut out, &outcome.run.cases)?;
+    writeln!(out, "results: {}", outcome.dir.display())?;
+    if !outcome.run.thresholds.passed {
+        for b in &outcome.run.thresholds.broken {
+            writeln!(out, "threshold broken: {b}")?;
+        }
+        return Ok(ExitCode::from(EXIT_THRESHOLD));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => match run(a) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Worker => {
+            raise_nofile();
+            loadgen::worker::main().map_err(anyhow::Error::from)
+        }
         Command::Serve(a) => serve(a),
         Command::List => {
             println!("dispatchers:");

@@ -1,0 +1,203 @@
+//! The results of a run: `run.json`, documented in `results/README.md`.
+//!
+//! Every figure is measured, never derived from another run; a step that
+//! failed says why in `failure` and keeps what was measured up to then.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::hist::Summary;
+use crate::sampler::{Machine, Sample};
+
+/// The version of this document's shape.
+pub const SCHEMA: &str = "cometbench-run/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub schema: String,
+    pub scenario: serde_json::Value,
+    pub command_line: Vec<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub machine: Machine,
+    pub cases: Vec<Case>,
+    pub thresholds: ThresholdResult,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub passed: bool,
+    /// One line per threshold broken, naming the case.
+    pub broken: Vec<String>,
+}
+
+/// One target (dispatcher or peer) at one transport and connection count.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Case {
+    /// Dispatcher or peer name, as in the scenario.
+    pub target: String,
+    /// `dispatcher`, `peer` or `external`.
+    pub kind: String,
+    pub args: Vec<String>,
+    pub transport: String,
+    /// Connections asked for.
+    pub step: u64,
+    /// `ok` or `failed`.
+    pub status: String,
+    pub failure: Option<String>,
+    /// Things the target cannot do, said instead of faked.
+    pub notes: Vec<String>,
+    pub duration_secs: f64,
+    pub connections: Connections,
+    pub server: Server,
+    pub loadgen: Loadgen,
+    pub publish: Option<crate::publisher::PublishReport>,
+    pub delivery: Delivery,
+    pub wire: Wire,
+    /// File name of the latency interval log, beside run.json.
+    pub hlog: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Connections {
+    pub requested: u64,
+    /// TCP connections established.
+    pub connected: u64,
+    /// Subscriptions confirmed by the client (stream head, long-poll request sent).
+    pub subscribed: u64,
+    /// Subscribers the server's `/stats` reported after the ramp (our dispatchers only).
+    pub server_subscribers: Option<u64>,
+    /// Connected but never answered (a starved thread pool holds them in its queue).
+    pub waiting: u64,
+    /// Failed connects and subscribes by cause: refused, timeout, reset, http_503 ...
+    pub failed: HashMap<String, u64>,
+    /// Connections the server closed after they were subscribed.
+    pub disconnects: u64,
+    pub connect_us: Summary,
+    pub ramp_secs: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Server {
+    pub pid: Option<u32>,
+    pub baseline: Option<Sample>,
+    /// Taken at the end of the hold, all connections up.
+    pub at_step: Option<Sample>,
+    pub peak_rss: u64,
+    /// (RSS at step - RSS at baseline) / connected, bytes.
+    pub rss_per_conn: Option<f64>,
+    /// Growth of the anonymous PSS / connected, bytes.
+    pub anon_pss_per_conn: Option<f64>,
+    /// Kernel memory growth / connected, bytes; see `kernel_source`.
+    pub kernel_per_conn: Option<f64>,
+    /// `cgroup-v1` (the server's own) or `system-wide` (/proc/meminfo deltas).
+    pub kernel_source: Option<String>,
+    pub threads: u64,
+    pub fds: u64,
+    /// CPU seconds during the publish phase.
+    pub publish_cpu_user: f64,
+    pub publish_cpu_sys: f64,
+    pub cpu_per_delivery_us: Option<f64>,
+    /// How the server process ended, when it did on its own.
+    pub exit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Loadgen {
+    pub workers: u64,
+    /// CPU seconds of workers and publisher during the publish phase.
+    pub publish_cpu: f64,
+    pub cpu_per_delivery_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Deliveries due: for each subscribed client, the messages of its channel.
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Reported by the server as missed (left the backlog): not silent.
+    pub missed_reported: u64,
+    pub protocol_errors: u64,
+    pub unstamped: u64,
+    pub delivered_fraction: Option<f64>,
+    /// Scheduled send to receipt (coordinated omission corrected), microseconds.
+    pub latency_us: Summary,
+    /// Actual send to receipt, microseconds.
+    pub latency_raw_us: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Wire {
+    pub bytes_total: u64,
+    pub bytes_head: u64,
+    pub bytes_payload: u64,
+    pub heartbeats: u64,
+    /// Bytes per delivered message: all, payload only.
+    pub per_message_total: Option<f64>,
+    pub per_message_payload: Option<f64>,
+}
+
+impl Case {
+    /// Errors counted against thresholds: failed connects, protocol errors, losses.
+    pub fn errors(&self) -> u64 {
+        self.connections.failed.values().sum::<u64>()
+            + self.delivery.protocol_errors
+            + self.delivery.lost
+            + self.delivery.duplicates
+            + self.delivery.out_of_order
+            + self.connections.disconnects
+    }
+}
+
+fn bytes(b: Option<f64>) -> String {
+    match b {
+        None => "-".into(),
+        Some(b) if b.abs() >= 10_240.0 => format!("{:.1} KiB", b / 1024.0),
+        Some(b) => format!("{b:.0} B"),
+    }
+}
+
+fn ms(us: u64, count: u64) -> String {
+    if count == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", us as f64 / 1000.0)
+    }
+}
+
+/// The comparison table printed at the end of a run.
+pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:<22} {:<9} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>7}  status",
+        "target", "transport", "conns", "RSS/conn", "kernel/conn", "threads", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    )?;
+    for c in cases {
+        let l = &c.delivery.latency_us;
+        let status = match &c.failure {
+            Some(f) => format!("FAILED: {f}"),
+            None => c.status.clone(),
+        };
+        writeln!(
+            w,
+            "{:<22} {:<9} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>7}  {}",
+            c.target,
+            c.transport,
+            format!("{}/{}", c.connections.connected, c.step),
+            bytes(c.server.rss_per_conn),
+            bytes(c.server.kernel_per_conn),
+            c.server.threads,
+            ms(l.p50, l.count),
+            ms(l.p99, l.count),
+            ms(l.p999, l.count),
+            c.errors(),
+            status
+        )?;
+    }
+    Ok(())
+}

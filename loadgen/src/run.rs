@@ -1,0 +1,859 @@
+//! The coordinator of `cometbench run`: for each target, transport and step,
+//! starts the server under test as a child process, starts as many worker
+//! processes as the connections need, ramps, holds, publishes, samples the
+//! server, merges what the workers measured, and writes the results.
+//!
+//! A target that fails or hangs is recorded with its reason and killed; the
+//! run goes on with the next.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use comet::Transport;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::clock::{mono_ns, self_cpu};
+use crate::hist::{self, Interval, Summary};
+use crate::publisher::{self, PublishPlan};
+use crate::results::{self, Case, Run, ThresholdResult};
+use crate::sampler::{self, Cgroup, Sample, Sampler};
+use crate::scenario::{Pattern, Scenario};
+use crate::worker::{Channels, Finish, Plan, Progress, Report};
+
+/// Connections one worker process holds at most (the open-file limit is 20,000).
+pub const PER_WORKER: u64 = 15_000;
+
+/// A server not started by the run: any Comet server, driven by URL templates.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub addr: SocketAddr,
+    /// Path template with `{channel}` and `{transport}`.
+    pub subscribe_path: String,
+    /// Path template with `{channel}`.
+    pub publish_path: String,
+    pub pid: Option<u32>,
+}
+
+pub struct RunArgs {
+    pub scenario: Scenario,
+    pub exe: PathBuf,
+    pub out_root: PathBuf,
+    pub external: Option<External>,
+    pub command_line: Vec<String>,
+}
+
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub run: Run,
+}
+
+/// What the run is pointed at, for one case.
+#[derive(Debug, Clone)]
+enum Target {
+    Dispatcher { name: String, args: Vec<String> },
+    External(External),
+}
+
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Target::Dispatcher { name, .. } => name.clone(),
+            Target::External(_) => "external".into(),
+        }
+    }
+}
+
+/// The server of one case while it runs.
+struct Server {
+    child: Option<Child>,
+    addr: SocketAddr,
+    pid: Option<u32>,
+    log: PathBuf,
+}
+
+impl Server {
+    fn exit_status(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => Some(describe_exit(status, &self.log)),
+            _ => None,
+        }
+    }
+
+    fn stop(&mut self) -> Option<String> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(describe_exit(status, &self.log));
+        }
+        // SAFETY: kill sends a signal to our own child, which has not been reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Some("did not stop within 5 s of SIGTERM: killed".into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus, log: &Path) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let tail = fs::read_to_string(log)
+        .ok()
+        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .map(|l| format!(" ({})", l.trim()))
+        .unwrap_or_default();
+    match status.signal() {
+        Some(sig) => format!("server killed by signal {sig}{}{tail}", signal_name(sig)),
+        None => format!("server exited with {}{tail}", status.code().unwrap_or(-1)),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGKILL => " (SIGKILL: out of memory?)",
+        libc::SIGBUS => " (SIGBUS)",
+        _ => "",
+    }
+}
+
+/// A free port below the ephemeral range, so no client socket can take it.
+fn free_port() -> io::Result<u16> {
+    let seed = (mono_ns() as u32 ^ std::process::id()) as u64;
+    for i in 0..2000u64 {
+        let port = 10_000 + ((seed + i * 7919) % 22_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port below 32000"))
+}
+
+fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result<Server> {
+    let port = free_port()?;
+    let err = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .arg("--dispatcher")
+        .arg(name)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {} serve", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let pid = child.id();
+    let mut server = Server {
+        child: Some(child),
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        pid: Some(pid),
+        log,
+    };
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(line) if !line.trim().is_empty() => {
+            server.addr = line.trim().parse().with_context(|| format!("server printed {line:?}"))?;
+            Ok(server)
+        }
+        _ => {
+            let why = server
+                .stop()
+                .unwrap_or_else(|| "no address printed within 15 s".into());
+            bail!("{why}")
+        }
+    }
+}
+
+/// A worker process and the lines it sends.
+struct WorkerProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    progress: Progress,
+    report: Option<Report>,
+}
+
+enum WorkerMsg {
+    Progress(Progress),
+    Report(Box<Report>),
+}
+
+fn spawn_worker(exe: &Path, plan: &Plan, tx: mpsc::Sender<(usize, WorkerMsg)>) -> Result<WorkerProc> {
+    let mut child = Command::new(exe)
+        .arg("worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting a load generator worker")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    serde_json::to_writer(&mut stdin, plan)?;
+    stdin.write_all(b"\n")?;
+    stdin.flush()?;
+    let stdout = child.stdout.take().expect("piped");
+    let w = plan.worker;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let msg = if line.contains("\"latency_us\"") {
+                serde_json::from_str::<Report>(&line).map(|r| WorkerMsg::Report(Box::new(r)))
+            } else {
+                serde_json::from_str::<Progress>(&line).map(WorkerMsg::Progress)
+            };
+            if let Ok(m) = msg {
+                if tx.send((w, m)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(WorkerProc {
+        child,
+        stdin: Some(stdin),
+        progress: Progress::default(),
+        report: None,
+    })
+}
+
+/// Samples the server every interval in a thread of its own.
+struct SamplerThread {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(String, Sample)>>>,
+    phase: Arc<Mutex<String>>,
+    handle: Option<std::thread::JoinHandle<Sampler>>,
+}
+
+impl SamplerThread {
+    fn start(mut sampler: Sampler, interval: Duration, out: Arc<Mutex<File>>, case: String) -> SamplerThread {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let phase = Arc::new(Mutex::new("baseline".to_string()));
+        let (s, v, p) = (stop.clone(), samples.clone(), phase.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(sample) = sampler.sample() {
+                    let phase = p.lock().unwrap().clone();
+                    let line = serde_json::json!({ "case": case, "phase": phase, "sample": sample });
+                    let _ = writeln!(out.lock().unwrap(), "{line}");
+                    v.lock().unwrap().push((phase, sample));
+                }
+                std::thread::sleep(interval);
+            }
+            sampler
+        });
+        SamplerThread {
+            stop,
+            samples,
+            phase,
+            handle: Some(handle),
+        }
+    }
+
+    fn set_phase(&self, phase: &str) {
+        *self.phase.lock().unwrap() = phase.to_string();
+    }
+
+    fn finish(mut self) -> Option<Sampler> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>28} {msg:<12} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// The checks the machine can make before a run starts.
+pub fn preflight(s: &Scenario) -> Result<()> {
+    let max = *s.steps.iter().max().unwrap_or(&0);
+    let m = sampler::machine();
+    let workers = max.div_ceil(PER_WORKER);
+    if workers > 200 {
+        bail!("{max} connections need {workers} worker processes; at most 200 are supported");
+    }
+    // Both ends of an idle loopback connection cost ~9.6 KB of kernel memory
+    // (MACHINE.md), plus the load generator's own state.
+    let need = max * 12 * 1024;
+    if need > m.memory_total / 2 {
+        bail!(
+            "{max} connections need about {} MiB of kernel and client memory, more than half of this machine's {} MiB",
+            need >> 20,
+            m.memory_total >> 20
+        );
+    }
+    Ok(())
+}
+
+/// Runs the scenario and writes `results/<scenario>/<timestamp>/`.
+pub fn run(args: RunArgs) -> Result<Outcome> {
+    let s = &args.scenario;
+    preflight(s)?;
+    let started_at = timestamp(SystemTime::now());
+    let dir = args
+        .out_root
+        .join(&s.name)
+        .join(started_at.replace(':', "-"));
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let samples_file = Arc::new(Mutex::new(File::create(dir.join("samples.jsonl"))?));
+    let targets: Vec<Target> = match &args.external {
+        Some(e) => vec![Target::External(e.clone())],
+        None => s
+            .dispatchers
+            .iter()
+            .map(|d| Target::Dispatcher {
+                name: d.name.clone(),
+                args: s.server_args.iter().chain(&d.args).cloned().collect(),
+            })
+            .collect(),
+    };
+    let mut run = Run {
+        schema: results::SCHEMA.into(),
+        scenario: serde_json::to_value(s)?,
+        command_line: args.command_line.clone(),
+        started_at,
+        finished_at: String::new(),
+        machine: sampler::machine(),
+        cases: Vec::new(),
+        thresholds: ThresholdResult::default(),
+    };
+    for target in &targets {
+        for &transport in &s.transports {
+            for &step in &s.steps {
+                let case = run_case(&args, &dir, target, transport, step, &samples_file);
+                let case = case.unwrap_or_else(|e| Case {
+                    target: target.label(),
+                    transport: transport.name().into(),
+                    step,
+                    status: "failed".into(),
+                    failure: Some(format!("{e:#}")),
+                    ..Case::default()
+                });
+                if let Some(f) = &case.failure {
+                    eprintln!("{} {} {}: FAILED: {f}", case.target, case.transport, step);
+                }
+                run.cases.push(case);
+                write_json(&dir.join("run.json"), &run)?;
+            }
+        }
+    }
+    run.thresholds = check_thresholds(s, &run.cases);
+    run.finished_at = timestamp(SystemTime::now());
+    write_json(&dir.join("run.json"), &run)?;
+    Ok(Outcome { dir, run })
+}
+
+fn write_json(path: &Path, run: &Run) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_string_pretty(run)?)?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
+    let t = &s.thresholds;
+    let mut broken = Vec::new();
+    for c in cases {
+        let name = format!("{} {} {}", c.target, c.transport, c.step);
+        if let Some(max) = t.max_errors {
+            if c.errors() > max {
+                broken.push(format!("{name}: {} errors > {max}", c.errors()));
+            }
+        }
+        if let Some(p99) = t.p99_ms {
+            let got = c.delivery.latency_us.p99 as f64 / 1000.0;
+            if c.delivery.latency_us.count > 0 && got > p99 {
+                broken.push(format!("{name}: p99 {got:.1} ms > {p99} ms"));
+            }
+        }
+        if let (Some(min), Some(f)) = (t.min_delivered_fraction, c.delivery.delivered_fraction) {
+            if f < min {
+                broken.push(format!("{name}: delivered {f:.4} < {min}"));
+            }
+        }
+    }
+    ThresholdResult {
+        passed: broken.is_empty(),
+        broken,
+    }
+}
+
+fn timestamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn stats_subscribers(addr: SocketAddr) -> Option<u64> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let body = text.split("\r\n\r\n").nth(1)?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["subscribers"].as_u64()
+}
+
+fn run_case(
+    args: &RunArgs,
+    dir: &Path,
+    target: &Target,
+    transport: Transport,
+    step: u64,
+    samples_file: &Arc<Mutex<File>>,
+) -> Result<Case> {
+    let s = &args.scenario;
+    let t_case = Instant::now();
+    let label = format!("{}-{}-{}", target.label(), transport.name(), step);
+    let mut case = Case {
+        target: target.label(),
+        transport: transport.name().into(),
+        step,
+        status: "ok".into(),
+        ..Case::default()
+    };
+    // The server.
+    let (mut server, sub_path, pub_path) = match target {
+        Target::Dispatcher { name, args: a } => {
+            case.kind = "dispatcher".into();
+            case.args = a.clone();
+            let srv = start_server(&args.exe, name, a, dir.join(format!("{label}.server.log")))?;
+            (srv, "/sub/{channel}?transport={transport}".to_string(), "/pub/{channel}".to_string())
+        }
+        Target::External(e) => {
+            case.kind = "external".into();
+            let srv = Server {
+                child: None,
+                addr: e.addr,
+                pid: e.pid,
+                log: PathBuf::new(),
+            };
+            (srv, e.subscribe_path.clone(), e.publish_path.clone())
+        }
+    };
+    case.server.pid = server.pid;
+    let ours = matches!(target, Target::Dispatcher { .. });
+    // The sampler, in a cgroup of the server's own where the machine allows.
+    let sampler_thread = server.pid.map(|pid| {
+        let mut sampler = Sampler::new(pid, !ours);
+        if ours {
+            if let Ok(cg) = Cgroup::create(&format!("{}-{label}", std::process::id())) {
+                if cg.add_pid(pid).is_ok() {
+                    sampler.attach_cgroup(cg);
+                }
+            }
+        }
+        SamplerThread::start(
+            sampler,
+            Duration::from_millis(s.sample_interval_ms),
+            samples_file.clone(),
+            label.clone(),
+        )
+    });
+    std::thread::sleep(Duration::from_secs_f64(s.warmup_secs));
+    let sample_now = |st: &Option<SamplerThread>| -> Option<Sample> {
+        st.as_ref()
+            .and_then(|t| t.samples.lock().unwrap().last().map(|(_, s)| s.clone()))
+    };
+    // Wait for the first sample after warm-up.
+    std::thread::sleep(Duration::from_millis(s.sample_interval_ms.min(500)));
+    case.server.baseline = sample_now(&sampler_thread);
+    if let Some(t) = &sampler_thread {
+        t.set_phase("ramp");
+    }
+
+    // Workers.
+    let workers_n = step.div_ceil(PER_WORKER).max(1);
+    case.loadgen.workers = workers_n;
+    let epoch_ns = mono_ns();
+    let channels = match s.publish.pattern {
+        Pattern::PerUser => Channels::PerUser("u".into()),
+        _ => Channels::Broadcast("bc".into()),
+    };
+    let (tx, rx) = mpsc::channel();
+    let mut workers = Vec::new();
+    let mut first = 0u64;
+    for w in 0..workers_n {
+        let count = (step - first).min(step.div_ceil(workers_n));
+        let sources = (0..4)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 1 + (w / 60) as u8, (w % 60) as u8 * 4 + i, 2)))
+            .collect();
+        let plan = Plan {
+            worker: w as usize,
+            target: server.addr,
+            sources,
+            path: sub_path.clone(),
+            since_param: "since".into(),
+            transport: transport.name().into(),
+            count: count as usize,
+            first_index: first as usize,
+            channels: channels.clone(),
+            rate: s.ramp.rate / workers_n as f64,
+            in_flight: (s.ramp.in_flight / workers_n as usize).max(1),
+            connect_timeout_ms: 10_000,
+            epoch_ns,
+            interval_ms: 1000,
+        };
+        workers.push(spawn_worker(&args.exe, &plan, tx.clone())?);
+        first += count;
+    }
+    drop(tx);
+    let collect = |workers: &mut Vec<WorkerProc>, rx: &mpsc::Receiver<(usize, WorkerMsg)>, wait: Duration| {
+        if let Ok((w, m)) = rx.recv_timeout(wait) {
+            match m {
+                WorkerMsg::Progress(p) => workers[w].progress = p,
+                WorkerMsg::Report(r) => workers[w].report = Some(*r),
+            }
+        }
+    };
+
+    // Ramp: until every connection is up or failed, and answers have had time to come.
+    let pb = bar(step, "ramp").with_prefix(label.clone());
+    let t_ramp = Instant::now();
+    let ramp_budget = Duration::from_secs_f64(step as f64 / s.ramp.rate) + Duration::from_secs(20);
+    let mut settled_since: Option<Instant> = None;
+    loop {
+        collect(&mut workers, &rx, Duration::from_millis(100));
+        let (connected, subscribed, failed, pending): (u64, u64, u64, u64) =
+            workers.iter().fold((0, 0, 0, 0), |a, w| {
+                let p = &w.progress;
+                (a.0 + p.connected, a.1 + p.subscribed, a.2 + p.failed, a.3 + p.pending)
+            });
+        pb.set_position(subscribed + failed);
+        if let Some(why) = server.exit_status() {
+            case.failure = Some(why);
+            break;
+        }
+        if connected + failed >= step {
+            // Everything connected or failed; unanswered subscribes get a grace period.
+            if pending == 0 {
+                break;
+            }
+            let since = *settled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+        }
+        if t_ramp.elapsed() > ramp_budget {
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
+    if ours && case.failure.is_none() {
+        case.connections.server_subscribers = stats_subscribers(server.addr);
+    }
+
+    // Hold.
+    if let Some(t) = &sampler_thread {
+        t.set_phase("hold");
+    }
+    if case.failure.is_none() {
+        let pb = bar((s.hold_secs * 10.0) as u64, "hold").with_prefix(label.clone());
+        let t_hold = Instant::now();
+        while t_hold.elapsed().as_secs_f64() < s.hold_secs {
+            collect(&mut workers, &rx, Duration::from_millis(100));
+            pb.set_position((t_hold.elapsed().as_secs_f64() * 10.0) as u64);
+            if let Some(why) = server.exit_status() {
+                case.failure = Some(why);
+                break;
+            }
+        }
+        pb.finish_and_clear();
+    }
+    case.server.at_step = sample_now(&sampler_thread);
+
+    // Publish.
+    let mut finish = Finish::default();
+    let mut cpu_before = None;
+    if s.publish.pattern != Pattern::None && case.failure.is_none() {
+        if let Some(t) = &sampler_thread {
+            t.set_phase("publish");
+        }
+        cpu_before = Some((
+            sample_now(&sampler_thread),
+            workers_cpu(&workers) + total_cpu(self_cpu()),
+        ));
+        let plan = PublishPlan {
+            target: server.addr,
+            path: pub_path.clone(),
+            token: None,
+            channels: channels.clone(),
+            users: step as usize,
+            rate: s.publish.rate,
+            size: s.publish.size,
+            duration: Duration::from_secs_f64(s.publish.duration_secs),
+            connections: 4,
+            timeout: Duration::from_secs(5),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let total = ((plan.rate * plan.duration.as_secs_f64()).floor() as u64).max(1);
+        let pb = bar(total, "publish").with_prefix(label.clone());
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || publisher::run(&plan, &stop))
+        };
+        let deadline = Instant::now()
+            + Duration::from_secs_f64(s.publish.duration_secs + s.publish.drain_secs + 10.0);
+        while !handle.is_finished() {
+            collect(&mut workers, &rx, Duration::from_millis(100));
+            let received: u64 = workers.iter().map(|w| w.progress.received).sum();
+            pb.set_position(received / step.max(1));
+            if Instant::now() > deadline {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        pb.finish_and_clear();
+        let report = handle.join().unwrap_or_default();
+        // Let deliveries in flight arrive.
+        let t_drain = Instant::now();
+        while t_drain.elapsed().as_secs_f64() < s.publish.drain_secs {
+            collect(&mut workers, &rx, Duration::from_millis(100));
+        }
+        finish.expect = report.last_ids.clone();
+        case.publish = Some(report);
+    }
+    let cpu_after = (
+        sample_now(&sampler_thread),
+        workers_cpu(&workers) + total_cpu(self_cpu()),
+    );
+
+    // Collect the workers' reports.
+    let line = serde_json::to_string(&finish)?;
+    for w in workers.iter_mut() {
+        if let Some(stdin) = w.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+    let t_collect = Instant::now();
+    while workers.iter().any(|w| w.report.is_none()) && t_collect.elapsed() < Duration::from_secs(30) {
+        collect(&mut workers, &rx, Duration::from_millis(100));
+    }
+    for w in workers.iter_mut() {
+        w.stdin.take();
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+    }
+    if let Some(t) = &sampler_thread {
+        t.set_phase("end");
+    }
+    case.server.exit = server.stop();
+    if case.failure.is_none() {
+        if let Some(why) = &case.server.exit {
+            case.failure = Some(why.clone());
+        }
+    }
+    let samples = sampler_thread
+        .map(|t| {
+            let v = t.samples.lock().unwrap().clone();
+            drop(t.finish());
+            v
+        })
+        .unwrap_or_default();
+    merge_reports(&mut case, &workers, dir, &label, epoch_ns)?;
+    summarise_server(&mut case, &samples, cpu_before, cpu_after);
+    if workers.iter().any(|w| w.report.is_none()) {
+        case.failure.get_or_insert_with(|| "a load generator worker did not report".into());
+    }
+    let failed: u64 = case.connections.failed.values().sum();
+    if case.failure.is_none() && failed > 0 {
+        let mut causes: Vec<_> = case.connections.failed.iter().collect();
+        causes.sort_by(|a, b| b.1.cmp(a.1));
+        let what: Vec<String> = causes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        case.failure = Some(format!(
+            "{failed} of {step} connections failed ({})",
+            what.join(", ")
+        ));
+    }
+    if case.failure.is_some() {
+        case.status = "failed".into();
+    }
+    case.duration_secs = t_case.elapsed().as_secs_f64();
+    Ok(case)
+}
+
+fn total_cpu((u, s): (f64, f64)) -> f64 {
+    u + s
+}
+
+fn workers_cpu(workers: &[WorkerProc]) -> f64 {
+    workers
+        .iter()
+        .filter_map(|w| Sampler::new(w.child.id(), false).sample().ok())
+        .map(|s| s.cpu_user + s.cpu_sys)
+        .sum()
+}
+
+fn merge_reports(case: &mut Case, workers: &[WorkerProc], dir: &Path, label: &str, epoch_ns: u64) -> Result<()> {
+    let mut connect = hist::new_histogram();
+    let mut latency = hist::new_histogram();
+    let mut latency_raw = hist::new_histogram();
+    let mut intervals: HashMap<u64, (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>)> =
+        HashMap::new();
+    let c = &mut case.connections;
+    let d = &mut case.delivery;
+    let wire = &mut case.wire;
+    c.requested = case.step;
+    for r in workers.iter().filter_map(|w| w.report.as_ref()) {
+        c.connected += r.connected;
+        c.subscribed += r.subscribed;
+        c.disconnects += r.disconnects;
+        for (k, v) in &r.failed {
+            *c.failed.entry(k.clone()).or_default() += v;
+        }
+        d.expected += r.expected;
+        d.received += r.received;
+        d.lost += r.lost;
+        d.duplicates += r.duplicates;
+        d.out_of_order += r.out_of_order;
+        d.missed_reported += r.missed_reported;
+        d.protocol_errors += r.protocol_errors;
+        d.unstamped += r.unstamped;
+        wire.bytes_total += r.bytes_total;
+        wire.bytes_head += r.bytes_head;
+        wire.bytes_payload += r.bytes_payload;
+        wire.heartbeats += r.heartbeats;
+        hist::merge(&mut connect, &hist::decode(&r.connect_us)?);
+        hist::merge(&mut latency, &hist::decode(&r.latency_us)?);
+        hist::merge(&mut latency_raw, &hist::decode(&r.latency_raw_us)?);
+        for (i, cor, raw) in &r.intervals {
+            let e = intervals
+                .entry(*i)
+                .or_insert_with(|| (hist::new_histogram(), hist::new_histogram()));
+            hist::merge(&mut e.0, &hist::decode(cor)?);
+            hist::merge(&mut e.1, &hist::decode(raw)?);
+        }
+    }
+    c.waiting = c.connected.saturating_sub(c.subscribed + c.disconnects);
+    c.connect_us = Summary::of(&connect);
+    d.latency_us = Summary::of(&latency);
+    d.latency_raw_us = Summary::of(&latency_raw);
+    if d.expected > 0 {
+        d.delivered_fraction = Some(d.received as f64 / d.expected as f64);
+    }
+    if d.received > 0 {
+        wire.per_message_total = Some(wire.bytes_total as f64 / d.received as f64);
+        wire.per_message_payload = Some(wire.bytes_payload as f64 / d.received as f64);
+    }
+    if !intervals.is_empty() {
+        let mut idx: Vec<_> = intervals.keys().copied().collect();
+        idx.sort();
+        let mut list = Vec::new();
+        for i in idx {
+            let (cor, raw) = intervals.remove(&i).expect("key listed");
+            for (tag, h) in [("corrected", cor), ("raw", raw)] {
+                list.push(Interval {
+                    start_offset_secs: i as f64,
+                    duration_secs: 1.0,
+                    tag: Some(tag.into()),
+                    hist: h,
+                });
+            }
+        }
+        let name = format!("{label}.hlog");
+        let start = SystemTime::now()
+            - Duration::from_nanos(mono_ns().saturating_sub(epoch_ns));
+        hist::write_log(File::create(dir.join(&name))?, start, &list)?;
+        case.hlog = Some(name);
+    }
+    Ok(())
+}
+
+fn summarise_server(
+    case: &mut Case,
+    samples: &[(String, Sample)],
+    cpu_before: Option<(Option<Sample>, f64)>,
+    cpu_after: (Option<Sample>, f64),
+) {
+    let srv = &mut case.server;
+    srv.peak_rss = samples.iter().map(|(_, s)| s.rss).max().unwrap_or(0);
+    let conns = case.connections.connected as f64;
+    if let (Some(b), Some(a)) = (&srv.baseline, &srv.at_step) {
+        srv.threads = a.threads;
+        srv.fds = a.fds;
+        if conns > 0.0 {
+            srv.rss_per_conn = Some((a.rss as f64 - b.rss as f64) / conns);
+            srv.anon_pss_per_conn = Some((a.pss_anon as f64 - b.pss_anon as f64) / conns);
+            if let (Some(kb), Some(ka)) = (&b.kernel, &a.kernel) {
+                srv.kernel_per_conn = Some((ka.total as f64 - kb.total as f64) / conns);
+                srv.kernel_source = Some(
+                    serde_json::to_value(&ka.source)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    if let Some((Some(b), lg_before)) = cpu_before {
+        if let Some(a) = &cpu_after.0 {
+            srv.publish_cpu_user = a.cpu_user - b.cpu_user;
+            srv.publish_cpu_sys = a.cpu_sys - b.cpu_sys;
+        }
+        let received = case.delivery.received as f64;
+        if received > 0.0 {
+            srv.cpu_per_delivery_us = Some((srv.publish_cpu_user + srv.publish_cpu_sys) * 1e6 / received);
+            case.loadgen.publish_cpu = cpu_after.1 - lg_before;
+            case.loadgen.cpu_per_delivery_us = Some(case.loadgen.publish_cpu * 1e6 / received);
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! A load generator worker: one process holding up to ~15,000 subscriber
+//! connections in a mio loop.
+//!
+//! The coordinator writes a [`Plan`] as the first line of the worker's stdin
+//! and later a [`Finish`] line; the worker writes [`Progress`] lines while it
+//! runs and one [`Report`] line at the end, all JSON. Several workers are
+//! needed past one process's open-file limit; their histograms are merged by
+//! the coordinator, never averaged.
+//!
+//! # What every subscriber checks
+//! Ids on a channel are 1, 2, 3 ...: a repeated id is a duplicate, an older
+//! one is out of order, a jump is a loss unless the server reported it as
+//! missed, and at the end every subscriber must have reached the last id its
+//! channel was given.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use comet::client::{ClientEvent, Item, Subscriber};
+use comet::Transport;
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde::{Deserialize, Serialize};
+use slab::Slab;
+
+use crate::clock::{mono_ns, parse_stamp, self_cpu};
+use crate::hist;
+
+/// Which channel each subscriber joins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channels {
+    /// Every subscriber on one channel.
+    Broadcast(String),
+    /// Subscriber `i` (global index) on `{prefix}{i}`.
+    PerUser(String),
+}
+
+impl Channels {
+    pub fn name(&self, index: usize) -> String {
+        match self {
+            Channels::Broadcast(c) => c.clone(),
+            Channels::PerUser(prefix) => format!("{prefix}{index}"),
+        }
+    }
+}
+
+/// What one worker does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub worker: usize,
+    pub target: SocketAddr,
+    /// Source addresses to bind client sockets to, used in turn.
+    pub sources: Vec<IpAddr>,
+    /// `/sub/{channel}?transport={transport}`-style path template.
+    pub path: String,
+    /// Query parameter carrying the last id on a long-poll re-poll.
+    pub since_param: String,
+    pub transport: String,
+    pub count: usize,
+    /// Global index of this worker's first subscriber.
+    pub first_index: usize,
+    pub channels: Channels,
+    /// Connections per second.
+    pub rate: f64,
+    pub in_flight: usize,
+    pub connect_timeout_ms: u64,
+    /// `mono_ns` origin of latency intervals, shared by all workers.
+    pub epoch_ns: u64,
+    pub interval_ms: u64,
+}
+
+/// Sent by the coordinator when publishing is over.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Finish {
+    /// Last id published on each channel; subscribers should have reached it.
+    pub expect: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub worker: usize,
+    /// TCP connections established.
+    pub connected: u64,
+    /// Subscriptions confirmed (a stream's response head; a long-poll request sent).
+    pub subscribed: u64,
+    pub failed: u64,
+    pub received: u64,
+    /// Connections still being set up.
+    pub pending: u64,
+}
+
+/// Everything a worker measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub worker: usize,
+    pub connected: u64,
+    pub subscribed: u64,
+    /// Failed connects and subscribes by cause.
+    pub failed: HashMap<String, u64>,
+    /// Connections the server closed after they were subscribed.
+    pub disconnects: u64,
+    pub received: u64,
+    /// Deliveries due: for each subscribed client, the last id of its channel.
+    pub expected: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub missed_reported: u64,
+    pub protocol_errors: u64,
+    /// Messages without a parsable latency stamp.
+    pub unstamped: u64,
+    pub heartbeats: u64,
+    pub bytes_total: u64,
+    pub bytes_head: u64,
+    pub bytes_payload: u64,
+    pub cpu_user: f64,
+    pub cpu_sys: f64,
+    /// Encoded histograms (see [`crate::hist::encode`]), microseconds.
+    pub connect_us: String,
+    pub latency_us: String,
+    pub latency_raw_us: String,
+    /// Per interval since `epoch_ns`: (index, corrected, raw).
+    pub intervals: Vec<(u64, String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    /// Request written, response head not yet read.
+    Requested,
+    /// Receiving a stream, or a long-poll waiting for its answer.
+    Subscribed,
+    Closed,
+}
+
+struct Client {
+    stream: TcpStream,
+    state: State,
+    dec: Subscriber,
+    index: usize,
+    started_ns: u64,
+    last_id: u64,
+    /// Missed messages reported and not yet matched to a gap.
+    missed_credit: u64,
+    request: Vec<u8>,
+    written: usize,
+}
+
+const STDIN: Token = Token(usize::MAX);
+
+struct Worker {
+    plan: Plan,
+    transport: Transport,
+    poll: Poll,
+    clients: Slab<Client>,
+    buf: Vec<u8>,
+    report: Report,
+    connect_hist: Histogram<u64>,
+    latency: Histogram<u64>,
+    latency_raw: Histogram<u64>,
+    intervals: HashMap<u64, (Histogram<u64>, Histogram<u64>)>,
+    started: usize,
+    pending: usize,
+}
+
+/// Runs a worker on this process's stdin and stdout. Returns when finished.
+pub fn main() -> io::Result<()> {
+    let stdin = io::stdin();
+    let mut lines = stdin.lock().lines();
+    let plan: Plan = match lines.next() {
+        Some(line) => serde_json::from_str(&line?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        None => return Ok(()),
+    };
+    drop(lines);
+    let transport = Transport::from_name(&plan.transport).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "unknown transport")
+    })?;
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), STDIN)?);
+    let (tx, rx) = crossbeam_channel::unbounded::<Option<Finish>>();
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if let Ok(f) = serde_json::from_str::<Finish>(&line) {
+                let _ = tx.send(Some(f));
+                let _ = waker.wake();
+            }
+        }
+        // The coordinator is gone: finish with what we have.
+        let _ = tx.send(None);
+        let _ = waker.wake();
+    });
+    let mut w = Worker {
+        report: Report {
+            worker: plan.worker,
+            ..Report::default()
+        },
+        plan,
+        transport,
+        poll,
+        clients: Slab::new(),
+        buf: vec![0; 64 * 1024],
+        connect_hist: hist::new_histogram(),
+        latency: hist::new_histogram(),
+        latency_raw: hist::new_histogram(),
+        intervals: HashMap::new(),
+        started: 0,
+        pending: 0,
+    };
+    let finish = w.run(&rx)?;
+    w.finish(finish);
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, &w.report)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+fn cause(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ETIMEDOUT) => "timeout",
+        Some(libc::ECONNRESET) | Some(libc::EPIPE) => "reset",
+        Some(libc::EADDRNOTAVAIL) => "no_ports",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
+        _ => "other",
+    }
+}
+
+impl Worker {
+    fn run(&mut self, rx: &crossbeam_channel::Receiver<Option<Finish>>) -> io::Result<Finish> {
+        let mut events = Events::with_capacity(4096);
+        let t0 = mono_ns();
+        let mut last_progress = 0;
+        loop {
+            let now = mono_ns();
+            self.ramp(now, t0);
+            let timeout = if self.started < self.plan.count {
+                Duration::from_millis(2)
+            } else {
+                Duration::from_millis(100)
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                if ev.token() == STDIN {
+                    if let Ok(f) = rx.try_recv() {
+                        return Ok(f.unwrap_or_default());
+                    }
+                    continue;
+                }
+                let key = ev.token().0;
+                self.handle(key);
+            }
+            let now = mono_ns();
+            self.expire_connects(now);
+            if now - last_progress > 250_000_000 {
+                last_progress = now;
+                self.progress()?;
+            }
+        }
+    }
+
+    fn progress(&self) -> io::Result<()> {
+        let p = Progress {
+            worker: self.plan.worker,
+            connected: self.report.connected,
+            subscribed: self.report.subscribed,
+            failed: self.report.failed.values().sum(),
+            received: self.report.received,
+            pending: self.pending as u64,
+        };
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, &p)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    fn fail(&mut self, key: usize, cause: String) {
+        *self.report.failed.entry(cause).or_default() += 1;
+        self.close(key);
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut c) = self.clients.try_remove(key) {
+            if matches!(c.state, State::Connecting | State::Requested) {
+                self.pending -= 1;
+            }
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+    }
+
+    /// Starts connects at the planned rate, within the in-flight bound.
+    fn ramp(&mut self, now: u64, t0: u64) {
+        let due = (((now - t0) as f64 / 1e9) * self.plan.rate).ceil() as usize;
+        let due = due.min(self.plan.count);
+        while self.started < due && self.pending < self.plan.in_flight {
+            let index = self.plan.first_index + self.started;
+            let source = self.plan.sources[self.started % self.plan.sources.len()];
+            self.started += 1;
+            if let Err(e) = self.connect(index, source, now) {
+                *self.report.failed.entry(cause(&e).to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    fn connect(&mut self, index: usize, source: IpAddr, now: u64) -> io::Result<()> {
+        use socket2::{Domain, Socket, Type};
+        let target = self.plan.target;
+        let s = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
+        s.set_nonblocking(true)?;
+        s.set_nodelay(true)?;
+        // Let connect() pick the port per destination, so each source address
+        // gives a whole ephemeral range towards the server.
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `one` (a c_int of the given size) only.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        s.bind(&SocketAddr::new(source, 0).into())?;
+        match s.connect(&target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let mut stream = TcpStream::from_std(s.into());
+        let entry = self.clients.vacant_entry();
+        self.poll.registry().register(
+            &mut stream,
+            Token(entry.key()),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let channel = self.plan.channels.name(index);
+        let path = self
+            .plan
+            .path
+            .replace("{channel}", &channel)
+            .replace("{transport}", self.transport.name());
+        entry.insert(Client {
+            stream,
+            state: State::Connecting,
+            dec: Subscriber::new(self.transport),
+            index,
+            started_ns: now,
+            last_id: 0,
+            missed_credit: 0,
+            request: request(&path, &self.plan.target),
+            written: 0,
+        });
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn expire_connects(&mut self, now: u64) {
+        let limit = self.plan.connect_timeout_ms * 1_000_000;
+        let expired: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.state, State::Connecting | State::Requested)
+                    && now - c.started_ns > limit
+                    // A long-poll request sent waits for an answer by design.
+                    && !(c.state == State::Requested && self.transport == Transport::Longpoll && c.written == c.request.len())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
+            let state = self.clients[k].state;
+            let cause = if state == State::Connecting {
+                "timeout"
+            } else {
+                "no_response"
+            };
+            self.fail(k, cause.into());
+        }
+    }
+
+    fn handle(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        if c.state == State::Connecting {
+            match c.stream.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(key, cause(&e).into()),
+                Ok(None) => {}
+            }
+            match c.stream.peer_addr() {
+                Ok(_) => {
+                    let now = mono_ns();
+                    let _ = self
+                        .connect_hist
+                        .record(((now - c.started_ns) / 1000).max(1));
+                    c.state = State::Requested;
+                    self.report.connected += 1;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
+                Err(e) => return self.fail(key, cause(&e).into()),
+            }
+        }
+        self.write(key);
+        self.read(key);
+    }
+
+    fn write(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        while c.written < c.request.len() {
+            match c.stream.write(&c.request[c.written..]) {
+                Ok(n) => c.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail(key, cause(&e).into()),
+            }
+        }
+        if c.written == c.request.len() && !c.request.is_empty() {
+            c.request = Vec::new();
+            c.written = 0;
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, Token(key), Interest::READABLE);
+            if self.transport == Transport::Longpoll && c.state == State::Requested {
+                // A long-poll is subscribed once its request is out; the
+                // answer comes when a message does.
+                c.state = State::Subscribed;
+                self.report.subscribed += 1;
+                self.pending -= 1;
+            }
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
+            match c.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    let state = c.state;
+                    if state == State::Subscribed {
+                        self.report.disconnects += 1;
+                        c.state = State::Closed;
+                        self.close(key);
+                    } else {
+                        self.fail(key, "closed".into());
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.report.bytes_total += n as u64;
+                    let data = std::mem::take(&mut self.buf);
+                    let ok = self.feed(key, &data[..n]);
+                    self.buf = data;
+                    if !ok {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let subscribed = c.state == State::Subscribed;
+                    if subscribed {
+                        self.report.disconnects += 1;
+                        self.close(key);
+                    } else {
+                        self.fail(key, cause(&e).into());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes bytes of client `key`; false when it was closed.
+    fn feed(&mut self, key: usize, mut data: &[u8]) -> bool {
+        let now = mono_ns();
+        while !data.is_empty() {
+            let c = &mut self.clients[key];
+            let mut out = Vec::new();
+            let used = match c.dec.feed(data, &mut out) {
+                Ok(u) => u,
+                Err(_) => {
+                    self.report.protocol_errors += 1;
+                    self.fail(key, "protocol".into());
+                    return false;
+                }
+            };
+            data = &data[used..];
+            for ev in out {
+                match ev {
+                    ClientEvent::Head(h) => {
+                        self.report.bytes_head += h.len as u64;
+                        if h.status != 200 && h.status != 204 {
+                            self.fail(key, format!("http_{}", h.status));
+                            return false;
+                        }
+                        let c = &mut self.clients[key];
+                        if c.state == State::Requested {
+                            c.state = State::Subscribed;
+                            self.report.subscribed += 1;
+                            self.pending -= 1;
+                        }
+                    }
+                    ClientEvent::Item(item) => self.item(key, item, now),
+                    ClientEvent::End => {
+                        if self.transport != Transport::Longpoll {
+                            self.report.disconnects += 1;
+                            self.close(key);
+                            return false;
+                        }
+                        self.repoll(key);
+                    }
+                }
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        true
+    }
+
+    fn item(&mut self, key: usize, item: Item, now: u64) {
+        let c = &mut self.clients[key];
+        match item {
+            Item::Heartbeat => self.report.heartbeats += 1,
+            Item::Missed(k) => {
+                self.report.missed_reported += k;
+                c.missed_credit += k;
+            }
+            Item::Message { id, data } => {
+                self.report.bytes_payload += data.len() as u64;
+                if id == c.last_id {
+                    self.report.duplicates += 1;
+                    return;
+                }
+                if id < c.last_id {
+                    self.report.out_of_order += 1;
+                    return;
+                }
+                let gap = id - c.last_id - 1;
+                let covered = gap.min(c.missed_credit);
+                c.missed_credit -= covered;
+                self.report.lost += gap - covered;
+                c.last_id = id;
+                self.report.received += 1;
+                match parse_stamp(&data) {
+                    Some((scheduled, sent)) => {
+                        let corrected = (now.saturating_sub(scheduled) / 1000).max(1);
+                        let raw = (now.saturating_sub(sent) / 1000).max(1);
+                        let _ = self.latency.record(corrected);
+                        let _ = self.latency_raw.record(raw);
+                        let idx = now.saturating_sub(self.plan.epoch_ns)
+                            / (self.plan.interval_ms.max(1) * 1_000_000);
+                        let e = self
+                            .intervals
+                            .entry(idx)
+                            .or_insert_with(|| (hist::new_histogram(), hist::new_histogram()));
+                        let _ = e.0.record(corrected);
+                        let _ = e.1.record(raw);
+                    }
+                    None => self.report.unstamped += 1,
+                }
+            }
+        }
+    }
+
+    fn repoll(&mut self, key: usize) {
+        let c = &mut self.clients[key];
+        c.dec.reset();
+        let channel = self.plan.channels.name(c.index);
+        let mut path = self
+            .plan
+            .path
+            .replace("{channel}", &channel)
+            .replace("{transport}", self.transport.name());
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str(&format!("{}={}", self.plan.since_param, c.last_id));
+        c.request = request(&path, &self.plan.target);
+        c.written = 0;
+        let _ = self.poll.registry().reregister(
+            &mut c.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        self.write(key);
+    }
+
+    fn finish(&mut self, finish: Finish) {
+        for (_, c) in self.clients.iter() {
+            if c.state != State::Subscribed {
+                continue;
+            }
+            let channel = self.plan.channels.name(c.index);
+            if let Some(&last) = finish.expect.get(&channel) {
+                self.report.expected += last;
+                let behind = last.saturating_sub(c.last_id);
+                let covered = behind.min(c.missed_credit);
+                self.report.lost += behind - covered;
+            }
+        }
+        let (u, s) = self_cpu();
+        self.report.cpu_user = u;
+        self.report.cpu_sys = s;
+        self.report.connect_us = hist::encode(&self.connect_hist);
+        self.report.latency_us = hist::encode(&self.latency);
+        self.report.latency_raw_us = hist::encode(&self.latency_raw);
+        let mut idx: Vec<_> = self.intervals.keys().copied().collect();
+        idx.sort();
+        self.report.intervals = idx
+            .into_iter()
+            .map(|i| {
+                let (c, r) = &self.intervals[&i];
+                (i, hist::encode(c), hist::encode(r))
+            })
+            .collect();
+    }
+}
+
+fn request(path: &str, target: &SocketAddr) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nAccept: */*\r\n\r\n").into_bytes()
+}

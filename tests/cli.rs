@@ -1,0 +1,162 @@
+//! The real `cometbench` binary: serve, run, and their errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cometbench"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every key of a JSON document, recursively (map keys only).
+fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.insert(k.clone());
+                keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn serve_prints_address_and_stops_on_sigterm() {
+    let mut child = bin()
+        .args(["serve", "--dispatcher", "reactor", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line.trim().parse().expect("first line is the address");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"dispatcher\":\"reactor\""));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let out = bin().args(["serve", "--dispatcher", "fibers"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dispatcher 'fibers'"));
+
+    let dir = std::env::temp_dir().join(format!("cometbench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\ndispatchers = [\"reactor\"]\ntransports = [\"sse\"]\nsteps = [10]\n[publish]\nrat = 3.0\n",
+    )
+    .unwrap();
+    let out = bin().arg("run").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("rat"), "{err}");
+
+    let out = bin().args(["run", "/nonexistent/scenario.toml"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
+}
+
+#[test]
+fn refuses_public_listen_without_token() {
+    let out = bin()
+        .args(["serve", "--dispatcher", "reactor", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--publish-token"));
+}
+
+/// What CI runs: scenarios/smoke.toml, every dispatcher and transport; every
+/// message delivered exactly once, no errors, and run.json as documented.
+#[test]
+fn smoke_scenario() {
+    let out_dir = std::env::temp_dir().join(format!("cometbench-smoke-{}", std::process::id()));
+    let out = bin()
+        .arg("run")
+        .arg(root().join("scenarios/smoke.toml"))
+        .arg("--out")
+        .arg(&out_dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .map(PathBuf::from)
+        .expect("results directory printed");
+    let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
+    let run: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(run["schema"], "cometbench-run/1");
+    let cases = run["cases"].as_array().unwrap();
+    for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
+        for t in ["longpoll", "sse", "stream", "iframe"] {
+            let c = cases
+                .iter()
+                .find(|c| c["target"] == d && c["transport"] == t)
+                .unwrap_or_else(|| panic!("{d} {t} missing"));
+            let name = format!("{d} {t}");
+            assert_eq!(c["status"], "ok", "{name}: {}", c["failure"]);
+            let del = &c["delivery"];
+            assert!(del["expected"].as_u64().unwrap() > 0, "{name}");
+            assert_eq!(del["received"], del["expected"], "{name}");
+            for k in ["lost", "duplicates", "out_of_order", "protocol_errors", "unstamped"] {
+                assert_eq!(del[k], 0, "{name}: {k}");
+            }
+            assert_eq!(c["connections"]["connected"], 200, "{name}");
+            assert_eq!(c["connections"]["server_subscribers"], 200, "{name}");
+            assert!(c["server"]["rss_per_conn"].is_number(), "{name}");
+            let hlog = c["hlog"].as_str().expect("an hlog");
+            assert!(std::fs::read_to_string(dir.join(hlog))
+                .unwrap()
+                .contains("#[StartTime:"));
+        }
+    }
+    assert!(std::fs::metadata(dir.join("samples.jsonl")).unwrap().len() > 0);
+    // Every key the run wrote is documented.
+    let doc = std::fs::read_to_string(root().join("results/README.md")).unwrap();
+    let mut all = std::collections::BTreeSet::new();
+    keys(&run, &mut all);
+    let scenario_keys: std::collections::BTreeSet<String> = {
+        let mut s = std::collections::BTreeSet::new();
+        keys(&run["scenario"], &mut s);
+        s
+    };
+    let undocumented: Vec<_> = all
+        .iter()
+        .filter(|k| !scenario_keys.contains(*k) && !doc.contains(&format!("`{k}`")))
+        .filter(|k| !k.chars().all(|c| c.is_ascii_digit() || c == '_'))
+        .filter(|k| !k.starts_with("http_") && !cause_keys().contains(&k.as_str()))
+        .collect();
+    assert!(undocumented.is_empty(), "undocumented run.json keys: {undocumented:?}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Keys of cause maps, documented as a list of values.
+fn cause_keys() -> &'static [&'static str] {
+    &["refused", "timeout", "reset", "no_ports", "fd_limit", "closed", "protocol", "other", "io", "bad_response"]
+}
