@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use dispatchers::{Kind, Options};
 
 #[derive(Parser)]
-#[command(name = "cometbench", version, about = "Threads or events? A workbench for Comet servers.")]
+#[command(
+    name = "cometbench",
+    version,
+    about = "Threads or events? A workbench for Comet servers."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -167,9 +171,11 @@ fn serve(a: ServeArgs) -> Result<()> {
         thread_stack: a.thread_stack,
         publish_listen: a.publish_listen,
     };
-    let mut signals =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .context("installing signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
     let running = dispatchers::start(a.dispatcher, opts.clone())
         .with_context(|| format!("starting {}", a.dispatcher.name()))?;
     let mut out = std::io::stdout().lock();
@@ -214,7 +220,14 @@ fn split_url(url: &str) -> Result<(SocketAddr, String)> {
     if !addr.ip().is_loopback() {
         bail!("{url}: load is only sent to loopback addresses (127.0.0.0/8)");
     }
-    Ok((addr, if path.is_empty() { "/".into() } else { path.into() }))
+    Ok((
+        addr,
+        if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
+    ))
 }
 
 /// Exit code of a run that broke a scenario threshold (as k6 does).

@@ -30,7 +30,13 @@ fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
 #[test]
 fn serve_prints_address_and_stops_on_sigterm() {
     let mut child = bin()
-        .args(["serve", "--dispatcher", "reactor", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--dispatcher",
+            "reactor",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,7 +61,10 @@ fn serve_prints_address_and_stops_on_sigterm() {
 
 #[test]
 fn usage_errors_exit_2_with_one_line() {
-    let out = bin().args(["serve", "--dispatcher", "fibers"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--dispatcher", "fibers"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dispatcher 'fibers'"));
 
@@ -73,9 +82,15 @@ fn usage_errors_exit_2_with_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("rat"), "{err}");
 
-    let out = bin().args(["run", "/nonexistent/scenario.toml"]).output().unwrap();
+    let out = bin()
+        .args(["run", "/nonexistent/scenario.toml"])
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
 }
 
 #[test]
@@ -124,7 +139,13 @@ fn smoke_scenario() {
             let del = &c["delivery"];
             assert!(del["expected"].as_u64().unwrap() > 0, "{name}");
             assert_eq!(del["received"], del["expected"], "{name}");
-            for k in ["lost", "duplicates", "out_of_order", "protocol_errors", "unstamped"] {
+            for k in [
+                "lost",
+                "duplicates",
+                "out_of_order",
+                "protocol_errors",
+                "unstamped",
+            ] {
                 assert_eq!(del[k], 0, "{name}: {k}");
             }
             assert_eq!(c["connections"]["connected"], 200, "{name}");
@@ -152,11 +173,25 @@ fn smoke_scenario() {
         .filter(|k| !k.chars().all(|c| c.is_ascii_digit() || c == '_'))
         .filter(|k| !k.starts_with("http_") && !cause_keys().contains(&k.as_str()))
         .collect();
-    assert!(undocumented.is_empty(), "undocumented run.json keys: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "undocumented run.json keys: {undocumented:?}"
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 /// Keys of cause maps, documented as a list of values.
 fn cause_keys() -> &'static [&'static str] {
-    &["refused", "timeout", "reset", "no_ports", "fd_limit", "closed", "protocol", "other", "io", "bad_response"]
+    &[
+        "refused",
+        "timeout",
+        "reset",
+        "no_ports",
+        "fd_limit",
+        "closed",
+        "protocol",
+        "other",
+        "io",
+        "bad_response",
+    ]
 }

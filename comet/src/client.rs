@@ -33,7 +33,10 @@ impl std::error::Error for DecodeError {}
 /// What a subscriber receives, whatever the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Message { id: u64, data: String },
+    Message {
+        id: u64,
+        data: String,
+    },
     /// `K` messages left the backlog before they could be replayed.
     Missed(u64),
     Heartbeat,
@@ -507,21 +510,33 @@ mod tests {
             assert!(d.is_done());
         }
         let mut d = ChunkedDecoder::default();
-        assert_eq!(d.feed(b"zz\r\n", &mut Vec::new()), Err(DecodeError::BadChunk));
+        assert_eq!(
+            d.feed(b"zz\r\n", &mut Vec::new()),
+            Err(DecodeError::BadChunk)
+        );
     }
 
     #[test]
     fn sse_standard_cases() {
         let mut d = SseDecoder::default();
         let mut out = Vec::new();
-        d.feed(b"retry: 10\n\n: hi\r\nid: 1\r\ndata: a\rdata:b\n\ndata: no id\n\n", &mut out);
+        d.feed(
+            b"retry: 10\n\n: hi\r\nid: 1\r\ndata: a\rdata:b\n\ndata: no id\n\n",
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![
                 SseItem::Retry(10),
                 SseItem::Comment("hi".into()),
-                SseItem::Event { id: Some("1".into()), data: "a\nb".into() },
-                SseItem::Event { id: None, data: "no id".into() },
+                SseItem::Event {
+                    id: Some("1".into()),
+                    data: "a\nb".into()
+                },
+                SseItem::Event {
+                    id: None,
+                    data: "no id".into()
+                },
             ]
         );
     }
@@ -538,17 +553,27 @@ mod tests {
             out,
             vec![
                 Item::Heartbeat,
-                Item::Message { id: 1, data: "</script>".into() },
+                Item::Message {
+                    id: 1,
+                    data: "</script>".into()
+                },
                 Item::Missed(3)
             ]
         );
         let mut d = StreamDecoder::new(Transport::Stream);
         let mut out = Vec::new();
-        d.feed(b"{\"id\":2,\"data\":\"x\"}\n\n{\"missed\":1}\n{\"id\":", &mut out).unwrap();
+        d.feed(
+            b"{\"id\":2,\"data\":\"x\"}\n\n{\"missed\":1}\n{\"id\":",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out,
             vec![
-                Item::Message { id: 2, data: "x".into() },
+                Item::Message {
+                    id: 2,
+                    data: "x".into()
+                },
                 Item::Heartbeat,
                 Item::Missed(1)
             ]

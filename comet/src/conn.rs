@@ -279,7 +279,8 @@ impl Conn {
         let Phase::Subscribed(sub) = &mut self.phase else {
             return false;
         };
-        if message.id() <= sub.last_id {
+        // Ids are per channel: another channel's message is not ours, whatever its id.
+        if message.id() <= sub.last_id || **message.channel() != *sub.channel {
             return false;
         }
         sub.last_id = message.id();

@@ -102,9 +102,7 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
                 )
             }
             "since" => since = Some(parse_u64(v).ok_or(RouteError::BadRequest("bad since"))?),
-            "timeout" => {
-                timeout = Some(parse_u64(v).ok_or(RouteError::BadRequest("bad timeout"))?)
-            }
+            "timeout" => timeout = Some(parse_u64(v).ok_or(RouteError::BadRequest("bad timeout"))?),
             _ => {}
         }
     }
@@ -156,7 +154,10 @@ mod tests {
             })
         };
         let cases = vec![
-            ("GET /sub/a HTTP/1.1\r\n\r\n", sub("a", Longpoll, None, None)),
+            (
+                "GET /sub/a HTTP/1.1\r\n\r\n",
+                sub("a", Longpoll, None, None),
+            ),
             (
                 "GET /sub/a HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n",
                 sub("a", Sse, None, None),
@@ -169,22 +170,68 @@ mod tests {
                 "GET /sub/a?transport=sse&since=3 HTTP/1.1\r\nLast-Event-ID: 9\r\n\r\n",
                 sub("a", Sse, Some(9), None),
             ),
-            ("GET /sub/a?transport=stream HTTP/1.1\r\n\r\n", sub("a", Stream, None, None)),
-            ("GET /sub/a?transport=ws HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("unknown transport"))),
-            ("GET /sub/a?since=-1 HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("bad since"))),
-            ("GET /sub/a?timeout=x HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("bad timeout"))),
-            ("GET /sub/a HTTP/1.1\r\nLast-Event-ID: 1:2\r\n\r\n", Err(RouteError::BadRequest("bad Last-Event-ID"))),
-            ("GET /sub/ HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("invalid channel name"))),
-            ("GET /sub/a%2F HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("invalid channel name"))),
-            ("GET /sub/../etc HTTP/1.1\r\n\r\n", Err(RouteError::BadRequest("invalid channel name"))),
-            (&*Box::leak(format!("GET /sub/{} HTTP/1.1\r\n\r\n", "x".repeat(65)).into_boxed_str()), Err(RouteError::BadRequest("invalid channel name"))),
-            ("POST /pub/a HTTP/1.1\r\n\r\n", Ok(Route::Publish { channel: "a".into() })),
-            ("GET /pub/a HTTP/1.1\r\n\r\n", Err(RouteError::MethodNotAllowed("POST, OPTIONS"))),
-            ("POST /sub/a HTTP/1.1\r\n\r\n", Err(RouteError::MethodNotAllowed("GET, OPTIONS"))),
-            ("DELETE /stats HTTP/1.1\r\n\r\n", Err(RouteError::MethodNotAllowed("GET, OPTIONS"))),
+            (
+                "GET /sub/a?transport=stream HTTP/1.1\r\n\r\n",
+                sub("a", Stream, None, None),
+            ),
+            (
+                "GET /sub/a?transport=ws HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("unknown transport")),
+            ),
+            (
+                "GET /sub/a?since=-1 HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("bad since")),
+            ),
+            (
+                "GET /sub/a?timeout=x HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("bad timeout")),
+            ),
+            (
+                "GET /sub/a HTTP/1.1\r\nLast-Event-ID: 1:2\r\n\r\n",
+                Err(RouteError::BadRequest("bad Last-Event-ID")),
+            ),
+            (
+                "GET /sub/ HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("invalid channel name")),
+            ),
+            (
+                "GET /sub/a%2F HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("invalid channel name")),
+            ),
+            (
+                "GET /sub/../etc HTTP/1.1\r\n\r\n",
+                Err(RouteError::BadRequest("invalid channel name")),
+            ),
+            (
+                &*Box::leak(
+                    format!("GET /sub/{} HTTP/1.1\r\n\r\n", "x".repeat(65)).into_boxed_str(),
+                ),
+                Err(RouteError::BadRequest("invalid channel name")),
+            ),
+            (
+                "POST /pub/a HTTP/1.1\r\n\r\n",
+                Ok(Route::Publish {
+                    channel: "a".into(),
+                }),
+            ),
+            (
+                "GET /pub/a HTTP/1.1\r\n\r\n",
+                Err(RouteError::MethodNotAllowed("POST, OPTIONS")),
+            ),
+            (
+                "POST /sub/a HTTP/1.1\r\n\r\n",
+                Err(RouteError::MethodNotAllowed("GET, OPTIONS")),
+            ),
+            (
+                "DELETE /stats HTTP/1.1\r\n\r\n",
+                Err(RouteError::MethodNotAllowed("GET, OPTIONS")),
+            ),
             ("GET /stats HTTP/1.1\r\n\r\n", Ok(Route::Stats)),
             ("OPTIONS /pub/a HTTP/1.1\r\n\r\n", Ok(Route::Preflight)),
-            ("GET /etc/passwd HTTP/1.1\r\n\r\n", Err(RouteError::NotFound)),
+            (
+                "GET /etc/passwd HTTP/1.1\r\n\r\n",
+                Err(RouteError::NotFound),
+            ),
             ("GET / HTTP/1.1\r\n\r\n", Err(RouteError::NotFound)),
         ];
         for (req, want) in cases {

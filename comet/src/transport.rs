@@ -256,7 +256,10 @@ mod tests {
             .unwrap()
             .strip_suffix(");</script>\n")
             .unwrap();
-        assert!(!inner.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{inner}");
+        assert!(
+            !inner.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+            "{inner}"
+        );
         let v: serde_json::Value = serde_json::from_str(inner).unwrap();
         assert_eq!(
             v["data"],
@@ -277,7 +280,13 @@ mod tests {
         seen.insert(Frame::Object.index());
         for t in [Transport::Sse, Transport::Stream, Transport::Iframe] {
             for chunked in [false, true] {
-                assert!(seen.insert(Frame::Stream { transport: t, chunked }.index()));
+                assert!(seen.insert(
+                    Frame::Stream {
+                        transport: t,
+                        chunked
+                    }
+                    .index()
+                ));
             }
         }
         assert!(seen.iter().all(|&i| i < Frame::COUNT));

@@ -1637,3 +1637,16 @@ fn advance_after_close_is_harmless() {
     h.conn(c).advance(pending);
     assert!(h.conn(c).is_done());
 }
+
+#[test]
+fn another_channels_message_is_ignored() {
+    let mut h = Harness::default();
+    let c = h.subscribe("a", Transport::Sse, None);
+    let now = h.now;
+    let stray = std::sync::Arc::new(comet::Message::new("b".into(), 99, "x".into()));
+    assert!(!h.conn(c).handle_message(&stray, now));
+    // The real channel's next message still arrives.
+    h.publish("a", "one");
+    let got = h.take_str(c);
+    assert!(got.contains("data: one"), "{got}");
+}

@@ -1,11 +1,479 @@
-//! Not built yet.
+//! Blocking I/O for the two thread dispatchers: one connection served by one
+//! thread with blocking `std::net`, the accept loop they share, and the
+//! separate publish listener (`serve --publish-listen`) of every dispatcher.
+//!
+//! A connection thread waits on one thing at a time. While the peer may send a
+//! request ([`Conn::is_reading`]) it blocks in `read` with the connection's
+//! deadline as the read timeout. While it holds a long-poll or a stream it
+//! blocks on its own inbox (a [`Group`] of one connection) until a message or
+//! the deadline. It does not watch the socket then: a client that went away is
+//! noticed at the next write, or at the next heartbeat or poll timeout, when the
+//! thread checks the socket for a hang-up before writing (DESIGN section 3).
+//!
+//! # Inbox
+//! The inbox is bounded ([`INBOX_CAPACITY`] messages). [`Inbox::deliver`] runs
+//! with the hub locked and never blocks: when the inbox is full it sets an
+//! overflow flag, and the thread drops the subscriber as too slow (counted in
+//! `dropped_slow`) rather than losing messages silently. The inbox is a mutex
+//! and a condition variable over a `VecDeque` that allocates only while
+//! messages wait, so an idle connection pays a few bytes for it; a bounded
+//! crossbeam channel would allocate its whole ring (about 4.5 KiB for 256
+//! slots) per connection up front.
+//!
+//! # Stack
+//! Connection threads may have small stacks (thread-per-connection runs them
+//! with a configured stack and no guard page), so the loop keeps its own
+//! frames small: a 2 KiB read buffer and a 16-slice `writev` array.
 
-use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use comet::{Conn, Message};
+
+use crate::shared::{Group, Inbox};
 use crate::Shared;
 
-pub fn serve_publish_listener(_addr: SocketAddr, _shared: Arc<Shared>) -> io::Result<SocketAddr> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "not built yet"))
+/// Messages an inbox holds before its subscriber is dropped as too slow.
+pub const INBOX_CAPACITY: usize = 256;
+
+/// A write that makes no progress for this long drops the client as too slow.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes read per `read` call (on the connection thread's stack).
+const READ_BUF: usize = 2048;
+
+/// Slices per `writev`.
+const MAX_IOV: usize = 16;
+
+/// Stack of the publish listener's connection threads (std threads).
+const PUBLISH_THREAD_STACK: usize = 256 * 1024;
+
+/// Never set: connections served without a stop signal.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// Times an acceptor backed off because the process (or system) had no free
+/// descriptor and it could not shed the connection with a `503`.
+static ACCEPT_BACKOFFS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times any acceptor of this process backed off for want of a descriptor.
+pub fn accept_backoffs() -> u64 {
+    ACCEPT_BACKOFFS.load(Ordering::Relaxed)
+}
+
+#[derive(Default)]
+struct InboxState {
+    queue: VecDeque<Arc<Message>>,
+    overflow: bool,
+}
+
+/// The inbox of one connection thread.
+#[derive(Default)]
+struct ThreadInbox {
+    state: Mutex<InboxState>,
+    ready: Condvar,
+}
+
+impl ThreadInbox {
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a message arrives, the inbox overflows, or `deadline`
+    /// passes; takes every message queued. Returns the messages and whether
+    /// the inbox overflowed.
+    fn wait(&self, deadline: Option<Instant>) -> (VecDeque<Arc<Message>>, bool) {
+        let mut st = self.lock();
+        loop {
+            if !st.queue.is_empty() || st.overflow {
+                return (std::mem::take(&mut st.queue), st.overflow);
+            }
+            match deadline {
+                None => st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if d <= now {
+                        return (VecDeque::new(), false);
+                    }
+                    st = self
+                        .ready
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Throws away what is queued: messages that arrived for a subscription
+    /// that has ended since.
+    fn clear(&self) {
+        let mut st = self.lock();
+        if !st.queue.is_empty() {
+            st.queue = VecDeque::new();
+        }
+    }
+}
+
+impl Inbox for ThreadInbox {
+    fn deliver(&self, message: &Arc<Message>) {
+        let mut st = self.lock();
+        if st.queue.len() >= INBOX_CAPACITY {
+            st.overflow = true;
+            drop(st);
+            self.ready.notify_one();
+            return;
+        }
+        let wake = st.queue.is_empty();
+        st.queue.push_back(message.clone());
+        drop(st);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+}
+
+/// Serves one connection on the calling thread until it closes.
+pub fn serve_conn(stream: TcpStream, shared: &Arc<Shared>) {
+    serve_conn_until(stream, shared, &NEVER)
+}
+
+/// [`serve_conn`], closing the connection at its next wake-up once `stop` is set.
+pub(crate) fn serve_conn_until(stream: TcpStream, shared: &Arc<Shared>, stop: &AtomicBool) {
+    shared.conn_opened();
+    let inbox = Arc::new(ThreadInbox::default());
+    let mut served = Served {
+        conn: Conn::new(shared.config.clone(), Instant::now()),
+        group: Group(inbox.clone()),
+        inbox,
+        stream,
+        shared,
+        stop,
+    };
+    // One bad connection must never take the process down: a panic ends this
+    // connection only, and its subscription is still removed from the hub.
+    if catch_unwind(AssertUnwindSafe(|| served.run())).is_err() {
+        eprintln!("cometbench: a connection thread panicked; connection closed");
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| served.finish()));
+    shared.conn_closed();
+}
+
+/// One connection and what its thread waits on.
+struct Served<'a> {
+    conn: Conn,
+    inbox: Arc<ThreadInbox>,
+    group: Group,
+    stream: TcpStream,
+    shared: &'a Arc<Shared>,
+    stop: &'a AtomicBool,
+}
+
+impl Served<'_> {
+    fn run(&mut self) {
+        let _ = self.stream.set_nodelay(true);
+        let _ = self.stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        while !self.conn.is_done() {
+            if self.stop.load(Ordering::Relaxed) {
+                self.conn.handle_close();
+                break;
+            }
+            if self.conn.is_reading() {
+                self.read_step();
+            } else if self.conn.subscription().is_some() {
+                self.wait_step();
+            } else {
+                // Closed with output left (not expected: `flush` writes all
+                // or gives up): nothing to wait for.
+                self.conn.handle_close();
+            }
+            self.settle();
+        }
+    }
+
+    /// Answers the events raised, writes what is pending, and answers the
+    /// events the writing raised (an unsubscribe when the client is gone).
+    fn settle(&mut self) {
+        self.drain();
+        self.flush();
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        self.shared
+            .drain_events(&mut self.conn, &self.group, Instant::now(), |_, _| {});
+    }
+
+    /// Idle or mid-request: block on the socket until bytes, EOF or the deadline.
+    fn read_step(&mut self) {
+        // Not subscribed now, so anything in the inbox is left over from a
+        // subscription that has ended (a long-poll answered).
+        self.inbox.clear();
+        let now = Instant::now();
+        let timeout = match self.conn.poll_timeout() {
+            Some(d) if d <= now => return self.conn.handle_timeout(now),
+            Some(d) => Some(d - now),
+            None => None,
+        };
+        if self.stream.set_read_timeout(timeout).is_err() {
+            return self.conn.handle_close();
+        }
+        let mut buf = [0u8; READ_BUF];
+        match self.stream.read(&mut buf) {
+            Ok(0) => self.conn.handle_eof(Instant::now()),
+            Ok(n) => self.conn.handle_read(&buf[..n], Instant::now()),
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    self.conn.handle_timeout(Instant::now())
+                }
+                io::ErrorKind::Interrupted => {}
+                _ => self.conn.handle_close(),
+            },
+        }
+    }
+
+    /// Holding a long-poll or a stream: block on the inbox until a message or
+    /// the deadline (heartbeat, poll timeout).
+    fn wait_step(&mut self) {
+        let deadline = self.conn.poll_timeout();
+        let (messages, overflow) = self.inbox.wait(deadline);
+        let now = Instant::now();
+        if overflow {
+            // Messages were lost for this subscriber: drop it, never silently.
+            self.conn.handle_close();
+            self.shared
+                .counters
+                .dropped_slow
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if messages.is_empty() {
+            if deadline.is_some_and(|d| d <= now) {
+                // About to write a heartbeat or a 204: first see whether the
+                // client is still there.
+                match peer_state(&self.stream) {
+                    Peer::Open => self.conn.handle_timeout(now),
+                    Peer::HungUp => self.conn.handle_eof(now),
+                    Peer::Failed => self.conn.handle_close(),
+                }
+            }
+            return;
+        }
+        for m in &messages {
+            // The inbox is per connection and outlives a subscription; a
+            // message of another channel is a leftover.
+            let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
+            if current {
+                self.shared.deliver(&mut self.conn, m, now);
+                self.drain();
+            }
+        }
+    }
+
+    /// Writes everything pending, blocking (up to [`WRITE_TIMEOUT`] without progress).
+    fn flush(&mut self) {
+        while self.conn.has_pending() {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut k = 0;
+                for b in self.conn.pending().iter().take(MAX_IOV) {
+                    slices[k] = IoSlice::new(b);
+                    k += 1;
+                }
+                self.stream.write_vectored(&slices[..k])
+            };
+            match written {
+                Ok(0) => return self.conn.handle_close(),
+                Ok(n) => self.conn.advance(n),
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        // The client does not read: drop it as too slow.
+                        self.conn.handle_close();
+                        self.shared
+                            .counters
+                            .dropped_slow
+                            .fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    _ => return self.conn.handle_close(),
+                },
+            }
+        }
+    }
+
+    /// After the loop, normal or not: close the connection in the core and
+    /// answer its last events (the unsubscribe of a subscriber that leaves).
+    fn finish(&mut self) {
+        if !self.conn.is_done() {
+            self.conn.handle_close();
+        }
+        self.drain();
+        self.inbox.clear();
+    }
+}
+
+enum Peer {
+    Open,
+    /// The client closed its side (FIN).
+    HungUp,
+    /// Reset or error.
+    Failed,
+}
+
+/// Whether the client is still there, without reading or blocking.
+fn peer_state(stream: &TcpStream) -> Peer {
+    let mut p = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r <= 0 {
+        Peer::Open
+    } else if p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+        Peer::Failed
+    } else if p.revents & libc::POLLRDHUP != 0 {
+        Peer::HungUp
+    } else {
+        Peer::Open
+    }
+}
+
+/// Writes a whole `503` to a connection that will not be served, and closes it.
+pub(crate) fn refuse(stream: TcpStream, shared: &Shared) {
+    // Counted first, so that a client that reads the 503 finds it counted.
+    shared.conn_refused();
+    let _ = stream.set_nonblocking(true);
+    let _ = (&stream).write(comet::conn::service_unavailable());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Wakes an acceptor blocked in `accept` on `listener` (a clone of its
+/// socket): on Linux, shutting a listening socket down stops it listening and
+/// makes `accept` fail at once.
+pub(crate) fn wake_acceptor(listener: &TcpListener) {
+    // SAFETY: a valid descriptor owned by `listener`.
+    unsafe {
+        libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
+
+/// Accepts until `stop` is set (then [`wake_acceptor`] ends the wait) and
+/// hands each connection to `serve`.
+///
+/// # Out of descriptors
+/// With no descriptor free, `accept` fails with `EMFILE` (or `ENFILE`) at
+/// once, whether a connection is pending or not: retrying would spin hot, and
+/// clients would hang in the backlog. The acceptor keeps one spare descriptor
+/// (`/dev/null`) for that moment: it frees it, waits in `accept` for the next
+/// connection, answers it `503` and closes it (counted in `refused`), and
+/// takes the spare back. If the spare is gone (another thread took the
+/// descriptor) it backs off for 10 ms (counted in [`accept_backoffs`]).
+pub(crate) fn accept_loop(
+    listener: &TcpListener,
+    stop: &AtomicBool,
+    shared: &Shared,
+    mut serve: impl FnMut(TcpStream),
+) {
+    let mut spare = std::fs::File::open("/dev/null").ok();
+    let mut warned = false;
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let err = match accepted {
+            Ok((stream, _)) => {
+                serve(stream);
+                continue;
+            }
+            Err(e) => e,
+        };
+        match err.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => {
+                if !warned {
+                    eprintln!(
+                        "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
+                    );
+                    warned = true;
+                }
+                let shed = match spare.take() {
+                    Some(f) => {
+                        drop(f);
+                        // Blocks until a connection arrives: with no
+                        // descriptor free, `accept` fails at once even when
+                        // none is pending.
+                        let shed = match listener.accept() {
+                            Ok((stream, _)) => {
+                                refuse(stream, shared);
+                                true
+                            }
+                            Err(_) => false,
+                        };
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // After the refused connection is closed, so that the
+                        // spare takes back the descriptor it freed.
+                        spare = std::fs::File::open("/dev/null").ok();
+                        shed
+                    }
+                    None => {
+                        spare = std::fs::File::open("/dev/null").ok();
+                        false
+                    }
+                };
+                if !shed {
+                    ACCEPT_BACKOFFS.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            Some(libc::ENOBUFS) | Some(libc::ENOMEM) => {
+                ACCEPT_BACKOFFS.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // The connection died in the backlog, or a signal: next one.
+            Some(libc::ECONNABORTED)
+            | Some(libc::EINTR)
+            | Some(libc::EPROTO)
+            | Some(libc::EPERM) => {}
+            _ => {
+                // Not expected (EINVAL once the listener is shut down without
+                // `stop`): do not spin on it.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Serves publishing and `/stats` on a listener of its own (`--publish-listen`):
+/// an acceptor thread, and one std thread per connection (publishers are few).
+/// Returns the bound address. It serves until the process ends.
+pub fn serve_publish_listener(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<SocketAddr> {
+    let listener = crate::listen::listener(addr)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("publish-accept".into())
+        .spawn(move || {
+            accept_loop(&listener, &NEVER, &shared, |stream| {
+                let for_thread = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("publish-conn".into())
+                    .stack_size(PUBLISH_THREAD_STACK)
+                    .spawn(move || serve_conn(stream, &for_thread));
+                if spawned.is_err() {
+                    // The stream was moved into the closure and dropped with
+                    // it: the client sees the connection close.
+                    shared.conn_refused();
+                }
+            })
+        })?;
+    Ok(bound)
 }

@@ -94,11 +94,7 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn new(
-        addr: SocketAddr,
-        shared: Arc<Shared>,
-        stop: Box<dyn FnOnce() + Send>,
-    ) -> Running {
+    pub fn new(addr: SocketAddr, shared: Arc<Shared>, stop: Box<dyn FnOnce() + Send>) -> Running {
         Running {
             addr,
             publish_addr: None,
@@ -134,7 +130,10 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
 /// The settings a dispatcher reports in `/stats`.
 pub fn settings_json(kind: Kind, opts: &Options) -> serde_json::Value {
     match kind {
-        Kind::ThreadPerConn => serde_json::json!({ "thread_stack": opts.thread_stack }),
+        Kind::ThreadPerConn => serde_json::json!({
+            "thread_stack": thread_per_conn::stack_size(opts.thread_stack),
+            "thread_stack_requested": opts.thread_stack,
+        }),
         Kind::ThreadPool => serde_json::json!({ "pool_size": opts.pool_size }),
         Kind::Reactor | Kind::Uring => serde_json::json!({ "threads": opts.threads }),
     }

@@ -191,7 +191,10 @@ pub struct LocalSubs {
 impl LocalSubs {
     pub fn update(&mut self, channel: &Arc<str>, key: usize, joined: bool) {
         if joined {
-            self.by_channel.entry(channel.clone()).or_default().push(key);
+            self.by_channel
+                .entry(channel.clone())
+                .or_default()
+                .push(key);
         } else if let Some(keys) = self.by_channel.get_mut(channel) {
             if let Some(i) = keys.iter().position(|&k| k == key) {
                 keys.swap_remove(i);

@@ -48,7 +48,12 @@ pub fn transports_in_order(kind: Kind) {
     for (t, s) in &mut subs {
         let h = s.wait_head().clone();
         assert_eq!(h.status, 200, "{t:?}");
-        assert_eq!(h.content_type.as_deref().map(|c| c.split(';').next().unwrap()), Some(t.content_type().split(';').next().unwrap()));
+        assert_eq!(
+            h.content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap()),
+            Some(t.content_type().split(';').next().unwrap())
+        );
         assert!(h.chunked || *t == Transport::Sse, "{t:?} is chunked");
     }
     let lp = Sub::open(a, "room", Transport::Longpoll, "", "");
@@ -57,7 +62,11 @@ pub fn transports_in_order(kind: Kind) {
     for (i, m) in sent.iter().enumerate() {
         assert_eq!(publish(a, "room", m), i as u64 + 1);
     }
-    let want: Vec<(u64, String)> = sent.iter().enumerate().map(|(i, m)| (i as u64 + 1, m.clone())).collect();
+    let want: Vec<(u64, String)> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as u64 + 1, m.clone()))
+        .collect();
     for (t, s) in &mut subs {
         assert_eq!(s.wait_messages(5), want, "{t:?}");
     }
@@ -83,7 +92,14 @@ pub fn longpoll_repoll_with_since(kind: Kind) {
     lp.items.clear();
     lp.repoll("lp", "&since=1");
     let got = lp.wait_messages(3);
-    assert_eq!(got, vec![(2, "second".into()), (3, "third".into()), (4, "fourth".into())]);
+    assert_eq!(
+        got,
+        vec![
+            (2, "second".into()),
+            (3, "third".into()),
+            (4, "fourth".into())
+        ]
+    );
     // Same connection again, waiting this time.
     lp.items.clear();
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
@@ -106,16 +122,31 @@ pub fn sse_last_event_id_replays(kind: Kind) {
     for i in 1..=6 {
         publish(a, "news", &format!("n{i}"));
     }
-    let mut s = Sub::open(a, "news", Transport::Sse, "&since=1", "Last-Event-ID: 3\r\n");
+    let mut s = Sub::open(
+        a,
+        "news",
+        Transport::Sse,
+        "&since=1",
+        "Last-Event-ID: 3\r\n",
+    );
     let got = s.wait_messages(3);
-    assert_eq!(got, vec![(4, "n4".into()), (5, "n5".into()), (6, "n6".into())]);
+    assert_eq!(
+        got,
+        vec![(4, "n4".into()), (5, "n5".into()), (6, "n6".into())]
+    );
     publish(a, "news", "n7");
     assert_eq!(s.wait_messages(4)[3], (7, "n7".into()));
     srv.stop();
 }
 
 pub fn missed_is_reported(kind: Kind) {
-    let srv = server(kind, Config { backlog: 4, ..quick() });
+    let srv = server(
+        kind,
+        Config {
+            backlog: 4,
+            ..quick()
+        },
+    );
     let a = srv.addr;
     for i in 1..=10 {
         publish(a, "m", &format!("x{i}"));
@@ -123,12 +154,22 @@ pub fn missed_is_reported(kind: Kind) {
     // Backlog holds 7..10; since=2 missed 3..6.
     for t in [Transport::Sse, Transport::Stream, Transport::Iframe] {
         let mut s = Sub::open(a, "m", t, "&since=2", "");
-        assert!(s.read_until(Duration::from_secs(5), |s| s.messages().len() >= 4), "{t:?}");
-        assert_eq!(s.items.iter().find(|i| matches!(i, Item::Missed(_))), Some(&Item::Missed(4)), "{t:?}");
+        assert!(
+            s.read_until(Duration::from_secs(5), |s| s.messages().len() >= 4),
+            "{t:?}"
+        );
+        assert_eq!(
+            s.items.iter().find(|i| matches!(i, Item::Missed(_))),
+            Some(&Item::Missed(4)),
+            "{t:?}"
+        );
         assert_eq!(s.messages()[0].0, 7);
     }
     let mut lp = Sub::open(a, "m", Transport::Longpoll, "&since=2", "");
-    assert_eq!(lp.wait_messages(4).iter().map(|m| m.0).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    assert_eq!(
+        lp.wait_messages(4).iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![7, 8, 9, 10]
+    );
     assert_eq!(lp.head.as_ref().unwrap().missed, Some(4));
     srv.stop();
 }
@@ -143,7 +184,8 @@ pub fn iframe_cannot_be_broken_out_of(kind: Kind) {
     // Read raw bytes too: the script element must not contain '<' etc.
     assert_eq!(s.wait_messages(1), vec![(1, hostile.to_string())]);
     let mut raw = TcpStream::connect(a).unwrap();
-    raw.write_all(b"GET /sub/f?transport=iframe&since=0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    raw.write_all(b"GET /sub/f?transport=iframe&since=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -156,7 +198,10 @@ pub fn iframe_cannot_be_broken_out_of(kind: Kind) {
     let start = text.find("<script>").unwrap() + "<script>".len();
     let end = start + text[start..].find("</script>").unwrap();
     let script = &text[start..end];
-    assert!(!script.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{script}");
+    assert!(
+        !script.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+        "{script}"
+    );
     srv.stop();
 }
 
@@ -172,15 +217,39 @@ pub fn errors_have_the_right_status(kind: Kind) {
     let a = srv.addr;
     let status = |raw: &[u8]| request(a, raw).0.status;
     assert_eq!(status(b"GET /sub/bad!name HTTP/1.1\r\n\r\n"), 400);
-    assert_eq!(status(b"GET /sub/a?transport=carrier-pigeon HTTP/1.1\r\n\r\n"), 400);
+    assert_eq!(
+        status(b"GET /sub/a?transport=carrier-pigeon HTTP/1.1\r\n\r\n"),
+        400
+    );
     assert_eq!(status(b"GET /sub/a?since=x HTTP/1.1\r\n\r\n"), 400);
     assert_eq!(status(b"NONSENSE\r\n\r\n"), 400);
-    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"), 401);
-    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Length: 2\r\n\r\nhi"), 401);
-    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"), 401);
-    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\nhi"), 202);
+    assert_eq!(
+        status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+        401
+    );
+    assert_eq!(
+        status(
+            b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Length: 2\r\n\r\nhi"
+        ),
+        401
+    );
+    assert_eq!(
+        status(b"POST /pub/a HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"),
+        401
+    );
+    assert_eq!(
+        status(
+            b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\nhi"
+        ),
+        202
+    );
     assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\n\xff\xfe"), 400);
-    assert_eq!(status(b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2000\r\n\r\n"), 413);
+    assert_eq!(
+        status(
+            b"POST /pub/a HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2000\r\n\r\n"
+        ),
+        413
+    );
     assert_eq!(status(b"GET /nowhere HTTP/1.1\r\n\r\n"), 404);
     let (h, _) = request(a, b"GET /pub/a HTTP/1.1\r\n\r\n");
     assert_eq!(h.status, 405);
@@ -194,11 +263,15 @@ pub fn errors_have_the_right_status(kind: Kind) {
     let mut slow = TcpStream::connect(a).unwrap();
     slow.write_all(b"GET /sub/a HTTP/1.1\r\nX-Slow: ").unwrap();
     let t0 = Instant::now();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut got = Vec::new();
     let _ = slow.read_to_end(&mut got);
     assert!(t0.elapsed() < Duration::from_secs(8), "not closed in time");
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"), "{got:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"),
+        "{got:?}"
+    );
     srv.stop();
 }
 
@@ -224,7 +297,9 @@ pub fn broadcast_to_1000_sse(kind: Kind) {
     // The pool must hold every subscriber, or the rest would (rightly) wait.
     let srv = server_with(kind, quick(), 1100);
     let a = srv.addr;
-    let mut subs: Vec<Sub> = (0..1000).map(|_| Sub::open(a, "all", Transport::Sse, "", "")).collect();
+    let mut subs: Vec<Sub> = (0..1000)
+        .map(|_| Sub::open(a, "all", Transport::Sse, "", ""))
+        .collect();
     wait_subscribers(a, 1000, Duration::from_secs(30));
     publish(a, "all", "to everyone");
     for s in &mut subs {

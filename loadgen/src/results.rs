@@ -175,7 +175,16 @@ pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
     writeln!(
         w,
         "{:<22} {:<9} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>7}  status",
-        "target", "transport", "conns", "RSS/conn", "kernel/conn", "threads", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        "target",
+        "transport",
+        "conns",
+        "RSS/conn",
+        "kernel/conn",
+        "threads",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors"
     )?;
     for c in cases {
         let l = &c.delivery.latency_us;

@@ -121,7 +121,12 @@ fn describe_exit(status: std::process::ExitStatus, log: &Path) -> String {
     use std::os::unix::process::ExitStatusExt;
     let tail = fs::read_to_string(log)
         .ok()
-        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
         .map(|l| format!(" ({})", l.trim()))
         .unwrap_or_default();
     match status.signal() {
@@ -149,7 +154,10 @@ fn free_port() -> io::Result<u16> {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port below 32000"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port below 32000",
+    ))
 }
 
 fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result<Server> {
@@ -183,7 +191,10 @@ fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result
     };
     match rx.recv_timeout(Duration::from_secs(15)) {
         Ok(line) if !line.trim().is_empty() => {
-            server.addr = line.trim().parse().with_context(|| format!("server printed {line:?}"))?;
+            server.addr = line
+                .trim()
+                .parse()
+                .with_context(|| format!("server printed {line:?}"))?;
             Ok(server)
         }
         _ => {
@@ -208,7 +219,11 @@ enum WorkerMsg {
     Report(Box<Report>),
 }
 
-fn spawn_worker(exe: &Path, plan: &Plan, tx: mpsc::Sender<(usize, WorkerMsg)>) -> Result<WorkerProc> {
+fn spawn_worker(
+    exe: &Path,
+    plan: &Plan,
+    tx: mpsc::Sender<(usize, WorkerMsg)>,
+) -> Result<WorkerProc> {
     let mut child = Command::new(exe)
         .arg("worker")
         .stdin(Stdio::piped())
@@ -254,7 +269,12 @@ struct SamplerThread {
 }
 
 impl SamplerThread {
-    fn start(mut sampler: Sampler, interval: Duration, out: Arc<Mutex<File>>, case: String) -> SamplerThread {
+    fn start(
+        mut sampler: Sampler,
+        interval: Duration,
+        out: Arc<Mutex<File>>,
+        case: String,
+    ) -> SamplerThread {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let phase = Arc::new(Mutex::new("baseline".to_string()));
@@ -263,7 +283,8 @@ impl SamplerThread {
             while !s.load(Ordering::Relaxed) {
                 if let Ok(sample) = sampler.sample() {
                     let phase = p.lock().unwrap().clone();
-                    let line = serde_json::json!({ "case": case, "phase": phase, "sample": sample });
+                    let line =
+                        serde_json::json!({ "case": case, "phase": phase, "sample": sample });
                     let _ = writeln!(out.lock().unwrap(), "{line}");
                     v.lock().unwrap().push((phase, sample));
                 }
@@ -476,7 +497,11 @@ fn run_case(
             case.kind = "dispatcher".into();
             case.args = a.clone();
             let srv = start_server(&args.exe, name, a, dir.join(format!("{label}.server.log")))?;
-            (srv, "/sub/{channel}?transport={transport}".to_string(), "/pub/{channel}".to_string())
+            (
+                srv,
+                "/sub/{channel}?transport={transport}".to_string(),
+                "/pub/{channel}".to_string(),
+            )
         }
         Target::External(e) => {
             case.kind = "external".into();
@@ -534,7 +559,14 @@ fn run_case(
     for w in 0..workers_n {
         let count = (step - first).min(step.div_ceil(workers_n));
         let sources = (0..4)
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 1 + (w / 60) as u8, (w % 60) as u8 * 4 + i, 2)))
+            .map(|i| {
+                IpAddr::V4(Ipv4Addr::new(
+                    127,
+                    1 + (w / 60) as u8,
+                    (w % 60) as u8 * 4 + i,
+                    2,
+                ))
+            })
             .collect();
         let plan = Plan {
             worker: w as usize,
@@ -556,14 +588,15 @@ fn run_case(
         first += count;
     }
     drop(tx);
-    let collect = |workers: &mut Vec<WorkerProc>, rx: &mpsc::Receiver<(usize, WorkerMsg)>, wait: Duration| {
-        if let Ok((w, m)) = rx.recv_timeout(wait) {
-            match m {
-                WorkerMsg::Progress(p) => workers[w].progress = p,
-                WorkerMsg::Report(r) => workers[w].report = Some(*r),
+    let collect =
+        |workers: &mut Vec<WorkerProc>, rx: &mpsc::Receiver<(usize, WorkerMsg)>, wait: Duration| {
+            if let Ok((w, m)) = rx.recv_timeout(wait) {
+                match m {
+                    WorkerMsg::Progress(p) => workers[w].progress = p,
+                    WorkerMsg::Report(r) => workers[w].report = Some(*r),
+                }
             }
-        }
-    };
+        };
 
     // Ramp: until every connection is up or failed, and answers have had time to come.
     let pb = bar(step, "ramp").with_prefix(label.clone());
@@ -575,7 +608,12 @@ fn run_case(
         let (connected, subscribed, failed, pending): (u64, u64, u64, u64) =
             workers.iter().fold((0, 0, 0, 0), |a, w| {
                 let p = &w.progress;
-                (a.0 + p.connected, a.1 + p.subscribed, a.2 + p.failed, a.3 + p.pending)
+                (
+                    a.0 + p.connected,
+                    a.1 + p.subscribed,
+                    a.2 + p.failed,
+                    a.3 + p.pending,
+                )
             });
         pb.set_position(subscribed + failed);
         if let Some(why) = server.exit_status() {
@@ -685,7 +723,9 @@ fn run_case(
         }
     }
     let t_collect = Instant::now();
-    while workers.iter().any(|w| w.report.is_none()) && t_collect.elapsed() < Duration::from_secs(30) {
+    while workers.iter().any(|w| w.report.is_none())
+        && t_collect.elapsed() < Duration::from_secs(30)
+    {
         collect(&mut workers, &rx, Duration::from_millis(100));
     }
     for w in workers.iter_mut() {
@@ -712,7 +752,8 @@ fn run_case(
     merge_reports(&mut case, &workers, dir, &label, epoch_ns)?;
     summarise_server(&mut case, &samples, cpu_before, cpu_after);
     if workers.iter().any(|w| w.report.is_none()) {
-        case.failure.get_or_insert_with(|| "a load generator worker did not report".into());
+        case.failure
+            .get_or_insert_with(|| "a load generator worker did not report".into());
     }
     let failed: u64 = case.connections.failed.values().sum();
     if case.failure.is_none() && failed > 0 {
@@ -743,7 +784,13 @@ fn workers_cpu(workers: &[WorkerProc]) -> f64 {
         .sum()
 }
 
-fn merge_reports(case: &mut Case, workers: &[WorkerProc], dir: &Path, label: &str, epoch_ns: u64) -> Result<()> {
+fn merge_reports(
+    case: &mut Case,
+    workers: &[WorkerProc],
+    dir: &Path,
+    label: &str,
+    epoch_ns: u64,
+) -> Result<()> {
     let mut connect = hist::new_histogram();
     let mut latency = hist::new_histogram();
     let mut latency_raw = hist::new_histogram();
@@ -810,8 +857,7 @@ fn merge_reports(case: &mut Case, workers: &[WorkerProc], dir: &Path, label: &st
             }
         }
         let name = format!("{label}.hlog");
-        let start = SystemTime::now()
-            - Duration::from_nanos(mono_ns().saturating_sub(epoch_ns));
+        let start = SystemTime::now() - Duration::from_nanos(mono_ns().saturating_sub(epoch_ns));
         hist::write_log(File::create(dir.join(&name))?, start, &list)?;
         case.hlog = Some(name);
     }
@@ -851,7 +897,8 @@ fn summarise_server(
         }
         let received = case.delivery.received as f64;
         if received > 0.0 {
-            srv.cpu_per_delivery_us = Some((srv.publish_cpu_user + srv.publish_cpu_sys) * 1e6 / received);
+            srv.cpu_per_delivery_us =
+                Some((srv.publish_cpu_user + srv.publish_cpu_sys) * 1e6 / received);
             case.loadgen.publish_cpu = cpu_after.1 - lg_before;
             case.loadgen.cpu_per_delivery_us = Some(case.loadgen.publish_cpu * 1e6 / received);
         }

@@ -178,9 +178,8 @@ pub fn main() -> io::Result<()> {
         None => return Ok(()),
     };
     drop(lines);
-    let transport = Transport::from_name(&plan.transport).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "unknown transport")
-    })?;
+    let transport = Transport::from_name(&plan.transport)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unknown transport"))?;
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), STDIN)?);
     let (tx, rx) = crossbeam_channel::unbounded::<Option<Finish>>();

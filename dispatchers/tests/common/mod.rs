@@ -39,7 +39,11 @@ pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<(ResponseHead, Vec<u8>
             }
         }
         let got = s.read(&mut chunk).expect("read response");
-        assert!(got > 0, "EOF before a whole response: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            got > 0,
+            "EOF before a whole response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..got]);
     }
     out
@@ -54,7 +58,10 @@ pub fn get(addr: SocketAddr, path: &str) -> (ResponseHead, Vec<u8>) {
 
 /// Publishes and returns the id given.
 pub fn publish(addr: SocketAddr, channel: &str, data: &str) -> u64 {
-    let (head, body) = request(addr, comet::client::publish_request(channel, data, None).as_bytes());
+    let (head, body) = request(
+        addr,
+        comet::client::publish_request(channel, data, None).as_bytes(),
+    );
     assert_eq!(head.status, 202, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     v["id"].as_u64().unwrap()
@@ -91,7 +98,13 @@ pub struct Sub {
 }
 
 impl Sub {
-    pub fn open(addr: SocketAddr, channel: &str, transport: Transport, query: &str, headers: &str) -> Sub {
+    pub fn open(
+        addr: SocketAddr,
+        channel: &str,
+        transport: Transport,
+        query: &str,
+        headers: &str,
+    ) -> Sub {
         let stream = TcpStream::connect(addr).expect("connect");
         let mut sub = Sub {
             stream,
@@ -156,7 +169,11 @@ impl Sub {
             match self.stream.read(&mut buf) {
                 Ok(0) => return done(self),
                 Ok(n) => self.feed(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return done(self),
             }
         }
@@ -164,7 +181,10 @@ impl Sub {
     }
 
     pub fn wait_head(&mut self) -> &ResponseHead {
-        assert!(self.read_until(Duration::from_secs(10), |s| s.head.is_some()), "no response head");
+        assert!(
+            self.read_until(Duration::from_secs(10), |s| s.head.is_some()),
+            "no response head"
+        );
         self.head.as_ref().unwrap()
     }
 
