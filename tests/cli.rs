@@ -195,3 +195,73 @@ fn cause_keys() -> &'static [&'static str] {
         "bad_response",
     ]
 }
+
+/// `--target` drives a server the run did not start, sampled through `--pid`;
+/// a broken threshold exits 99.
+#[test]
+fn external_target_and_threshold_exit() {
+    let mut server = bin()
+        .args([
+            "serve",
+            "--dispatcher",
+            "reactor",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().to_string();
+    let dir = std::env::temp_dir().join(format!("cometbench-ext-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("ext.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"ext\"\ntransports = [\"sse\"]\nsteps = [20]\nhold_secs = 0.2\nwarmup_secs = 0.1\n\
+         [publish]\npattern = \"broadcast\"\nrate = 10.0\nduration_secs = 0.5\ndrain_secs = 0.5\n\
+         [thresholds]\np99_ms = 0.001\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--target")
+        .arg(format!(
+            "http://{addr}/sub/{{channel}}?transport={{transport}}"
+        ))
+        .arg("--pid")
+        .arg(server.id().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("threshold broken"), "{stdout}");
+    let run_dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .map(PathBuf::from)
+        .unwrap();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let case = &run["cases"][0];
+    assert_eq!(case["kind"], "external");
+    assert_eq!(case["delivery"]["received"], case["delivery"]["expected"]);
+    assert_eq!(case["delivery"]["received"], 100);
+    assert!(case["server"]["at_step"]["rss"].as_u64().unwrap() > 0);
+    assert_eq!(run["thresholds"]["passed"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -757,7 +757,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// A whole `503` response, for a dispatcher that cannot take a connection on
-/// (no thread to spare) and closes it.
+/// (no thread or descriptor to spare) and closes it.
 pub fn service_unavailable() -> &'static [u8] {
-    b"HTTP/1.1 503 Service Unavailable\r\nServer: cometbench\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nno thread available\n"
+    b"HTTP/1.1 503 Service Unavailable\r\nServer: cometbench\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n\r\nserver at its connection limit\n"
 }

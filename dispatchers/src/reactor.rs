@@ -80,6 +80,8 @@ struct Reactor {
     buf: Box<[u8]>,
     generation: u32,
     accept_paused_until: Option<Instant>,
+    /// A descriptor held back for answering 503 when the process has no other.
+    spare: Option<std::fs::File>,
 }
 
 pub fn start(opts: &Options) -> io::Result<Running> {
@@ -120,6 +122,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
             buf: vec![0; 64 * 1024].into_boxed_slice(),
             generation: 0,
             accept_paused_until: None,
+            spare: std::fs::File::open("/dev/null").ok(),
         };
         threads.push(
             thread::Builder::new()
@@ -216,12 +219,33 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE/ENFILE: the connection waits in the backlog; retry
-                    // soon rather than spin on an edge that will not come again.
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                        self.shared.conn_refused();
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors: rather than leave clients hanging in
+                    // the backlog, free the spare, take the connection, answer
+                    // 503 and close it, then take the spare back.
+                    match self.spare.take() {
+                        Some(f) => {
+                            drop(f);
+                            let shed = self.listener.accept();
+                            if let Ok((mut stream, _)) = shed {
+                                let _ = stream.write(comet::conn::service_unavailable());
+                                self.shared.conn_refused();
+                            }
+                            self.spare = std::fs::File::open("/dev/null").ok();
+                            if self.spare.is_none() {
+                                self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                                return;
+                            }
+                        }
+                        None => {
+                            self.spare = std::fs::File::open("/dev/null").ok();
+                            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                            return;
+                        }
                     }
+                }
+                Err(_) => {
+                    // ENOBUFS and the like: retry soon rather than spin.
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }

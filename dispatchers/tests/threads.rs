@@ -411,7 +411,10 @@ fn thread_per_connection_answers_503_when_no_thread_can_start() {
     );
     for _ in 0..3 {
         let (status, body) = request(running.addr, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!((status, body.as_str()), (503, "no thread available\n"));
+        assert_eq!(
+            (status, body.as_str()),
+            (503, "server at its connection limit\n")
+        );
     }
     // The server goes on: the publish listener (std threads) still answers.
     let s = stats(running.publish_addr.unwrap());

@@ -75,6 +75,8 @@ impl Target {
 struct Server {
     child: Option<Child>,
     addr: SocketAddr,
+    /// Where to publish and read `/stats`: `addr`, or the separate publish listener.
+    publish_addr: SocketAddr,
     pid: Option<u32>,
     log: PathBuf,
 }
@@ -160,8 +162,28 @@ fn free_port() -> io::Result<u16> {
     ))
 }
 
-fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result<Server> {
+fn start_server(
+    exe: &Path,
+    name: &str,
+    args: &[String],
+    publish_listen: bool,
+    log: PathBuf,
+) -> Result<Server> {
     let port = free_port()?;
+    let publish_port = if publish_listen {
+        let mut p = free_port()?;
+        while p == port {
+            p = free_port()?;
+        }
+        Some(p)
+    } else {
+        None
+    };
+    let mut extra = Vec::new();
+    if let Some(p) = publish_port {
+        extra.push("--publish-listen".to_string());
+        extra.push(format!("127.0.0.1:{p}"));
+    }
     let err = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = Command::new(exe)
         .arg("serve")
@@ -170,6 +192,7 @@ fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(args)
+        .args(&extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(err)
@@ -183,9 +206,11 @@ fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result
         let _ = tx.send(line);
     });
     let pid = child.id();
+    let local = |p: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p);
     let mut server = Server {
         child: Some(child),
-        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        addr: local(port),
+        publish_addr: local(publish_port.unwrap_or(port)),
         pid: Some(pid),
         log,
     };
@@ -195,6 +220,9 @@ fn start_server(exe: &Path, name: &str, args: &[String], log: PathBuf) -> Result
                 .trim()
                 .parse()
                 .with_context(|| format!("server printed {line:?}"))?;
+            if publish_port.is_none() {
+                server.publish_addr = server.addr;
+            }
             Ok(server)
         }
         _ => {
@@ -496,7 +524,13 @@ fn run_case(
         Target::Dispatcher { name, args: a } => {
             case.kind = "dispatcher".into();
             case.args = a.clone();
-            let srv = start_server(&args.exe, name, a, dir.join(format!("{label}.server.log")))?;
+            let srv = start_server(
+                &args.exe,
+                name,
+                a,
+                s.publish_listen,
+                dir.join(format!("{label}.server.log")),
+            )?;
             (
                 srv,
                 "/sub/{channel}?transport={transport}".to_string(),
@@ -508,6 +542,7 @@ fn run_case(
             let srv = Server {
                 child: None,
                 addr: e.addr,
+                publish_addr: e.addr,
                 pid: e.pid,
                 log: PathBuf::new(),
             };
@@ -637,7 +672,7 @@ fn run_case(
     pb.finish_and_clear();
     case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
     if ours && case.failure.is_none() {
-        case.connections.server_subscribers = stats_subscribers(server.addr);
+        case.connections.server_subscribers = stats_subscribers(server.publish_addr);
     }
 
     // Hold.
@@ -671,7 +706,7 @@ fn run_case(
             workers_cpu(&workers) + total_cpu(self_cpu()),
         ));
         let plan = PublishPlan {
-            target: server.addr,
+            target: server.publish_addr,
             path: pub_path.clone(),
             token: None,
             channels: channels.clone(),
@@ -763,6 +798,18 @@ fn run_case(
         case.failure = Some(format!(
             "{failed} of {step} connections failed ({})",
             what.join(", ")
+        ));
+    }
+    // A long-poll counts as subscribed once its request is out; the server's
+    // own count tells whether it was taken up.
+    let c = &mut case.connections;
+    if let Some(n) = c.server_subscribers {
+        c.waiting = c.waiting.max(c.subscribed.saturating_sub(n));
+    }
+    if case.failure.is_none() && c.waiting > 0 {
+        case.failure = Some(format!(
+            "{} of {step} connections were accepted but never served",
+            c.waiting
         ));
     }
     if case.failure.is_some() {

@@ -18,6 +18,7 @@
 //! hold_secs = 5.0                         # default 5
 //! warmup_secs = 1.0                       # default 1
 //! sample_interval_ms = 500                # default 500, >= 50
+//! publish_listen = false                  # publish and read /stats on a separate port
 //!
 //! [ramp]
 //! rate = 5000.0                           # connections/s, default 5000
@@ -88,6 +89,11 @@ pub struct Scenario {
     pub warmup_secs: f64,
     #[serde(default = "default_sample_interval_ms")]
     pub sample_interval_ms: u64,
+    /// Publish (and read `/stats`) through each dispatcher's separate
+    /// `--publish-listen` port, so that subscriber starvation (a full thread
+    /// pool) is measured on its own instead of blocking the publisher too.
+    #[serde(default)]
+    pub publish_listen: bool,
     #[serde(default)]
     pub ramp: Ramp,
     #[serde(default)]
@@ -828,6 +834,7 @@ steps = [10]
             hold_secs: 3.5,
             warmup_secs: 2.0,
             sample_interval_ms: 250,
+            publish_listen: false,
             ramp: Ramp {
                 rate: 4000.0,
                 in_flight: 256,
