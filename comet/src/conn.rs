@@ -107,7 +107,7 @@ pub struct Conn {
 
 /// Input held for a request that is still arriving, beyond which the peer is cut off.
 fn max_input(config: &Config) -> usize {
-    MAX_REQUEST_LINE + MAX_HEADER_BLOCK + config.max_message + 1024
+    (MAX_REQUEST_LINE + MAX_HEADER_BLOCK + 1024).saturating_add(config.max_message)
 }
 
 impl Conn {
