@@ -10,6 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dispatchers::{Kind, Options};
 
+mod chart;
+
 #[derive(Parser)]
 #[command(
     name = "cometbench",
@@ -27,6 +29,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run a scenario against every dispatcher it names (or an external server).
     Run(RunArgs),
+    /// Draw slides (SVG, PNG) from result directories; runs nothing.
+    Chart(ChartArgs),
     /// List the dispatchers and transports.
     List,
     /// A load generator worker process (started by `run`; reads its plan on stdin).
@@ -41,6 +45,9 @@ struct RunArgs {
     /// Only these dispatchers (repeatable).
     #[arg(long = "dispatcher")]
     dispatchers: Vec<String>,
+    /// Only these peers, nchan or pushpin (repeatable; with --dispatcher, both).
+    #[arg(long = "peer")]
+    peers: Vec<String>,
     /// Connection-count steps instead of the scenario's, comma-separated.
     #[arg(long, value_delimiter = ',')]
     steps: Option<Vec<u64>>,
@@ -60,6 +67,22 @@ struct RunArgs {
     /// PID of the external server, to sample its memory, threads and CPU.
     #[arg(long, requires = "target")]
     pid: Option<u32>,
+}
+
+#[derive(clap::Args)]
+struct ChartArgs {
+    /// Result directories (results/<scenario>/<timestamp>/); runs of the same kind are merged.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where the charts go.
+    #[arg(long, default_value = "results/charts")]
+    out: PathBuf,
+    /// Output formats, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "svg,png")]
+    format: Vec<chart::Format>,
+    /// Light or dark slides.
+    #[arg(long, value_enum, default_value = "light")]
+    theme: chart::Theme,
 }
 
 #[derive(clap::Args)]
@@ -242,7 +265,8 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
-    let scenario = match scenario.with_overrides(only, a.steps.clone(), a.quick) {
+    let only_peers = (!a.peers.is_empty()).then_some(a.peers.clone());
+    let scenario = match scenario.with_overrides(only, only_peers, a.steps.clone(), a.quick) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cometbench: {e}");
@@ -301,6 +325,15 @@ fn main() -> ExitCode {
             loadgen::worker::main().map_err(anyhow::Error::from)
         }
         Command::Serve(a) => serve(a),
+        Command::Chart(a) => chart::run(
+            &chart::Options {
+                dirs: a.dirs,
+                out: a.out,
+                formats: a.format,
+                theme: a.theme,
+            },
+            std::io::stdout().lock(),
+        ),
         Command::List => {
             println!("dispatchers:");
             for k in Kind::ALL {

@@ -1,0 +1,241 @@
+//! Delivery latency charts: the percentile distribution at one step (from the
+//! `.hlog` logs) and p50 / p99 against connections (from `run.json`).
+//!
+//! Latency is from each publish's *scheduled* time to its receipt (corrected
+//! for coordinated omission): the `corrected` intervals of a log, merged.
+
+use anyhow::Result;
+
+use super::data::Group;
+use super::figure::{plain, short_count, Axis, Dash, Figure, LegendItem, Mark, Panel, Thin};
+use super::style::{target_color, Theme};
+use super::{
+    case_notes, failure_note, missing_note, series_name, sweep_failure_note, sweep_marks,
+    target_legend, SweepPoint,
+};
+
+/// Highest percentile axis: 99.9999 %.
+const MAX_NINES: f64 = 6.0;
+/// Points per decade of 1/(1-p) on a distribution curve.
+const PER_DECADE: usize = 60;
+
+/// `0%`, `90%`, `99%`, `99.9%` ... for `k` nines.
+fn percentile_label(k: f64) -> String {
+    let k = k.round() as i32;
+    if k <= 0 {
+        return "0%".into();
+    }
+    let p = 100.0 * (1.0 - 10f64.powi(-k));
+    format!("{p:.*}%", (k - 2).max(0) as usize)
+}
+
+/// Chart 3: latency by percentile, one line per target, HdrHistogram style.
+pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
+    let mut curves = Vec::new();
+    let mut missing = Vec::new();
+    let mut notes = Vec::new();
+    for e in &g.entries {
+        notes.extend(failure_note(g, e));
+        match g.latency(e)? {
+            Some(h) => curves.push((e, h)),
+            None if e.case.hlog.is_none() => {
+                missing.push(format!("{} (nothing delivered)", series_name(g, e)))
+            }
+            None => missing.push(format!("{} (no corrected interval)", series_name(g, e))),
+        }
+    }
+    let nines = curves
+        .iter()
+        .map(|(_, h)| (h.len() as f64).log10())
+        .fold(2.0, f64::max)
+        .min(MAX_NINES);
+    let x_hi = nines.ceil();
+    let x = Axis {
+        label: "percentile (log scale)".into(),
+        lo: 0.0,
+        hi: x_hi,
+        ticks: (0..=x_hi as i32)
+            .map(|k| (k as f64, percentile_label(k as f64)))
+            .collect(),
+        grid: true,
+        thin: Thin::Uniform,
+    };
+    let mut lines = Vec::new();
+    let mut y_max: f64 = 0.0;
+    for (e, h) in &curves {
+        let end = (h.len() as f64).log10().min(x_hi);
+        let n = ((end * PER_DECADE as f64).ceil() as usize).max(1);
+        let points: Vec<(f64, f64)> = (0..=n)
+            .map(|i| {
+                let xv = end * i as f64 / n as f64;
+                let q = (1.0 - 10f64.powf(-xv)).clamp(0.0, 1.0);
+                (xv, h.value_at_quantile(q) as f64 / 1000.0)
+            })
+            .collect();
+        y_max = points.iter().map(|p| p.1).fold(y_max, f64::max);
+        lines.push((e, points));
+    }
+    let y = Axis::linear("latency (ms)", 0.0, y_max, plain);
+    let mut marks = Vec::new();
+    let mut failures = Vec::new();
+    for (e, points) in lines {
+        let color = target_color(&e.case.target, theme);
+        if e.case.is_failed() {
+            if let Some(last) = points.last() {
+                failures.push(Mark::Failure { at: *last, color });
+            }
+        }
+        marks.push(Mark::Line {
+            points,
+            color,
+            dash: Dash::Solid,
+            dots: false,
+        });
+    }
+    let failed = !failures.is_empty();
+    marks.extend(failures);
+    notes.extend(missing_note("no latency recorded", &missing));
+    notes.extend(case_notes(g));
+
+    let mut legend = target_legend(g, theme, true);
+    legend.retain(|l| match l {
+        LegendItem::Target { name, .. } => curves.iter().any(|(e, _)| &e.case.target == name),
+        _ => true,
+    });
+    if failed {
+        legend.push(LegendItem::Failure {
+            text: "case failed (below)".into(),
+        });
+    }
+    let step = g.key.step.unwrap_or(0);
+    let publish = g
+        .publish_phrase()
+        .map(|p| format!(", {p}"))
+        .unwrap_or_default();
+    Ok(Figure {
+        title: "Delivery latency by percentile".into(),
+        subtitle: Some(format!(
+            "{} {} subscribers{publish}; from scheduled publish to receipt",
+            super::figure::thousands(step),
+            g.transport_phrase()
+        )),
+        panels: vec![Panel {
+            title: None,
+            weight: 1,
+            x,
+            y,
+            marks,
+        }],
+        legend,
+        notes,
+        footer: g.footer(),
+    })
+}
+
+/// Chart 4: p50 (solid) and p99 (dashed) delivery latency against connections.
+pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let values: Vec<f64> = g
+        .entries
+        .iter()
+        .filter(|e| e.case.delivery.latency_us.count > 0)
+        .flat_map(|e| {
+            let l = &e.case.delivery.latency_us;
+            [ms(l.p50), ms(l.p99)]
+        })
+        .filter(|v| *v > 0.0)
+        .collect();
+    let (y, log) = Axis::auto("latency (ms)", "latency (ms, log scale)", &values, plain);
+    let fy = move |v: f64| if log { v.max(1e-3).log10() } else { v };
+    let steps: Vec<f64> = g.entries.iter().map(|e| e.case.step as f64).collect();
+    let x = Axis::log_at("connections (log scale)", &steps, short_count);
+
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for e in &g.entries {
+        let k = (e.case.target.clone(), e.case.transport.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut marks = Vec::new();
+    let mut notes = Vec::new();
+    let mut missing = Vec::new();
+    for (target, transport) in &keys {
+        let entries: Vec<_> = g
+            .entries
+            .iter()
+            .filter(|e| &e.case.target == target && &e.case.transport == transport)
+            .collect();
+        let color = target_color(target, theme);
+        let pts = |f: &dyn Fn(&super::results::Summary) -> u64| -> Vec<SweepPoint> {
+            entries
+                .iter()
+                .map(|e| {
+                    let l = &e.case.delivery.latency_us;
+                    SweepPoint {
+                        step: e.case.step,
+                        value: (l.count > 0).then(|| ms(f(l))),
+                        failed: e.case.is_failed(),
+                    }
+                })
+                .collect()
+        };
+        let p50 = pts(&|l| l.p50);
+        let p99 = pts(&|l| l.p99);
+        if p50.iter().all(|p| p.value.is_none()) {
+            missing.push(series_name(g, entries[0]));
+        }
+        marks.extend(sweep_marks(&p99, color, Dash::Dashed, fy, y.lo));
+        marks.extend(sweep_marks(&p50, color, Dash::Solid, fy, y.lo));
+        notes.extend(sweep_failure_note(g, &entries));
+    }
+    notes.extend(missing_note("no latency recorded", &missing));
+    notes.extend(case_notes(g));
+
+    let mut legend = target_legend(g, theme, true);
+    legend.push(LegendItem::Line {
+        text: "p50 (median)".into(),
+        dash: Dash::Solid,
+    });
+    legend.push(LegendItem::Line {
+        text: "p99".into(),
+        dash: Dash::Dashed,
+    });
+    if marks.iter().any(|m| matches!(m, Mark::Failure { .. })) {
+        legend.push(LegendItem::Failure {
+            text: "step failed (below)".into(),
+        });
+    }
+    let publish = g
+        .publish_phrase()
+        .map(|p| format!(", {p}"))
+        .unwrap_or_default();
+    Figure {
+        title: "Delivery latency vs connections".into(),
+        subtitle: Some(format!(
+            "{} subscribers{publish}; from scheduled publish to receipt",
+            g.transport_phrase()
+        )),
+        panels: vec![Panel {
+            title: None,
+            weight: 1,
+            x,
+            y,
+            marks,
+        }],
+        legend,
+        notes,
+        footer: g.footer(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_labels() {
+        let l: Vec<String> = (0..=5).map(|k| percentile_label(k as f64)).collect();
+        assert_eq!(l, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+    }
+}
