@@ -27,8 +27,8 @@ fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
     }
 }
 
-#[test]
-fn serve_prints_address_and_stops_on_sigterm() {
+/// A reactor server on port 0, and the address its first line of output gives.
+fn serve_reactor() -> (std::process::Child, std::net::SocketAddr) {
     let mut child = bin()
         .args([
             "serve",
@@ -38,14 +38,20 @@ fn serve_prints_address_and_stops_on_sigterm() {
             "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr: std::net::SocketAddr = line.trim().parse().expect("first line is the address");
+    let addr = line.trim().parse().expect("first line is the address");
+    (child, addr)
+}
+
+#[test]
+fn serve_prints_address_and_stops_on_sigterm() {
+    let (mut child, addr) = serve_reactor();
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -200,23 +206,7 @@ fn cause_keys() -> &'static [&'static str] {
 /// a broken threshold exits 99.
 #[test]
 fn external_target_and_threshold_exit() {
-    let mut server = bin()
-        .args([
-            "serve",
-            "--dispatcher",
-            "reactor",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().to_string();
+    let (mut server, addr) = serve_reactor();
     let dir = std::env::temp_dir().join(format!("cometbench-ext-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("ext.toml");

@@ -3,6 +3,13 @@
 //!
 //! Decoders take bytes as they arrive, in pieces of any size, and return what
 //! became complete. They never panic on bad input: they return [`DecodeError`].
+//!
+//! # Dialects
+//! Besides this workbench's own protocol (DESIGN.md section 3), the decoders
+//! read the peers it is compared with where their wire format differs
+//! ([`Dialect`]): a message without an integer id of ours becomes
+//! [`Item::Opaque`], and the client checks continuity by other means (the
+//! load generator: a sequence number its publisher puts in every message).
 
 use crate::request::Status;
 use crate::transport::Transport;
@@ -30,11 +37,33 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Whose wire format a subscriber reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// This workbench's protocol: every message carries an integer id 1, 2, 3 ...
+    #[default]
+    Comet,
+    /// nginx + nchan. SSE events carry ids `TIME:INDEX`; a long-poll answer is
+    /// one raw message whose id is in `Last-Modified` and `Etag` (sent back as
+    /// `If-Modified-Since` and `If-None-Match` for the next one; a poll that
+    /// times out is `408`); `stream` is nchan's `http-raw-stream`, raw messages
+    /// each followed by a newline. No forever-iframe subscriber. Messages come
+    /// out as [`Item::Opaque`].
+    Nchan,
+}
+
 /// What a subscriber receives, whatever the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Message {
         id: u64,
+        data: String,
+    },
+    /// A message without an integer id of ours (a peer's [`Dialect`]): `id`
+    /// is the server's own (nchan: `TIME:INDEX`), when it gives one.
+    Opaque {
+        id: Option<String>,
         data: String,
     },
     /// `K` messages left the backlog before they could be replayed.
@@ -52,6 +81,9 @@ pub struct ResponseHead {
     pub close: bool,
     /// `X-Comet-Missed`.
     pub missed: Option<u64>,
+    /// `Last-Modified` and `Etag` (nchan's long-poll message id).
+    pub last_modified: Option<String>,
+    pub etag: Option<String>,
     /// Bytes the head occupied.
     pub len: usize,
 }
@@ -72,6 +104,8 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Status<ResponseHead>, DecodeErr
         chunked: false,
         close: resp.version == Some(0),
         missed: None,
+        last_modified: None,
+        etag: None,
         len,
     };
     for h in resp.headers.iter() {
@@ -87,6 +121,10 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Status<ResponseHead>, DecodeErr
             head.close = v.eq_ignore_ascii_case("close");
         } else if n.eq_ignore_ascii_case("x-comet-missed") {
             head.missed = Some(v.parse().map_err(|_| DecodeError::BadHead)?);
+        } else if n.eq_ignore_ascii_case("last-modified") {
+            head.last_modified = Some(v);
+        } else if n.eq_ignore_ascii_case("etag") {
+            head.etag = Some(v);
         }
     }
     Ok(Status::Complete(head))
@@ -151,7 +189,15 @@ impl ChunkedDecoder {
 /// One thing an SSE stream carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseItem {
-    Event { id: Option<String>, data: String },
+    Event {
+        id: Option<String>,
+        data: String,
+    },
+    /// An event with an `event:` type but no `data:` (browsers dispatch
+    /// nothing; nchan's pings are `event: ping`).
+    Empty {
+        event: String,
+    },
     Comment(String),
     Retry(u64),
 }
@@ -162,6 +208,7 @@ pub enum SseItem {
 pub struct SseDecoder {
     line: Vec<u8>,
     id: Option<String>,
+    event: Option<String>,
     data: Option<String>,
     /// The last byte was CR: an LF right after it ends nothing more.
     after_cr: bool,
@@ -186,11 +233,14 @@ impl SseDecoder {
 
     fn line_done(&mut self, line: &str, out: &mut Vec<SseItem>) {
         if line.is_empty() {
+            let event = self.event.take();
             if let Some(data) = self.data.take() {
                 out.push(SseItem::Event {
                     id: self.id.take(),
                     data,
                 });
+            } else if let Some(event) = event {
+                out.push(SseItem::Empty { event });
             }
             return;
         }
@@ -209,6 +259,7 @@ impl SseDecoder {
                 None => self.data = Some(value.to_string()),
             },
             "id" => self.id = Some(value.to_string()),
+            "event" => self.event = Some(value.to_string()),
             "retry" => {
                 if let Ok(ms) = value.parse() {
                     out.push(SseItem::Retry(ms))
@@ -250,14 +301,20 @@ pub fn parse_longpoll(body: &[u8]) -> Result<Vec<Item>, DecodeError> {
 #[derive(Debug)]
 pub struct StreamDecoder {
     transport: Transport,
+    dialect: Dialect,
     sse: SseDecoder,
     buf: Vec<u8>,
 }
 
 impl StreamDecoder {
     pub fn new(transport: Transport) -> StreamDecoder {
+        StreamDecoder::with_dialect(transport, Dialect::Comet)
+    }
+
+    pub fn with_dialect(transport: Transport, dialect: Dialect) -> StreamDecoder {
         StreamDecoder {
             transport,
+            dialect,
             sse: SseDecoder::default(),
             buf: Vec::new(),
         }
@@ -265,6 +322,9 @@ impl StreamDecoder {
 
     /// Decodes body bytes (after any chunk framing is removed).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<Item>) -> Result<(), DecodeError> {
+        if self.dialect == Dialect::Nchan {
+            return self.feed_nchan(input, out);
+        }
         match self.transport {
             Transport::Sse => {
                 let mut items = Vec::new();
@@ -285,7 +345,7 @@ impl StreamDecoder {
                             )),
                             None => out.push(Item::Heartbeat),
                         },
-                        SseItem::Retry(_) => {}
+                        SseItem::Retry(_) | SseItem::Empty { .. } => {}
                     }
                 }
             }
@@ -303,36 +363,36 @@ impl StreamDecoder {
                 }
             }
             Transport::Iframe => {
-                const OPEN: &str = "<script>parent.comet(";
-                const CLOSE: &str = ");</script>";
+                const OPEN: &[u8] = b"<script>parent.comet(";
+                const CLOSE: &[u8] = b");</script>";
                 self.buf.extend_from_slice(input);
                 loop {
-                    let text = String::from_utf8_lossy(&self.buf);
-                    let Some(lt) = text.find('<') else {
+                    let Some(lt) = self.buf.iter().position(|&b| b == b'<') else {
                         self.buf.clear();
                         break;
                     };
-                    let rest = &text[lt..];
-                    let consumed = if rest.starts_with("<!--") {
-                        let Some(end) = rest.find("-->") else { break };
-                        if &rest[..end + 3] == "<!-- -->" {
+                    let rest = &self.buf[lt..];
+                    let consumed = if rest.starts_with(b"<!--") {
+                        let Some(end) = find(rest, b"-->") else { break };
+                        if &rest[..end + 3] == b"<!-- -->" {
                             out.push(Item::Heartbeat);
                         }
                         lt + end + 3
                     } else if rest.starts_with(OPEN) {
-                        let Some(end) = rest.find(CLOSE) else { break };
-                        out.push(parse_object(&rest[OPEN.len()..end])?);
+                        let Some(end) = find(rest, CLOSE) else { break };
+                        let json = std::str::from_utf8(&rest[OPEN.len()..end])
+                            .map_err(|_| DecodeError::BadFrame("iframe script not UTF-8".into()))?;
+                        out.push(parse_object(json)?);
                         lt + end + CLOSE.len()
                     } else if rest.len() < OPEN.len() && OPEN.starts_with(rest) {
                         break;
                     } else {
                         // Prelude markup: skip the tag.
-                        match rest.find('>') {
+                        match rest.iter().position(|&b| b == b'>') {
                             Some(end) => lt + end + 1,
                             None => break,
                         }
                     };
-                    drop(text);
                     self.buf.drain(..consumed);
                 }
             }
@@ -344,6 +404,60 @@ impl StreamDecoder {
         }
         Ok(())
     }
+}
+
+impl StreamDecoder {
+    /// nchan's eventsource (ids `TIME:INDEX`) and http-raw-stream (raw
+    /// messages, newline-separated).
+    fn feed_nchan(&mut self, input: &[u8], out: &mut Vec<Item>) -> Result<(), DecodeError> {
+        match self.transport {
+            Transport::Sse => {
+                let mut items = Vec::new();
+                self.sse.feed(input, &mut items);
+                for it in items {
+                    match it {
+                        SseItem::Event { id, data } => out.push(Item::Opaque { id, data }),
+                        // `: hi` opens the stream; pings are `event: ping`.
+                        SseItem::Comment(_) | SseItem::Empty { .. } => out.push(Item::Heartbeat),
+                        SseItem::Retry(_) => {}
+                    }
+                }
+            }
+            Transport::Stream => {
+                self.buf.extend_from_slice(input);
+                while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                    let line = std::str::from_utf8(&line[..nl])
+                        .map_err(|_| DecodeError::BadFrame("raw stream line not UTF-8".into()))?;
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    if line.is_empty() {
+                        out.push(Item::Heartbeat);
+                    } else {
+                        out.push(Item::Opaque {
+                            id: None,
+                            data: line.to_string(),
+                        });
+                    }
+                }
+            }
+            Transport::Iframe => {
+                return Err(DecodeError::BadFrame(
+                    "nchan has no forever-iframe subscriber".into(),
+                ))
+            }
+            Transport::Longpoll => {
+                return Err(DecodeError::BadFrame(
+                    "long-poll bodies are decoded whole".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Offset of the first `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// What a [`Subscriber`] reads from the server.
@@ -363,6 +477,9 @@ enum SubState {
         chunked: Option<ChunkedDecoder>,
         length: Option<usize>,
         body: Vec<u8>,
+        /// The head's status, and (nchan long-poll) the message's id from it.
+        status: u16,
+        nchan_id: Option<String>,
     },
     Done,
 }
@@ -373,6 +490,7 @@ enum SubState {
 #[derive(Debug)]
 pub struct Subscriber {
     transport: Transport,
+    dialect: Dialect,
     state: SubState,
     head_buf: Vec<u8>,
     stream: StreamDecoder,
@@ -380,18 +498,24 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn new(transport: Transport) -> Subscriber {
+        Subscriber::with_dialect(transport, Dialect::Comet)
+    }
+
+    /// A subscriber reading a peer's wire format (see [`Dialect`]).
+    pub fn with_dialect(transport: Transport, dialect: Dialect) -> Subscriber {
         Subscriber {
             transport,
+            dialect,
             state: SubState::Head,
             head_buf: Vec::new(),
-            stream: StreamDecoder::new(transport),
+            stream: StreamDecoder::with_dialect(transport, dialect),
         }
     }
 
     /// Ready for the next response on the same connection.
     pub fn reset(&mut self) {
         self.state = SubState::Head;
-        self.stream = StreamDecoder::new(self.transport);
+        self.stream = StreamDecoder::with_dialect(self.transport, self.dialect);
     }
 
     pub fn is_done(&self) -> bool {
@@ -419,10 +543,20 @@ impl Subscriber {
             } else {
                 head.content_length
             };
+            let nchan_id = match (&head.last_modified, &head.etag) {
+                (None, None) => None,
+                (lm, tag) => Some(format!(
+                    "{}:{}",
+                    lm.as_deref().unwrap_or(""),
+                    tag.as_deref().unwrap_or("")
+                )),
+            };
             self.state = SubState::Body {
                 chunked: head.chunked.then(ChunkedDecoder::default),
                 length,
                 body: Vec::new(),
+                status: head.status,
+                nchan_id,
             };
             out.push(ClientEvent::Head(head));
         }
@@ -430,6 +564,8 @@ impl Subscriber {
             chunked,
             length,
             body,
+            status,
+            nchan_id,
         } = &mut self.state
         else {
             return Ok(used);
@@ -455,17 +591,30 @@ impl Subscriber {
             body.extend_from_slice(&data);
             if ended {
                 let body = std::mem::take(body);
-                if !body.is_empty() {
+                if self.dialect == Dialect::Nchan {
+                    // One raw message per 200; a 408 (poll timeout) or 304 has none.
+                    if *status == 200 {
+                        let data = String::from_utf8(body).map_err(|_| {
+                            DecodeError::BadFrame("long-poll message not UTF-8".into())
+                        })?;
+                        out.push(ClientEvent::Item(Item::Opaque {
+                            id: nchan_id.take(),
+                            data,
+                        }));
+                    }
+                } else if *status == 200 && !body.is_empty() {
+                    // An error's body (a 502 page) is no message array.
                     for it in parse_longpoll(&body)? {
                         out.push(ClientEvent::Item(it));
                     }
                 }
             }
-        } else {
+        } else if *status == 200 {
             let mut items = Vec::new();
             self.stream.feed(&data, &mut items)?;
             out.extend(items.into_iter().map(ClientEvent::Item));
         }
+        // Any other answer's body (an error page) is read to its end, not decoded.
         if ended {
             self.state = SubState::Done;
             out.push(ClientEvent::End);
@@ -579,5 +728,151 @@ mod tests {
             ]
         );
         assert!(d.feed(b"oops}\n", &mut out).is_err());
+    }
+
+    /// Every event of `wire` fed to `sub` in pieces of `piece` bytes.
+    fn feed_all(sub: &mut Subscriber, wire: &[u8], piece: usize) -> Vec<ClientEvent> {
+        let mut out = Vec::new();
+        let mut rest = wire;
+        while !rest.is_empty() {
+            let n = piece.min(rest.len());
+            let mut part = &rest[..n];
+            while !part.is_empty() {
+                let used = sub.feed(part, &mut out).unwrap();
+                part = &part[used..];
+                if sub.is_done() {
+                    break;
+                }
+            }
+            rest = &rest[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn nchan_sse_ids_are_time_index() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\r\n\
+: hi\n\nid: 1795510827:0\ndata: 1 2 5 xxxx\n\nid: 1795510827:1\ndata: 1 2 6 xxxx\n\nevent: ping\n\n";
+        for piece in [1, 7, wire.len()] {
+            let mut sub = Subscriber::with_dialect(Transport::Sse, Dialect::Nchan);
+            let items: Vec<Item> = feed_all(&mut sub, wire, piece)
+                .into_iter()
+                .filter_map(|e| match e {
+                    ClientEvent::Item(i) => Some(i),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                items,
+                vec![
+                    Item::Heartbeat,
+                    Item::Opaque {
+                        id: Some("1795510827:0".into()),
+                        data: "1 2 5 xxxx".into()
+                    },
+                    Item::Opaque {
+                        id: Some("1795510827:1".into()),
+                        data: "1 2 6 xxxx".into()
+                    },
+                    Item::Heartbeat,
+                ],
+                "piece {piece}"
+            );
+        }
+        // Our own dialect still refuses an id that is not an integer.
+        let mut d = StreamDecoder::new(Transport::Sse);
+        assert!(d
+            .feed(b"id: 1795510827:0\ndata: x\n\n", &mut Vec::new())
+            .is_err());
+    }
+
+    #[test]
+    fn nchan_longpoll_headers() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\
+Last-Modified: Tue, 24 Nov 2026 09:00:21 GMT\r\nEtag: 1\r\n\
+Vary: If-None-Match, If-Modified-Since\r\n\r\n1 2 4 xxxx";
+        let timeout = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 5\r\n\r\nnope!";
+        for piece in [1, 5, 1000] {
+            let mut sub = Subscriber::with_dialect(Transport::Longpoll, Dialect::Nchan);
+            let ev = feed_all(&mut sub, answer, piece);
+            let ClientEvent::Head(h) = &ev[0] else {
+                panic!("{ev:?}")
+            };
+            assert_eq!(h.status, 200);
+            assert_eq!(
+                h.last_modified.as_deref(),
+                Some("Tue, 24 Nov 2026 09:00:21 GMT")
+            );
+            assert_eq!(h.etag.as_deref(), Some("1"));
+            assert_eq!(
+                ev[1..],
+                [
+                    ClientEvent::Item(Item::Opaque {
+                        id: Some("Tue, 24 Nov 2026 09:00:21 GMT:1".into()),
+                        data: "1 2 4 xxxx".into()
+                    }),
+                    ClientEvent::End
+                ],
+                "piece {piece}"
+            );
+            // The next poll on the same connection times out: no message.
+            sub.reset();
+            let ev = feed_all(&mut sub, timeout, piece);
+            assert!(matches!(&ev[0], ClientEvent::Head(h) if h.status == 408));
+            assert_eq!(ev[1..], [ClientEvent::End]);
+        }
+        // Our own long-poll still reads JSON arrays.
+        let mut sub = Subscriber::new(Transport::Longpoll);
+        let ev = feed_all(
+            &mut sub,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\n\r\n[{\"id\":3,\"data\":\"x\"}]",
+            1000,
+        );
+        assert_eq!(
+            ev[1],
+            ClientEvent::Item(Item::Message {
+                id: 3,
+                data: "x".into()
+            })
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_not_decoded() {
+        // A proxy's 502 page, arriving with its head in one read: the head
+        // is reported and the body skipped, whatever the transport.
+        let wire = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 32\r\n\r\nError while proxying to origin.\n";
+        for t in Transport::ALL {
+            for dialect in [Dialect::Comet, Dialect::Nchan] {
+                let mut sub = Subscriber::with_dialect(t, dialect);
+                let mut out = Vec::new();
+                let used = sub.feed(wire, &mut out).unwrap();
+                assert_eq!(used, wire.len());
+                assert!(matches!(&out[0], ClientEvent::Head(h) if h.status == 502));
+                assert_eq!(out[1..], [ClientEvent::End], "{t:?} {dialect:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn nchan_raw_stream() {
+        let wire = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n1 2 3 xxxx\n1 2 4 xxxx\n1 2";
+        let mut sub = Subscriber::with_dialect(Transport::Stream, Dialect::Nchan);
+        let items: Vec<ClientEvent> = feed_all(&mut sub, wire, 3);
+        assert_eq!(
+            items[1..],
+            [
+                ClientEvent::Item(Item::Opaque {
+                    id: None,
+                    data: "1 2 3 xxxx".into()
+                }),
+                ClientEvent::Item(Item::Opaque {
+                    id: None,
+                    data: "1 2 4 xxxx".into()
+                }),
+            ]
+        );
+        let mut d = StreamDecoder::with_dialect(Transport::Iframe, Dialect::Nchan);
+        assert!(d.feed(b"<script>", &mut Vec::new()).is_err());
     }
 }

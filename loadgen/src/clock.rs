@@ -25,18 +25,51 @@ pub fn self_cpu() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
-/// The latency stamp at the head of every published message:
-/// `"{scheduled_ns} {sent_ns} "`, then padding.
-pub fn parse_stamp(data: &str) -> Option<(u64, u64)> {
-    let mut it = data.split(' ');
-    let scheduled = it.next()?.parse().ok()?;
-    let sent = it.next()?.parse().ok()?;
-    Some((scheduled, sent))
+/// The stamp at the head of every published message.
+///
+/// `"{scheduled_ns} {sent_ns} {seq} "`, then padding (`x`): the scheduled and
+/// the actual send time (`mono_ns`), and the message's place in its channel's
+/// publish sequence (1, 2, 3 ...), by which a subscriber checks continuity on a
+/// server that gives no integer ids of its own. The older form without `seq`,
+/// `"{scheduled_ns} {sent_ns} "`, still parses, with `seq` `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub scheduled_ns: u64,
+    pub sent_ns: u64,
+    pub seq: Option<u64>,
 }
 
-/// A message of `size` bytes carrying the stamp.
+/// Reads the stamp at the head of `data`; `None` without one.
+pub fn parse_stamp(data: &str) -> Option<Stamp> {
+    let mut it = data.split(' ');
+    let scheduled_ns = it.next()?.parse().ok()?;
+    let sent_ns = it.next()?.parse().ok()?;
+    // The third field is the sequence only when a space ends it: in the old
+    // form it is the padding (or nothing).
+    let seq = match (it.next(), it.next()) {
+        (Some(seq), Some(_)) => seq.parse().ok(),
+        _ => None,
+    };
+    Some(Stamp {
+        scheduled_ns,
+        sent_ns,
+        seq,
+    })
+}
+
+/// A message of `size` bytes carrying the stamp in its older form, without a
+/// sequence number.
 pub fn stamped(scheduled_ns: u64, sent_ns: u64, size: usize) -> String {
-    let mut s = format!("{scheduled_ns} {sent_ns} ");
+    pad(format!("{scheduled_ns} {sent_ns} "), size)
+}
+
+/// A message of `size` bytes (more when the stamp needs it) carrying the
+/// stamp with the channel sequence number `seq`.
+pub fn stamped_seq(scheduled_ns: u64, sent_ns: u64, seq: u64, size: usize) -> String {
+    pad(format!("{scheduled_ns} {sent_ns} {seq} "), size)
+}
+
+fn pad(mut s: String, size: usize) -> String {
     while s.len() < size {
         s.push('x');
     }
@@ -51,8 +84,40 @@ mod tests {
     fn stamp_round_trip() {
         let s = stamped(123, 456, 64);
         assert_eq!(s.len(), 64);
-        assert_eq!(parse_stamp(&s), Some((123, 456)));
+        let old = parse_stamp(&s).unwrap();
+        assert_eq!((old.scheduled_ns, old.sent_ns, old.seq), (123, 456, None));
         assert_eq!(parse_stamp("nonsense"), None);
         assert!(mono_ns() > 0);
+    }
+
+    #[test]
+    fn stamp_with_sequence() {
+        let s = stamped_seq(123, 456, 7, 64);
+        assert_eq!(s.len(), 64);
+        assert!(s.starts_with("123 456 7 xx"), "{s}");
+        assert_eq!(
+            parse_stamp(&s),
+            Some(Stamp {
+                scheduled_ns: 123,
+                sent_ns: 456,
+                seq: Some(7)
+            })
+        );
+        // No padding left: the sequence still ends with its space.
+        let tight = stamped_seq(1_000_000_000_000_000, 1_000_000_000_000_001, 12345, 10);
+        assert_eq!(parse_stamp(&tight).unwrap().seq, Some(12345));
+        // The old form, padded or not, has no sequence.
+        assert_eq!(parse_stamp("123 456 ").unwrap().seq, None);
+        assert_eq!(parse_stamp("123 456 xxxx").unwrap().seq, None);
+        assert_eq!(parse_stamp("123 456").unwrap().seq, None);
+        // A third field that is not a number is no sequence.
+        assert_eq!(parse_stamp("123 456 x7 xx").unwrap().seq, None);
+        // Old and new forms of the same size carry the same times.
+        let (a, b) = (stamped(9, 10, 48), stamped_seq(9, 10, 1, 48));
+        assert_eq!(a.len(), b.len());
+        assert_eq!(
+            parse_stamp(&a).unwrap().sent_ns,
+            parse_stamp(&b).unwrap().sent_ns
+        );
     }
 }

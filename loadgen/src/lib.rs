@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod hist;
+pub mod peers;
 pub mod publisher;
 pub mod results;
 pub mod run;

@@ -35,6 +35,8 @@ pub struct ThresholdResult {
 
 /// One target (dispatcher or peer) at one transport and connection count.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Case {
     /// Dispatcher or peer name, as in the scenario.
     pub target: String,
@@ -44,7 +46,7 @@ pub struct Case {
     pub transport: String,
     /// Connections asked for.
     pub step: u64,
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, or `skipped` (a peer without the transport: `notes` says so).
     pub status: String,
     pub failure: Option<String>,
     /// Things the target cannot do, said instead of faked.
@@ -61,6 +63,8 @@ pub struct Case {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Connections {
     pub requested: u64,
     /// TCP connections established.
@@ -71,8 +75,13 @@ pub struct Connections {
     pub server_subscribers: Option<u64>,
     /// Connected but never answered (a starved thread pool holds them in its queue).
     pub waiting: u64,
+    /// Connections open at the end (served or waiting to be): the ones the
+    /// server holds. Per-connection figures divide by this.
+    pub held: u64,
     /// Failed connects and subscribes by cause: refused, timeout, reset, http_503 ...
     pub failed: HashMap<String, u64>,
+    /// Answers 500-503 to a peer's subscribes that were retried (peers only).
+    pub retried: u64,
     /// Connections the server closed after they were subscribed.
     pub disconnects: u64,
     pub connect_us: Summary,
@@ -80,13 +89,15 @@ pub struct Connections {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Server {
     pub pid: Option<u32>,
     pub baseline: Option<Sample>,
     /// Taken at the end of the hold, all connections up.
     pub at_step: Option<Sample>,
     pub peak_rss: u64,
-    /// (RSS at step - RSS at baseline) / connected, bytes.
+    /// (RSS at step - RSS at baseline) / held connections, bytes.
     pub rss_per_conn: Option<f64>,
     /// Growth of the anonymous PSS / connected, bytes.
     pub anon_pss_per_conn: Option<f64>,
@@ -96,6 +107,8 @@ pub struct Server {
     pub kernel_source: Option<String>,
     pub threads: u64,
     pub fds: u64,
+    /// Processes sampled at step (1 for a dispatcher; a peer's whole tree).
+    pub processes: u64,
     /// CPU seconds during the publish phase.
     pub publish_cpu_user: f64,
     pub publish_cpu_sys: f64,
@@ -105,6 +118,8 @@ pub struct Server {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Loadgen {
     pub workers: u64,
     /// CPU seconds of workers and publisher during the publish phase.
@@ -113,6 +128,8 @@ pub struct Loadgen {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Delivery {
     /// Deliveries due: for each subscribed client, the messages of its channel.
     pub expected: u64,
@@ -132,6 +149,8 @@ pub struct Delivery {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Fields added later default, so older runs still load.
+#[serde(default)]
 pub struct Wire {
     pub bytes_total: u64,
     pub bytes_head: u64,
@@ -170,20 +189,29 @@ fn ms(us: u64, count: u64) -> String {
     }
 }
 
-/// The comparison table printed at the end of a run.
+fn us(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// The comparison table printed at the end of a run, then each target's notes.
 pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
     writeln!(
         w,
-        "{:<22} {:<9} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>7}  status",
+        "{:<22} {:<9} {:>11} {:>10} {:>11} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>7}  status",
         "target",
         "transport",
         "conns",
         "RSS/conn",
         "kernel/conn",
         "threads",
+        "procs",
         "p50 ms",
         "p99 ms",
         "p99.9 ms",
+        "CPU us/msg",
         "errors"
     )?;
     for c in cases {
@@ -194,19 +222,42 @@ pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
         };
         writeln!(
             w,
-            "{:<22} {:<9} {:>7} {:>10} {:>11} {:>8} {:>9} {:>9} {:>9} {:>7}  {}",
+            "{:<22} {:<9} {:>11} {:>10} {:>11} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>7}  {}",
             c.target,
             c.transport,
             format!("{}/{}", c.connections.connected, c.step),
             bytes(c.server.rss_per_conn),
             bytes(c.server.kernel_per_conn),
             c.server.threads,
+            c.server.processes,
             ms(l.p50, l.count),
             ms(l.p99, l.count),
             ms(l.p999, l.count),
+            us(c.server.cpu_per_delivery_us),
             c.errors(),
             status
         )?;
+    }
+    // Notes once per target, in the order first met.
+    let mut targets: Vec<&str> = Vec::new();
+    for c in cases.iter().filter(|c| !c.notes.is_empty()) {
+        if !targets.contains(&c.target.as_str()) {
+            targets.push(&c.target);
+        }
+    }
+    for t in targets {
+        writeln!(w, "notes on {t}:")?;
+        let mut seen: Vec<&str> = Vec::new();
+        for n in cases
+            .iter()
+            .filter(|c| c.target == t)
+            .flat_map(|c| c.notes.iter())
+        {
+            if !seen.contains(&n.as_str()) {
+                seen.push(n);
+                writeln!(w, "  - {n}")?;
+            }
+        }
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! server, merges what the workers measured, and writes the results.
 //!
 //! A target that fails or hangs is recorded with its reason and killed; the
-//! run goes on with the next.
+//! run goes on with the next. Targets are our dispatchers (`cometbench
+//! serve`), the scenario's peers (nginx + nchan, Pushpin: see [`crate::peers`]),
+//! or one external server.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -22,11 +24,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clock::{mono_ns, self_cpu};
 use crate::hist::{self, Interval, Summary};
-use crate::publisher::{self, PublishPlan};
+use crate::peers::{self, Peer};
+use crate::publisher::{self, PublishFormat, PublishPlan};
 use crate::results::{self, Case, Run, ThresholdResult};
 use crate::sampler::{self, Cgroup, Sample, Sampler};
 use crate::scenario::{Pattern, Scenario};
-use crate::worker::{Channels, Finish, Plan, Progress, Report};
+use crate::worker::{Channels, Finish, IdCheck, Plan, Progress, Report};
+use comet::client::Dialect;
+
+/// Answers 500-503 to a peer's subscribes retried per connection (our
+/// dispatchers' refusals are never retried: they are what is measured).
+pub const PEER_RETRIES: u32 = 3;
 
 /// Connections one worker process holds at most (the open-file limit is 20,000).
 pub const PER_WORKER: u64 = 15_000;
@@ -59,6 +67,7 @@ pub struct Outcome {
 #[derive(Debug, Clone)]
 enum Target {
     Dispatcher { name: String, args: Vec<String> },
+    Peer(&'static Peer),
     External(External),
 }
 
@@ -66,7 +75,23 @@ impl Target {
     fn label(&self) -> String {
         match self {
             Target::Dispatcher { name, .. } => name.clone(),
+            Target::Peer(p) => p.name.into(),
             Target::External(_) => "external".into(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Dispatcher { .. } => "dispatcher",
+            Target::Peer(_) => "peer",
+            Target::External(_) => "external",
+        }
+    }
+
+    fn notes(&self, transport: Transport) -> Vec<String> {
+        match self {
+            Target::Peer(p) => p.case_notes(transport),
+            _ => Vec::new(),
         }
     }
 }
@@ -79,6 +104,8 @@ struct Server {
     publish_addr: SocketAddr,
     pid: Option<u32>,
     log: PathBuf,
+    /// The child leads a process group of its own (a peer's script): stop the group.
+    group: bool,
 }
 
 impl Server {
@@ -93,7 +120,13 @@ impl Server {
     fn stop(&mut self) -> Option<String> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
+            if self.group {
+                peers::stop_group(&mut child, Duration::ZERO);
+            }
             return Some(describe_exit(status, &self.log));
+        }
+        if self.group {
+            return peers::stop_group(&mut child, Duration::from_secs(10));
         }
         // SAFETY: kill sends a signal to our own child, which has not been reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -113,8 +146,12 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            if self.group {
+                peers::stop_group(&mut c, Duration::from_secs(2));
+            } else {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 }
@@ -213,6 +250,7 @@ fn start_server(
         publish_addr: local(publish_port.unwrap_or(port)),
         pid: Some(pid),
         log,
+        group: false,
     };
     match rx.recv_timeout(Duration::from_secs(15)) {
         Ok(line) if !line.trim().is_empty() => {
@@ -383,14 +421,26 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     let samples_file = Arc::new(Mutex::new(File::create(dir.join("samples.jsonl"))?));
     let targets: Vec<Target> = match &args.external {
         Some(e) => vec![Target::External(e.clone())],
-        None => s
-            .dispatchers
-            .iter()
-            .map(|d| Target::Dispatcher {
-                name: d.name.clone(),
-                args: s.server_args.iter().chain(&d.args).cloned().collect(),
-            })
-            .collect(),
+        None => {
+            let mut t: Vec<Target> = s
+                .dispatchers
+                .iter()
+                .map(|d| Target::Dispatcher {
+                    name: d.name.clone(),
+                    args: s.server_args.iter().chain(&d.args).cloned().collect(),
+                })
+                .collect();
+            for name in &s.peers {
+                let peer = peers::find(name).with_context(|| {
+                    format!(
+                        "unknown peer {name:?} (expected one of {})",
+                        peers::names().join(", ")
+                    )
+                })?;
+                t.push(Target::Peer(peer));
+            }
+            t
+        }
     };
     let mut run = Run {
         schema: results::SCHEMA.into(),
@@ -408,14 +458,24 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 let case = run_case(&args, &dir, target, transport, step, &samples_file);
                 let case = case.unwrap_or_else(|e| Case {
                     target: target.label(),
+                    kind: target.kind().into(),
                     transport: transport.name().into(),
                     step,
                     status: "failed".into(),
                     failure: Some(format!("{e:#}")),
+                    notes: target.notes(transport),
                     ..Case::default()
                 });
                 if let Some(f) = &case.failure {
                     eprintln!("{} {} {}: FAILED: {f}", case.target, case.transport, step);
+                } else if case.status == "skipped" {
+                    eprintln!(
+                        "{} {} {}: skipped ({})",
+                        case.target,
+                        case.transport,
+                        step,
+                        case.notes.last().map(String::as_str).unwrap_or("")
+                    );
                 }
                 run.cases.push(case);
                 write_json(&dir.join("run.json"), &run)?;
@@ -514,15 +574,24 @@ fn run_case(
     let label = format!("{}-{}-{}", target.label(), transport.name(), step);
     let mut case = Case {
         target: target.label(),
+        kind: target.kind().into(),
         transport: transport.name().into(),
         step,
         status: "ok".into(),
+        notes: target.notes(transport),
         ..Case::default()
     };
+    // A transport the peer does not have is said, not run.
+    if let Target::Peer(p) = target {
+        if p.transport(transport).is_none() {
+            case.status = "skipped".into();
+            case.connections.requested = step;
+            return Ok(case);
+        }
+    }
     // The server.
     let (mut server, sub_path, pub_path) = match target {
         Target::Dispatcher { name, args: a } => {
-            case.kind = "dispatcher".into();
             case.args = a.clone();
             let srv = start_server(
                 &args.exe,
@@ -537,26 +606,81 @@ fn run_case(
                 "/pub/{channel}".to_string(),
             )
         }
+        Target::Peer(p) => {
+            let scripts = peers::scripts_dir(&args.exe)?;
+            let settings = peers::Settings::from_server_args(&s.server_args);
+            case.args = vec![
+                format!("HEARTBEAT={}", settings.heartbeat),
+                format!("POLL_TIMEOUT={}", settings.poll_timeout),
+            ];
+            let port = free_port()?;
+            let publish_port = if p.own_publish_port || s.publish_listen {
+                let mut q = free_port()?;
+                while q == port {
+                    q = free_port()?;
+                }
+                q
+            } else {
+                port
+            };
+            let log = dir.join(format!("{label}.server.log"));
+            let started = peers::start(p, &scripts, port, publish_port, settings, &log)?;
+            let srv = Server {
+                pid: Some(started.pid),
+                child: Some(started.child),
+                addr: started.addr,
+                publish_addr: started.publish_addr,
+                log,
+                group: true,
+            };
+            (
+                srv,
+                p.subscribe_path.to_string(),
+                p.publish_path.to_string(),
+            )
+        }
         Target::External(e) => {
-            case.kind = "external".into();
             let srv = Server {
                 child: None,
                 addr: e.addr,
                 publish_addr: e.addr,
                 pid: e.pid,
                 log: PathBuf::new(),
+                group: false,
             };
             (srv, e.subscribe_path.clone(), e.publish_path.clone())
         }
     };
     case.server.pid = server.pid;
     let ours = matches!(target, Target::Dispatcher { .. });
+    let started_here = !matches!(target, Target::External(_));
+    let (dialect, ids, format) = match target {
+        Target::Peer(p) => (p.dialect, p.ids, p.publish_format(transport)),
+        _ => (Dialect::Comet, IdCheck::Server, PublishFormat::Body),
+    };
+    // A peer may only keep up with a slower ramp; said in the notes.
+    let ramp_rate = match target {
+        Target::Peer(p) => match p.ramp_cap(s.ramp.rate) {
+            Some((rate, note)) => {
+                case.notes.push(note);
+                rate
+            }
+            None => s.ramp.rate,
+        },
+        _ => s.ramp.rate,
+    };
     // The sampler, in a cgroup of the server's own where the machine allows.
+    // A dispatcher is one process; a peer, the whole tree under the root its
+    // script named (the nginx master, the pushpin runner).
     let sampler_thread = server.pid.map(|pid| {
         let mut sampler = Sampler::new(pid, !ours);
-        if ours {
+        if started_here {
             if let Ok(cg) = Cgroup::create(&format!("{}-{label}", std::process::id())) {
-                if cg.add_pid(pid).is_ok() {
+                // A peer is already running: move every process of its tree
+                // (what they allocate from now on is charged to the cgroup;
+                // the baseline is taken after this).
+                let pids = sampler.pids().unwrap_or_else(|_| vec![pid]);
+                if pids.iter().all(|&p| cg.add_pid(p).is_ok()) {
                     sampler.attach_cgroup(cg);
                 }
             }
@@ -609,11 +733,18 @@ fn run_case(
             sources,
             path: sub_path.clone(),
             since_param: "since".into(),
+            dialect,
+            ids,
+            retry_5xx: if matches!(target, Target::Peer(_)) {
+                PEER_RETRIES
+            } else {
+                0
+            },
             transport: transport.name().into(),
             count: count as usize,
             first_index: first as usize,
             channels: channels.clone(),
-            rate: s.ramp.rate / workers_n as f64,
+            rate: ramp_rate / workers_n as f64,
             in_flight: (s.ramp.in_flight / workers_n as usize).max(1),
             connect_timeout_ms: 10_000,
             epoch_ns,
@@ -636,7 +767,7 @@ fn run_case(
     // Ramp: until every connection is up or failed, and answers have had time to come.
     let pb = bar(step, "ramp").with_prefix(label.clone());
     let t_ramp = Instant::now();
-    let ramp_budget = Duration::from_secs_f64(step as f64 / s.ramp.rate) + Duration::from_secs(20);
+    let ramp_budget = Duration::from_secs_f64(step as f64 / ramp_rate) + Duration::from_secs(20);
     let mut settled_since: Option<Instant> = None;
     loop {
         collect(&mut workers, &rx, Duration::from_millis(100));
@@ -716,6 +847,8 @@ fn run_case(
             duration: Duration::from_secs_f64(s.publish.duration_secs),
             connections: 4,
             timeout: Duration::from_secs(5),
+            format,
+            ordered: ids == IdCheck::Sequence,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let total = ((plan.rate * plan.duration.as_secs_f64()).floor() as u64).max(1);
@@ -785,6 +918,13 @@ fn run_case(
         })
         .unwrap_or_default();
     merge_reports(&mut case, &workers, dir, &label, epoch_ns)?;
+    if case.connections.retried > 0 {
+        case.notes.push(format!(
+            "{} answers 500-503 to subscribes were retried on the same connection {} ms later (at most {PEER_RETRIES} per connection), as browsers' clients retry: connections.retried",
+            case.connections.retried,
+            crate::worker::RETRY_DELAY_NS / 1_000_000
+        ));
+    }
     summarise_server(&mut case, &samples, cpu_before, cpu_after);
     if workers.iter().any(|w| w.report.is_none()) {
         case.failure
@@ -850,10 +990,12 @@ fn merge_reports(
     for r in workers.iter().filter_map(|w| w.report.as_ref()) {
         c.connected += r.connected;
         c.subscribed += r.subscribed;
+        c.held += r.open;
         c.disconnects += r.disconnects;
         for (k, v) in &r.failed {
             *c.failed.entry(k.clone()).or_default() += v;
         }
+        c.retried += r.retried;
         d.expected += r.expected;
         d.received += r.received;
         d.lost += r.lost;
@@ -919,10 +1061,11 @@ fn summarise_server(
 ) {
     let srv = &mut case.server;
     srv.peak_rss = samples.iter().map(|(_, s)| s.rss).max().unwrap_or(0);
-    let conns = case.connections.connected as f64;
+    let conns = case.connections.held as f64;
     if let (Some(b), Some(a)) = (&srv.baseline, &srv.at_step) {
         srv.threads = a.threads;
         srv.fds = a.fds;
+        srv.processes = a.processes;
         if conns > 0.0 {
             srv.rss_per_conn = Some((a.rss as f64 - b.rss as f64) / conns);
             srv.anon_pss_per_conn = Some((a.pss_anon as f64 - b.pss_anon as f64) / conns);

@@ -11,7 +11,7 @@
 //! name = "broadcast-10k"                  # required; names the results directory
 //! description = "..."                     # default ""
 //! dispatchers = ["reactor", { name = "thread-pool", args = ["--pool-size", "512"] }]
-//! peers = []                              # e.g. "nchan", "pushpin"; kept, not checked
+//! peers = ["nchan", "pushpin"]             # peer servers, run after the dispatchers
 //! server_args = ["--heartbeat", "15"]    # passed to every dispatcher, before its own args
 //! transports = ["sse"]                    # required: longpoll | sse | stream | iframe
 //! steps = [10000]                         # required: >= 1, strictly increasing
@@ -51,6 +51,9 @@ use serde::{Deserialize, Serialize};
 /// The dispatchers `cometbench serve` knows.
 pub const DISPATCHERS: [&str; 4] = ["thread-per-connection", "thread-pool", "reactor", "uring"];
 
+/// The peer servers a run can start (see [`crate::peers`]).
+pub const PEERS: [&str; 2] = ["nchan", "pushpin"];
+
 /// The smallest payload: the latency stamp needs room.
 pub const MIN_SIZE: usize = 48;
 /// The largest payload: the server's default message limit.
@@ -71,7 +74,7 @@ pub struct Scenario {
     pub description: String,
     #[serde(default)]
     pub dispatchers: Vec<DispatcherSpec>,
-    /// Peer servers (nchan, pushpin, ...), kept for the runs that drive them.
+    /// Peer servers (`nchan`, `pushpin`), started through `scripts/peers/`.
     #[serde(default)]
     pub peers: Vec<String>,
     /// Flags for every dispatcher, before each dispatcher's own.
@@ -292,23 +295,46 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Applies the command line: only the named dispatchers (and peers), other
+    /// Applies the command line: only the named dispatchers and peers (when
+    /// either `--dispatcher` or `--peer` is given, nothing else runs), other
     /// steps, and `--quick` (steps / 10, at least 1, deduplicated; hold and
     /// publish durations / 5, at least 1 s unless already shorter).
     ///
     /// A named dispatcher keeps the scenario's entries for it (with their args),
-    /// or runs with no args when the scenario does not list it; a named peer
-    /// must be one of the scenario's. Errors name the flag.
+    /// or runs with no args when the scenario does not list it; a peer may be
+    /// named by `--peer`, or by `--dispatcher` when the scenario lists it.
+    /// Errors name the flag.
     pub fn with_overrides(
         mut self,
         dispatchers: Option<Vec<String>>,
+        only_peers: Option<Vec<String>>,
         steps: Option<Vec<u64>>,
         quick: bool,
     ) -> Result<Scenario, ScenarioError> {
-        if let Some(only) = dispatchers {
+        if dispatchers.is_some() || only_peers.is_some() {
             let mut chosen = Vec::new();
             let mut peers = Vec::new();
-            for name in &only {
+            for name in only_peers.iter().flatten() {
+                if !PEERS.contains(&name.as_str()) {
+                    return Err(ScenarioError::invalid(
+                        "--peer",
+                        "peers",
+                        format!(
+                            "unknown peer {name:?} (expected one of {}){}",
+                            PEERS.join(", "),
+                            if DISPATCHERS.contains(&name.as_str()) {
+                                "; dispatchers go in --dispatcher"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+                if !peers.contains(name) {
+                    peers.push(name.clone());
+                }
+            }
+            for name in dispatchers.iter().flatten() {
                 let listed: Vec<&DispatcherSpec> = self
                     .dispatchers
                     .iter()
@@ -317,7 +343,9 @@ impl Scenario {
                 if !listed.is_empty() {
                     chosen.extend(listed.into_iter().cloned());
                 } else if self.peers.contains(name) {
-                    peers.push(name.clone());
+                    if !peers.contains(name) {
+                        peers.push(name.clone());
+                    }
                 } else if DISPATCHERS.contains(&name.as_str()) {
                     chosen.push(DispatcherSpec {
                         name: name.clone(),
@@ -340,7 +368,6 @@ impl Scenario {
                 }
             }
             chosen.dedup();
-            peers.dedup();
             self.dispatchers = chosen;
             self.peers = peers;
         }
@@ -387,8 +414,24 @@ impl Scenario {
                 );
             }
         }
-        if self.peers.iter().any(|p| p.trim().is_empty()) {
-            return bad("peers", "peers holds an empty name".into());
+        for (i, p) in self.peers.iter().enumerate() {
+            if !PEERS.contains(&p.as_str()) {
+                return bad(
+                    "peers",
+                    format!(
+                        "unknown peer {p:?} in peers (expected one of {}){}",
+                        PEERS.join(", "),
+                        if DISPATCHERS.contains(&p.as_str()) {
+                            "; dispatchers go in dispatchers"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            if self.peers[..i].contains(p) {
+                return bad("peers", format!("peers lists {p:?} twice"));
+            }
         }
         if self.transports.is_empty() {
             return bad(
@@ -982,6 +1025,22 @@ steps = [10]
     }
 
     #[test]
+    fn bad_peer() {
+        let e = err(&with("peers = [\"nginx\"]", ""));
+        assert!(
+            e.contains("unknown peer \"nginx\" in peers (expected one of nchan, pushpin)"),
+            "{e}"
+        );
+        let e = err(&with("peers = [\"reactor\"]", ""));
+        assert!(e.contains("dispatchers go in dispatchers"), "{e}");
+        let e = err(&with("peers = [\"nchan\", \"nchan\"]", ""));
+        assert!(e.contains("peers lists \"nchan\" twice"), "{e}");
+        let s =
+            Scenario::from_str(&with("peers = [\"pushpin\", \"nchan\"]", ""), "p.toml").unwrap();
+        assert_eq!(s.peers, vec!["pushpin", "nchan"]);
+    }
+
+    #[test]
     fn decreasing_steps() {
         let e = err(&with("", "").replace("[10]", "[100, 500, 200]"));
         assert!(
@@ -1067,6 +1126,7 @@ steps = [10]
             .with_overrides(
                 Some(vec!["thread-pool".into(), "nchan".into()]),
                 None,
+                None,
                 false,
             )
             .unwrap();
@@ -1075,12 +1135,12 @@ steps = [10]
         assert_eq!(o.peers, vec!["nchan"]);
         let o = s
             .clone()
-            .with_overrides(Some(vec!["reactor".into()]), None, false)
+            .with_overrides(Some(vec!["reactor".into()]), None, None, false)
             .unwrap();
         assert!(o.peers.is_empty());
         let min = Scenario::from_str(MINIMAL, "min.toml").unwrap();
         let o = min
-            .with_overrides(Some(vec!["uring".into()]), None, false)
+            .with_overrides(Some(vec!["uring".into()]), None, None, false)
             .unwrap();
         assert_eq!(
             o.dispatchers,
@@ -1091,7 +1151,7 @@ steps = [10]
         );
         let e = s
             .clone()
-            .with_overrides(Some(vec!["epoll".into()]), None, false)
+            .with_overrides(Some(vec!["epoll".into()]), None, None, false)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1101,12 +1161,12 @@ steps = [10]
 
         let o = s
             .clone()
-            .with_overrides(None, Some(vec![5, 50]), false)
+            .with_overrides(None, None, Some(vec![5, 50]), false)
             .unwrap();
         assert_eq!(o.steps, vec![5, 50]);
         let e = s
             .clone()
-            .with_overrides(None, Some(vec![50, 5]), false)
+            .with_overrides(None, None, Some(vec![50, 5]), false)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -1116,15 +1176,51 @@ steps = [10]
 
         let o = s
             .clone()
-            .with_overrides(None, Some(vec![1, 5, 10, 100, 10000]), true)
+            .with_overrides(None, None, Some(vec![1, 5, 10, 100, 10000]), true)
             .unwrap();
         assert_eq!(o.steps, vec![1, 10, 1000]);
         assert_eq!(o.hold_secs, 1.0); // 3.5 / 5 = 0.7, raised to 1 s
         assert_eq!(o.publish.duration_secs, 6.0);
         assert_eq!(o.warmup_secs, s.warmup_secs);
+        // --peer alone: only the peers named run, listed in the scenario or not.
+        let o = s
+            .clone()
+            .with_overrides(
+                None,
+                Some(vec!["pushpin".into(), "nchan".into()]),
+                None,
+                false,
+            )
+            .unwrap();
+        assert!(o.dispatchers.is_empty());
+        assert_eq!(o.peers, vec!["pushpin", "nchan"]);
+        // Both flags: the union; a peer named twice runs once.
+        let o = s
+            .clone()
+            .with_overrides(
+                Some(vec!["reactor".into(), "nchan".into()]),
+                Some(vec!["nchan".into()]),
+                None,
+                false,
+            )
+            .unwrap();
+        assert_eq!(o.dispatchers.len(), 1);
+        assert_eq!(o.peers, vec!["nchan"]);
+        let e = s
+            .clone()
+            .with_overrides(None, Some(vec!["reactor".into()]), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--peer: unknown peer \"reactor\" (expected one of nchan, pushpin); dispatchers go in --dispatcher"),
+            "{e}"
+        );
         let short = Scenario::from_str(&with("hold_secs = 0.5", ""), "s.toml").unwrap();
         assert_eq!(
-            short.with_overrides(None, None, true).unwrap().hold_secs,
+            short
+                .with_overrides(None, None, None, true)
+                .unwrap()
+                .hold_secs,
             0.5
         );
     }

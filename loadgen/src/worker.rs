@@ -11,7 +11,9 @@
 //! Ids on a channel are 1, 2, 3 ...: a repeated id is a duplicate, an older
 //! one is out of order, a jump is a loss unless the server reported it as
 //! missed, and at the end every subscriber must have reached the last id its
-//! channel was given.
+//! channel was given. The ids are the server's ([`IdCheck::Server`]), or,
+//! for a server that gives none of its own (the peers), the publisher's
+//! per-channel sequence number in the message body ([`IdCheck::Sequence`]).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Write};
@@ -19,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use comet::client::{ClientEvent, Item, Subscriber};
+use comet::client::{ClientEvent, Dialect, Item, Subscriber};
 use comet::Transport;
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
@@ -27,7 +29,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use serde::{Deserialize, Serialize};
 use slab::Slab;
 
-use crate::clock::{mono_ns, parse_stamp, self_cpu};
+use crate::clock::{mono_ns, parse_stamp, self_cpu, Stamp};
 use crate::hist;
 
 /// Which channel each subscriber joins.
@@ -49,6 +51,21 @@ impl Channels {
     }
 }
 
+/// Where the id that every subscriber checks comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdCheck {
+    /// The id the server put in the frame (ours: 1, 2, 3 ... per channel).
+    #[default]
+    Server,
+    /// The publisher's per-channel sequence number in the message's stamp
+    /// (see [`crate::clock::Stamp`]); the frame's id, if any, is not used.
+    Sequence,
+}
+
+/// The wait before a subscribe answered 500-503 is sent again.
+pub const RETRY_DELAY_NS: u64 = 100_000_000;
+
 /// What one worker does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -58,8 +75,19 @@ pub struct Plan {
     pub sources: Vec<IpAddr>,
     /// `/sub/{channel}?transport={transport}`-style path template.
     pub path: String,
-    /// Query parameter carrying the last id on a long-poll re-poll.
+    /// Query parameter carrying the last id on a long-poll re-poll (not
+    /// used with [`Dialect::Nchan`], which resumes through headers).
     pub since_param: String,
+    /// The server's wire format.
+    #[serde(default)]
+    pub dialect: Dialect,
+    #[serde(default)]
+    pub ids: IdCheck,
+    /// Answers 500-503 that may be retried per connection (after
+    /// [`RETRY_DELAY_NS`], on the same connection), as browsers' clients do:
+    /// 0 for our dispatchers, whose refusals are what is measured.
+    #[serde(default)]
+    pub retry_5xx: u32,
     pub transport: String,
     pub count: usize,
     /// Global index of this worker's first subscriber.
@@ -100,8 +128,13 @@ pub struct Report {
     pub worker: usize,
     pub connected: u64,
     pub subscribed: u64,
+    /// Connections still open at the end, answered or waiting for an answer.
+    pub open: u64,
     /// Failed connects and subscribes by cause.
     pub failed: HashMap<String, u64>,
+    /// Answers 500-503 retried (see [`Plan::retry_5xx`]).
+    #[serde(default)]
+    pub retried: u64,
     /// Connections the server closed after they were subscribed.
     pub disconnects: u64,
     pub received: u64,
@@ -112,7 +145,8 @@ pub struct Report {
     pub out_of_order: u64,
     pub missed_reported: u64,
     pub protocol_errors: u64,
-    /// Messages without a parsable latency stamp.
+    /// Messages without a parsable latency stamp, or, checked by
+    /// [`IdCheck::Sequence`], without a sequence number.
     pub unstamped: u64,
     pub heartbeats: u64,
     pub bytes_total: u64,
@@ -147,8 +181,14 @@ struct Client {
     last_id: u64,
     /// Missed messages reported and not yet matched to a gap.
     missed_credit: u64,
+    /// nchan long-poll: `Last-Modified` and `Etag` of the last message, sent
+    /// back as `If-Modified-Since` and `If-None-Match`.
+    resume: (Option<String>, Option<String>),
     request: Vec<u8>,
     written: usize,
+    /// Answers 500-503 retried so far, and whether one is being read now.
+    retries: u32,
+    retrying: bool,
 }
 
 const STDIN: Token = Token(usize::MAX);
@@ -169,6 +209,8 @@ struct Worker {
     pending: usize,
     /// TCP connects in flight.
     connecting: usize,
+    /// Clients to send their request again, with when (`mono_ns`).
+    resend: Vec<(u64, usize)>,
 }
 
 /// Runs a worker on this process's stdin and stdout. Returns when finished.
@@ -215,6 +257,7 @@ pub fn main() -> io::Result<()> {
         started: 0,
         pending: 0,
         connecting: 0,
+        resend: Vec::new(),
     };
     let finish = w.run(&rx)?;
     w.finish(finish);
@@ -265,6 +308,7 @@ impl Worker {
             }
             let now = mono_ns();
             self.expire_connects(now);
+            self.resend_due(now);
             if now - last_progress > 250_000_000 {
                 last_progress = now;
                 self.progress()?;
@@ -361,13 +405,16 @@ impl Worker {
         entry.insert(Client {
             stream,
             state: State::Connecting,
-            dec: Subscriber::new(self.transport),
+            dec: Subscriber::with_dialect(self.transport, self.plan.dialect),
             index,
             started_ns: now,
             last_id: 0,
             missed_credit: 0,
-            request: request(&path, &self.plan.target),
+            resume: (None, None),
+            request: request(&path, &self.plan.target, self.transport, ""),
             written: 0,
+            retries: 0,
+            retrying: false,
         });
         self.pending += 1;
         self.connecting += 1;
@@ -506,11 +553,28 @@ impl Worker {
                 match ev {
                     ClientEvent::Head(h) => {
                         self.report.bytes_head += h.len as u64;
-                        if h.status != 200 && h.status != 204 {
+                        // nchan ends a long-poll that timed out with 408.
+                        let empty_poll = self.plan.dialect == Dialect::Nchan
+                            && self.transport == Transport::Longpoll
+                            && matches!(h.status, 304 | 408);
+                        let c = &mut self.clients[key];
+                        if (500..=503).contains(&h.status)
+                            && !h.close
+                            && c.retries < self.plan.retry_5xx
+                        {
+                            // Read the error to its end, then ask again.
+                            c.retries += 1;
+                            c.retrying = true;
+                            self.report.retried += 1;
+                            continue;
+                        }
+                        if h.status != 200 && h.status != 204 && !empty_poll {
                             self.fail(key, format!("http_{}", h.status));
                             return false;
                         }
-                        let c = &mut self.clients[key];
+                        if h.status == 200 && (h.last_modified.is_some() || h.etag.is_some()) {
+                            c.resume = (h.last_modified, h.etag);
+                        }
                         if c.state == State::Requested {
                             c.state = State::Subscribed;
                             self.report.subscribed += 1;
@@ -519,6 +583,13 @@ impl Worker {
                     }
                     ClientEvent::Item(item) => self.item(key, item, now),
                     ClientEvent::End => {
+                        let c = &mut self.clients[key];
+                        if c.retrying {
+                            c.retrying = false;
+                            c.dec.reset();
+                            self.resend.push((now + RETRY_DELAY_NS, key));
+                            continue;
+                        }
                         if self.transport != Transport::Longpoll {
                             self.report.disconnects += 1;
                             self.close(key);
@@ -537,14 +608,27 @@ impl Worker {
 
     fn item(&mut self, key: usize, item: Item, now: u64) {
         let c = &mut self.clients[key];
-        match item {
-            Item::Heartbeat => self.report.heartbeats += 1,
+        let (id, data) = match item {
+            Item::Heartbeat => {
+                self.report.heartbeats += 1;
+                return;
+            }
             Item::Missed(k) => {
                 self.report.missed_reported += k;
                 c.missed_credit += k;
+                return;
             }
-            Item::Message { id, data } => {
-                self.report.bytes_payload += data.len() as u64;
+            Item::Message { id, data } => (Some(id), data),
+            Item::Opaque { data, .. } => (None, data),
+        };
+        self.report.bytes_payload += data.len() as u64;
+        let stamp = parse_stamp(&data);
+        let id = match self.plan.ids {
+            IdCheck::Server => id,
+            IdCheck::Sequence => stamp.and_then(|s| s.seq),
+        };
+        match id {
+            Some(id) => {
                 if id == c.last_id {
                     self.report.duplicates += 1;
                     return;
@@ -558,25 +642,70 @@ impl Worker {
                 c.missed_credit -= covered;
                 self.report.lost += gap - covered;
                 c.last_id = id;
-                self.report.received += 1;
-                match parse_stamp(&data) {
-                    Some((scheduled, sent)) => {
-                        let corrected = (now.saturating_sub(scheduled) / 1000).max(1);
-                        let raw = (now.saturating_sub(sent) / 1000).max(1);
-                        let _ = self.latency.record(corrected);
-                        let _ = self.latency_raw.record(raw);
-                        let idx = now.saturating_sub(self.plan.epoch_ns)
-                            / (self.plan.interval_ms.max(1) * 1_000_000);
-                        let e = self
-                            .intervals
-                            .entry(idx)
-                            .or_insert_with(|| (hist::new_histogram(), hist::new_histogram()));
-                        let _ = e.0.record(corrected);
-                        let _ = e.1.record(raw);
-                    }
-                    None => self.report.unstamped += 1,
-                }
             }
+            // Nothing to check it by (an Opaque frame read by server ids, or
+            // a body without a sequence): delivered, but counted unstamped.
+            None => self.report.unstamped += 1,
+        }
+        self.report.received += 1;
+        match stamp {
+            Some(Stamp {
+                scheduled_ns,
+                sent_ns,
+                ..
+            }) => {
+                let corrected = (now.saturating_sub(scheduled_ns) / 1000).max(1);
+                let raw = (now.saturating_sub(sent_ns) / 1000).max(1);
+                let _ = self.latency.record(corrected);
+                let _ = self.latency_raw.record(raw);
+                let idx = now.saturating_sub(self.plan.epoch_ns)
+                    / (self.plan.interval_ms.max(1) * 1_000_000);
+                let e = self
+                    .intervals
+                    .entry(idx)
+                    .or_insert_with(|| (hist::new_histogram(), hist::new_histogram()));
+                let _ = e.0.record(corrected);
+                let _ = e.1.record(raw);
+            }
+            None if id.is_some() => self.report.unstamped += 1,
+            None => {}
+        }
+    }
+
+    /// Sends again the requests of clients whose retry is due.
+    fn resend_due(&mut self, now: u64) {
+        if self.resend.is_empty() {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.resend.drain(..).partition(|(t, _)| *t <= now);
+        self.resend = later;
+        for (_, key) in due {
+            let Some(c) = self.clients.get(key) else {
+                continue;
+            };
+            // A long-poll that has had messages resumes after them; else the
+            // first request again.
+            if self.transport == Transport::Longpoll
+                && (c.last_id > 0 || c.resume.0.is_some() || c.resume.1.is_some())
+            {
+                self.repoll(key);
+                continue;
+            }
+            let channel = self.plan.channels.name(c.index);
+            let path = self
+                .plan
+                .path
+                .replace("{channel}", &channel)
+                .replace("{transport}", self.transport.name());
+            let c = &mut self.clients[key];
+            c.request = request(&path, &self.plan.target, self.transport, "");
+            c.written = 0;
+            let _ = self.poll.registry().reregister(
+                &mut c.stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            self.write(key);
         }
     }
 
@@ -589,9 +718,19 @@ impl Worker {
             .path
             .replace("{channel}", &channel)
             .replace("{transport}", self.transport.name());
-        path.push(if path.contains('?') { '&' } else { '?' });
-        path.push_str(&format!("{}={}", self.plan.since_param, c.last_id));
-        c.request = request(&path, &self.plan.target);
+        let mut extra = String::new();
+        if self.plan.dialect == Dialect::Nchan {
+            if let Some(lm) = &c.resume.0 {
+                extra.push_str(&format!("If-Modified-Since: {lm}\r\n"));
+            }
+            if let Some(tag) = &c.resume.1 {
+                extra.push_str(&format!("If-None-Match: {tag}\r\n"));
+            }
+        } else {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&format!("{}={}", self.plan.since_param, c.last_id));
+        }
+        c.request = request(&path, &self.plan.target, self.transport, &extra);
         c.written = 0;
         let _ = self.poll.registry().reregister(
             &mut c.stream,
@@ -602,6 +741,11 @@ impl Worker {
     }
 
     fn finish(&mut self, finish: Finish) {
+        self.report.open = self
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Requested | State::Subscribed))
+            .count() as u64;
         for (_, c) in self.clients.iter() {
             let channel = self.plan.channels.name(c.index);
             let Some(&last) = finish.expect.get(&channel) else {
@@ -638,6 +782,12 @@ impl Worker {
     }
 }
 
-fn request(path: &str, target: &SocketAddr) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nAccept: */*\r\n\r\n").into_bytes()
+/// A subscribe request; SSE asks for `text/event-stream` as browsers do
+/// (nchan serves eventsource only then). `extra` is more header lines.
+fn request(path: &str, target: &SocketAddr, transport: Transport, extra: &str) -> Vec<u8> {
+    let accept = match transport {
+        Transport::Sse => "text/event-stream",
+        _ => "*/*",
+    };
+    format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nAccept: {accept}\r\n{extra}\r\n").into_bytes()
 }
