@@ -183,21 +183,38 @@ impl Shared {
 }
 
 /// A group's own map of channel to the connections (by key) subscribed there.
+///
+/// Keys are slab keys, small and dense: `pos[key]` is where a key sits in its
+/// channel's list, so leaving is O(1) and a mass disconnect stays linear
+/// (4 bytes per connection slot). A connection holds one subscription at a time.
 #[derive(Debug, Default)]
 pub struct LocalSubs {
     by_channel: HashMap<Arc<str>, Vec<usize>>,
+    pos: Vec<u32>,
 }
 
 impl LocalSubs {
     pub fn update(&mut self, channel: &Arc<str>, key: usize, joined: bool) {
         if joined {
-            self.by_channel
-                .entry(channel.clone())
-                .or_default()
-                .push(key);
+            let keys = self.by_channel.entry(channel.clone()).or_default();
+            if self.pos.len() <= key {
+                self.pos.resize(key + 1, 0);
+            }
+            self.pos[key] = keys.len() as u32;
+            keys.push(key);
         } else if let Some(keys) = self.by_channel.get_mut(channel) {
-            if let Some(i) = keys.iter().position(|&k| k == key) {
+            let at = self.pos.get(key).map(|&p| p as usize);
+            let i = match at {
+                Some(i) if keys.get(i) == Some(&key) => Some(i),
+                // Not where the table says: a caller broke the one-subscription
+                // rule; find it the slow way rather than corrupt the lists.
+                _ => keys.iter().position(|&k| k == key),
+            };
+            if let Some(i) = i {
                 keys.swap_remove(i);
+                if let Some(&moved) = keys.get(i) {
+                    self.pos[moved] = i as u32;
+                }
             }
             if keys.is_empty() {
                 self.by_channel.remove(channel);
@@ -209,5 +226,40 @@ impl LocalSubs {
     /// while it delivers.
     pub fn keys(&self, channel: &str) -> Vec<usize> {
         self.by_channel.get(channel).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_subs_join_and_leave_in_any_order() {
+        let mut l = LocalSubs::default();
+        let a: Arc<str> = "a".into();
+        let b: Arc<str> = "b".into();
+        for k in 0..100 {
+            l.update(if k % 3 == 0 { &b } else { &a }, k, true);
+        }
+        // Leave in a scrambled order; the survivors are exactly the rest.
+        let leaving: Vec<usize> = (0..100)
+            .filter(|k| k % 7 != 0)
+            .map(|k| (k * 37) % 100)
+            .collect();
+        for &k in &leaving {
+            l.update(if k % 3 == 0 { &b } else { &a }, k, false);
+        }
+        let mut left: Vec<usize> = l.keys("a").into_iter().chain(l.keys("b")).collect();
+        left.sort();
+        let mut want: Vec<usize> = (0..100).filter(|k| !leaving.contains(k)).collect();
+        want.sort();
+        assert_eq!(left, want);
+        assert!(l.keys("a").iter().all(|k| k % 3 != 0));
+        // A key that left, joining another channel.
+        l.update(&b, leaving[0], true);
+        assert!(l.keys("b").contains(&leaving[0]));
+        // Leaving a channel it is not on changes nothing.
+        l.update(&a, leaving[0], false);
+        assert!(l.keys("b").contains(&leaving[0]));
     }
 }
