@@ -93,6 +93,13 @@ pub struct PublishReport {
     /// the server gives none).
     #[serde(skip)]
     pub last_ids: HashMap<String, u64>,
+    /// Highest publish sequence number accepted on each channel.
+    #[serde(skip)]
+    pub last_seqs: HashMap<String, u64>,
+    /// Sequence numbers whose publish failed, per channel: no subscriber was
+    /// due them (a server restarting refuses some).
+    #[serde(skip)]
+    pub failed_seqs: HashMap<String, Vec<u64>>,
     /// Microseconds actual sends lagged their schedule, worst case.
     pub max_lag_us: u64,
 }
@@ -182,12 +189,15 @@ fn publish_thread(
             Ok((id, subscribers)) => {
                 r.accepted += 1;
                 r.handed_to += subscribers;
+                let last = r.last_seqs.entry(channel.clone()).or_default();
+                *last = (*last).max(seq);
                 let last = r.last_ids.entry(channel).or_default();
                 *last = (*last).max(id.unwrap_or(seq));
             }
             Err(cause) => {
                 conn = None;
                 *r.failed.entry(cause).or_default() += 1;
+                r.failed_seqs.entry(channel).or_default().push(seq);
             }
         }
         k += step;

@@ -60,6 +60,103 @@ pub struct Case {
     pub wire: Wire,
     /// File name of the latency interval log, beside run.json.
     pub hlog: Option<String>,
+    /// The fault injected and its pass line, when the scenario has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultResult>,
+}
+
+/// A fault injected into one case, what it did, and whether the pass line held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultResult {
+    /// `disconnect`, `churn`, `slow`, `slowloris` or `restart`.
+    pub kind: String,
+    /// Every check held.
+    pub passed: bool,
+    pub checks: Vec<Check>,
+    /// What the workers counted, summed.
+    pub counts: crate::worker::FaultCounts,
+    /// Time from a subscriber's drop (restart) or its planned return (churn)
+    /// to subscribed again, microseconds.
+    pub reconnect_us: Option<Summary>,
+    /// Life of the slowloris connections the server closed, microseconds.
+    pub attacker_life_us: Option<Summary>,
+    /// disconnect: each figure before the storm, its baseline and how long it
+    /// took to get back.
+    pub recovery: Vec<Recovery>,
+    /// slowloris: new connections made during the attack and answered.
+    pub probe: Option<Probe>,
+    /// slow: the server's `dropped_slow` at the end.
+    pub server_dropped_slow: Option<u64>,
+    /// slow: the server's peak RSS during the case minus its baseline, bytes.
+    pub rss_growth: Option<i64>,
+    pub restart: Option<Restart>,
+}
+
+/// One item of a pass line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Check {
+    pub what: String,
+    pub passed: bool,
+    /// The figures it was judged on.
+    pub detail: String,
+}
+
+/// One server figure through a disconnect storm.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recovery {
+    /// `rss`, `fds`, `threads`, `subscribers` or `connections` (the last two from `/stats`).
+    pub metric: String,
+    /// Before the ramp.
+    pub baseline: f64,
+    /// Just before the storm.
+    pub before: f64,
+    /// At the end of the observation.
+    pub after: f64,
+    /// Within this of the baseline counts as back.
+    pub allowed: f64,
+    /// Seconds from the storm to back for good (within `allowed` from then
+    /// on), or null when it never was.
+    pub secs: Option<f64>,
+}
+
+/// New connections tried while an attack went on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Probe {
+    pub tried: u64,
+    pub answered: u64,
+    /// Time to a whole answer, milliseconds.
+    pub p50_ms: f64,
+    pub max_ms: f64,
+}
+
+/// A server restart under load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Restart {
+    /// `term` or `kill`.
+    pub signal: String,
+    /// Seconds into the publish phase the stop was sent.
+    pub at_secs: f64,
+    pub old_pid: Option<u32>,
+    /// Seconds the old server took to end.
+    pub stop_secs: f64,
+    /// How it ended, when not as asked.
+    pub exit: Option<String>,
+    /// Seconds from the old server's end to the new one listening.
+    pub down_secs: f64,
+    pub new_pid: Option<u32>,
+    /// Seconds from the new server listening to every subscriber back, or
+    /// null when some never came back.
+    pub all_back_secs: Option<f64>,
+    /// Publishes refused or unanswered (no subscriber was due them).
+    pub publishes_failed: u64,
+    /// Messages accepted that some subscriber never got, summed over
+    /// subscribers (`delivery.lost`): the backlog lives in the server's memory.
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -237,6 +334,28 @@ pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
             c.errors(),
             status
         )?;
+    }
+    // Each fault's pass line, item by item.
+    for c in cases {
+        let Some(f) = &c.fault else { continue };
+        writeln!(
+            w,
+            "fault {} on {} {} {}: {}",
+            f.kind,
+            c.target,
+            c.transport,
+            c.step,
+            if f.passed { "PASS" } else { "FAIL" }
+        )?;
+        for check in &f.checks {
+            writeln!(
+                w,
+                "  [{}] {}: {}",
+                if check.passed { "ok" } else { "FAIL" },
+                check.what,
+                check.detail
+            )?;
+        }
     }
     // Notes once per target, in the order first met.
     let mut targets: Vec<&str> = Vec::new();

@@ -26,10 +26,14 @@ use crate::clock::{mono_ns, self_cpu};
 use crate::hist::{self, Interval, Summary};
 use crate::peers::{self, Peer};
 use crate::publisher::{self, PublishFormat, PublishPlan};
-use crate::results::{self, Case, Run, ThresholdResult};
+use crate::results::{
+    self, Case, Check, FaultResult, Probe, Recovery, Restart, Run, ThresholdResult,
+};
 use crate::sampler::{self, Cgroup, Sample, Sampler};
-use crate::scenario::{Pattern, Scenario};
-use crate::worker::{Channels, Finish, IdCheck, Plan, Progress, Report};
+use crate::scenario::{Fault, FaultKind, Pattern, Scenario, StopSignal};
+use crate::worker::{
+    Channels, Control, FaultCounts, Finish, IdCheck, Plan, Progress, Report, WorkerFault,
+};
 use comet::client::Dialect;
 
 /// Answers 500-503 to a peer's subscribes retried per connection (our
@@ -216,12 +220,28 @@ fn start_server(
     } else {
         None
     };
+    start_server_on(exe, name, args, port, publish_port, log)
+}
+
+/// Starts `cometbench serve` on the given ports (a restart takes the old ones).
+fn start_server_on(
+    exe: &Path,
+    name: &str,
+    args: &[String],
+    port: u16,
+    publish_port: Option<u16>,
+    log: PathBuf,
+) -> Result<Server> {
     let mut extra = Vec::new();
     if let Some(p) = publish_port {
         extra.push("--publish-listen".to_string());
         extra.push(format!("127.0.0.1:{p}"));
     }
-    let err = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let err = File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("creating {}", log.display()))?;
     let mut child = Command::new(exe)
         .arg("serve")
         .arg("--dispatcher")
@@ -442,6 +462,17 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
             t
         }
     };
+    if let Some(f) = &s.fault {
+        if targets.iter().any(|t| matches!(t, Target::Peer(_))) {
+            bail!(
+                "fault \"{}\" drives our dispatchers only: leave peers out of this scenario",
+                f.kind.name()
+            );
+        }
+        if f.kind == FaultKind::Restart && args.external.is_some() {
+            bail!("fault \"restart\" needs a server the run starts: not --target");
+        }
+    }
     let mut run = Run {
         schema: results::SCHEMA.into(),
         scenario: serde_json::to_value(s)?,
@@ -516,6 +547,17 @@ fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
                 broken.push(format!("{name}: delivered {f:.4} < {min}"));
             }
         }
+        if let Some(f) = c.fault.as_ref().filter(|f| !f.passed) {
+            for check in f.checks.iter().filter(|c| !c.passed) {
+                broken.push(format!(
+                    "{name}: fault {}: {} ({})",
+                    f.kind, check.what, check.detail
+                ));
+            }
+            if f.checks.is_empty() {
+                broken.push(format!("{name}: fault {}: not judged", f.kind));
+            }
+        }
     }
     ThresholdResult {
         passed: broken.is_empty(),
@@ -548,17 +590,475 @@ fn timestamp(t: SystemTime) -> String {
 }
 
 fn stats_subscribers(addr: SocketAddr) -> Option<u64> {
+    stats(addr, Duration::from_secs(5))?["subscribers"].as_u64()
+}
+
+/// The server's `/stats` document, read whole (the server has closed the
+/// connection when this returns).
+fn stats(addr: SocketAddr, timeout: Duration) -> Option<serde_json::Value> {
     use std::io::Read;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
     s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
+    if !text.starts_with("HTTP/1.1 200") {
+        return None;
+    }
     let body = text.split("\r\n\r\n").nth(1)?;
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v["subscribers"].as_u64()
+    // A chunked body would need decoding; ours is sent with a length.
+    serde_json::from_str(body).ok()
+}
+
+/// Sends one control line to every worker.
+fn send_control(workers: &mut [WorkerProc], control: &Control) {
+    let Ok(line) = serde_json::to_string(control) else {
+        return;
+    };
+    for w in workers.iter_mut() {
+        if let Some(stdin) = w.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+}
+
+/// What the workers do for the scenario's fault.
+fn worker_fault(fault: Option<&Fault>, workers: u64, worker: u64) -> WorkerFault {
+    let Some(f) = fault else {
+        return WorkerFault::default();
+    };
+    let (away_min_ms, away_max_ms) = f.away_ms();
+    let attackers = f.connections();
+    match f.kind {
+        FaultKind::Restart => WorkerFault {
+            reconnect: true,
+            ..WorkerFault::default()
+        },
+        FaultKind::Churn => WorkerFault {
+            churn_rate: f.rate(),
+            churn_reset_fraction: f.reset_fraction(),
+            away_min_ms,
+            away_max_ms,
+            ..WorkerFault::default()
+        },
+        FaultKind::Slow => WorkerFault {
+            slow_every: if f.fraction() > 0.0 {
+                (1.0 / f.fraction()).round().max(1.0) as u64
+            } else {
+                0
+            },
+            ..WorkerFault::default()
+        },
+        FaultKind::Slowloris => WorkerFault {
+            // Spread over the workers, the first ones taking the remainder.
+            attackers: (attackers / workers + u64::from(worker < attackers % workers)) as usize,
+            byte_interval_ms: f.byte_interval_ms(),
+            attack_path: "/sub/loris?transport=sse".into(),
+            ..WorkerFault::default()
+        },
+        FaultKind::Disconnect => WorkerFault::default(),
+    }
+}
+
+/// The disconnect storm: every worker closes its subscribers at once; the
+/// server is watched (its /proc figures, then its `/stats`) every 100 ms
+/// until `recover_secs` and 3 s more have passed.
+fn storm(
+    f: &Fault,
+    workers: &mut [WorkerProc],
+    server: &Server,
+    baseline: (&Sample, &serde_json::Value),
+    before: (&Sample, Option<&serde_json::Value>),
+    fr: &mut FaultResult,
+) {
+    let Some(pid) = server.pid else {
+        return;
+    };
+    let mut sampler = Sampler::new(pid, false);
+    send_control(workers, &Control::Disconnect { reset: f.reset() });
+    let t0 = Instant::now();
+    let observe = Duration::from_secs_f64(f.recover_secs() + 3.0);
+    // (seconds, rss, fds, threads, subscribers, connections)
+    let mut series: Vec<(f64, [f64; 5])> = Vec::new();
+    while t0.elapsed() < observe {
+        // /proc first: the /stats connection of the round before is closed by now.
+        let sample = sampler.sample().ok();
+        let st = stats(server.publish_addr, Duration::from_secs(2));
+        if let (Some(p), Some(st)) = (sample, st) {
+            series.push((
+                t0.elapsed().as_secs_f64(),
+                [
+                    p.rss as f64,
+                    p.fds as f64,
+                    p.threads as f64,
+                    st["subscribers"].as_f64().unwrap_or(f64::NAN),
+                    st["connections"].as_f64().unwrap_or(f64::NAN),
+                ],
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = [
+        baseline.0.rss as f64,
+        baseline.0.fds as f64,
+        baseline.0.threads as f64,
+        baseline.1["subscribers"].as_f64().unwrap_or(0.0),
+        baseline.1["connections"].as_f64().unwrap_or(0.0),
+    ];
+    let pre = [
+        before.0.rss as f64,
+        before.0.fds as f64,
+        before.0.threads as f64,
+        before
+            .1
+            .and_then(|v| v["subscribers"].as_f64())
+            .unwrap_or(f64::NAN),
+        before
+            .1
+            .and_then(|v| v["connections"].as_f64())
+            .unwrap_or(f64::NAN),
+    ];
+    for (i, metric) in ["rss", "fds", "threads", "subscribers", "connections"]
+        .iter()
+        .enumerate()
+    {
+        // Counts are whole: 5% of 11 fds allows none.
+        let allowed = if *metric == "rss" {
+            base[i] * f.tolerance()
+        } else {
+            (base[i] * f.tolerance()).floor()
+        };
+        let within = |v: f64| (v - base[i]).abs() <= allowed;
+        // Back for good: the first sample from which every later one is within.
+        let back = series
+            .iter()
+            .rposition(|(_, v)| !within(v[i]))
+            .map_or(0, |last_out| last_out + 1);
+        fr.recovery.push(Recovery {
+            metric: metric.to_string(),
+            baseline: base[i],
+            before: pre[i],
+            after: series.last().map_or(f64::NAN, |(_, v)| v[i]),
+            allowed,
+            secs: series.get(back).map(|(t, _)| *t),
+        });
+    }
+}
+
+/// New connections to `addr` during an attack, one a second until `stop`:
+/// the time each took to get a whole `/stats` answer, or None.
+fn probe_loop(addr: SocketAddr, stop: Arc<AtomicBool>, limit: Duration) -> Vec<Option<f64>> {
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        let answered = stats(addr, limit).is_some();
+        out.push(answered.then(|| t.elapsed().as_secs_f64() * 1000.0));
+        if let Some(rest) = Duration::from_secs(1).checked_sub(t.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    out
+}
+
+/// Stops the server as the restart fault says and starts it again on the
+/// same ports; the new server, or why there is none.
+#[allow(clippy::too_many_arguments)]
+fn restart_server(
+    f: &Fault,
+    server: &mut Server,
+    exe: &Path,
+    name: &str,
+    args: &[String],
+    log: PathBuf,
+    at_secs: f64,
+) -> (Restart, Result<Server>) {
+    let mut r = Restart {
+        signal: match f.signal() {
+            StopSignal::Term => "term".into(),
+            StopSignal::Kill => "kill".into(),
+        },
+        at_secs,
+        old_pid: server.pid,
+        ..Restart::default()
+    };
+    let t = Instant::now();
+    if let Some(child) = server.child.as_mut() {
+        let sig = match f.signal() {
+            StopSignal::Term => libc::SIGTERM,
+            StopSignal::Kill => libc::SIGKILL,
+        };
+        // SAFETY: kill sends a signal to our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    let expected = match f.signal() {
+                        StopSignal::Term => status.success(),
+                        StopSignal::Kill => status.signal() == Some(libc::SIGKILL),
+                    };
+                    if !expected {
+                        r.exit = Some(describe_exit(status, &server.log));
+                    }
+                    break;
+                }
+                _ if Instant::now() > end => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    r.exit = Some("did not stop within 10 s: killed".into());
+                    break;
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        server.child = None;
+    }
+    r.stop_secs = t.elapsed().as_secs_f64();
+    let down = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(f.downtime_secs()));
+    let publish_port = (server.publish_addr != server.addr).then(|| server.publish_addr.port());
+    let new = start_server_on(exe, name, args, server.addr.port(), publish_port, log);
+    r.down_secs = down.elapsed().as_secs_f64();
+    if let Ok(n) = &new {
+        r.new_pid = n.pid;
+    }
+    (r, new)
+}
+
+/// Sums the workers' fault counts and histograms into `fr`.
+fn merge_fault_counts(fr: &mut FaultResult, workers: &[WorkerProc]) -> Result<()> {
+    let mut reconnect = hist::new_histogram();
+    let mut life = hist::new_histogram();
+    let mut t = FaultCounts::default();
+    for r in workers.iter().filter_map(|w| w.report.as_ref()) {
+        let f = &r.fault;
+        t.storm_closed += f.storm_closed;
+        t.churned += f.churned;
+        t.churned_reset += f.churned_reset;
+        t.server_drops += f.server_drops;
+        t.reconnect_attempts += f.reconnect_attempts;
+        t.reconnect_failures += f.reconnect_failures;
+        t.reconnects += f.reconnects;
+        t.away_at_end += f.away_at_end;
+        t.slow += f.slow;
+        t.slow_dropped += f.slow_dropped;
+        t.attackers_started += f.attackers_started;
+        t.attackers_closed += f.attackers_closed;
+        t.attackers_408 += f.attackers_408;
+        t.attackers_other_answer += f.attackers_other_answer;
+        t.attackers_refused += f.attackers_refused;
+        t.attackers_open_at_stop += f.attackers_open_at_stop;
+        t.attacker_oldest_at_stop_us = t
+            .attacker_oldest_at_stop_us
+            .max(f.attacker_oldest_at_stop_us);
+        if !f.reconnect_us.is_empty() {
+            hist::merge(&mut reconnect, &hist::decode(&f.reconnect_us)?);
+        }
+        if !f.attacker_life_us.is_empty() {
+            hist::merge(&mut life, &hist::decode(&f.attacker_life_us)?);
+        }
+    }
+    if !reconnect.is_empty() {
+        fr.reconnect_us = Some(Summary::of(&reconnect));
+    }
+    if !life.is_empty() {
+        fr.attacker_life_us = Some(Summary::of(&life));
+    }
+    fr.counts = t;
+    Ok(())
+}
+
+/// Checks the fault's pass line against what the case measured.
+fn judge(f: &Fault, case: &Case, fr: &mut FaultResult) {
+    let mut checks = Vec::new();
+    let mut check = |what: &str, passed: bool, detail: String| {
+        checks.push(Check {
+            what: what.into(),
+            passed,
+            detail,
+        })
+    };
+    let c = &fr.counts;
+    let d = &case.delivery;
+    let failed: u64 = case.connections.failed.values().sum();
+    let clean = |check: &mut dyn FnMut(&str, bool, String)| {
+        check(
+            "every id arrived exactly once or was reported missed",
+            d.lost == 0 && d.duplicates == 0 && d.out_of_order == 0 && d.protocol_errors == 0,
+            format!(
+                "{} received of {} due, {} lost silently, {} duplicates, {} out of order, {} protocol errors, {} reported missed",
+                d.received, d.expected, d.lost, d.duplicates, d.out_of_order, d.protocol_errors, d.missed_reported
+            ),
+        );
+    };
+    match f.kind {
+        FaultKind::Disconnect => {
+            let subscribed = case.connections.subscribed;
+            check(
+                "every subscriber closed at once",
+                c.storm_closed > 0 && c.storm_closed >= subscribed,
+                format!(
+                    "{} closed ({}) of {subscribed} subscribed",
+                    c.storm_closed,
+                    if f.reset() { "RST" } else { "FIN" }
+                ),
+            );
+            for r in &fr.recovery {
+                let ok = r.secs.is_some_and(|s| s <= f.recover_secs());
+                check(
+                    &format!("{} back within {} s", r.metric, f.recover_secs()),
+                    ok,
+                    format!(
+                        "baseline {}, before {}, after {} (allowed ±{:.0}); back after {}",
+                        r.baseline,
+                        r.before,
+                        r.after,
+                        r.allowed,
+                        r.secs.map_or("never".into(), |s| format!("{s:.1} s"))
+                    ),
+                );
+            }
+        }
+        FaultKind::Churn => {
+            check(
+                "subscribers were churned",
+                c.churned > 0,
+                format!(
+                    "{} dropped ({} with RST), {} back",
+                    c.churned, c.churned_reset, c.reconnects
+                ),
+            );
+            check(
+                "every churned subscriber came back",
+                c.away_at_end == 0 && failed == 0,
+                format!("{} still away, {failed} connects failed", c.away_at_end),
+            );
+            clean(&mut check);
+        }
+        FaultKind::Slow => {
+            check(
+                "every slow subscriber was dropped",
+                c.slow > 0 && c.slow_dropped == c.slow,
+                format!(
+                    "{} of {} slow subscribers found closed; server dropped_slow {}",
+                    c.slow_dropped,
+                    c.slow,
+                    fr.server_dropped_slow.map_or("-".into(), |n| n.to_string())
+                ),
+            );
+            let growth = fr.rss_growth.unwrap_or(i64::MAX);
+            check(
+                &format!("server RSS grew at most {} MiB", f.max_rss_growth_mib()),
+                (growth as f64) <= f.max_rss_growth_mib() * 1024.0 * 1024.0,
+                format!(
+                    "peak RSS {:.1} MiB over baseline",
+                    growth as f64 / 1048576.0
+                ),
+            );
+            check(
+                "healthy subscribers got everything",
+                d.expected > 0
+                    && d.received >= d.expected
+                    && failed == 0
+                    && case.connections.disconnects == 0,
+                format!(
+                    "{} of {} delivered, {} disconnected, {failed} failed",
+                    d.received, d.expected, case.connections.disconnects
+                ),
+            );
+            clean(&mut check);
+        }
+        FaultKind::Slowloris => {
+            let max_life = f.max_life_secs() * 1e6;
+            let life = fr.attacker_life_us.as_ref();
+            check(
+                &format!("every attacker closed within {} s", f.max_life_secs()),
+                c.attackers_closed > 0
+                    && life.is_some_and(|l| (l.max as f64) <= max_life)
+                    && (c.attacker_oldest_at_stop_us as f64) <= max_life,
+                format!(
+                    "{} closed by the server ({} with 408), {} refused, life p50 {:.1} s max {:.1} s; {} open at the end, oldest {:.1} s",
+                    c.attackers_closed,
+                    c.attackers_408,
+                    c.attackers_refused,
+                    life.map_or(0.0, |l| l.p50 as f64 / 1e6),
+                    life.map_or(0.0, |l| l.max as f64 / 1e6),
+                    c.attackers_open_at_stop,
+                    c.attacker_oldest_at_stop_us as f64 / 1e6
+                ),
+            );
+            let probe = fr.probe.clone().unwrap_or_default();
+            check(
+                &format!("new connections answered within {} s", f.max_life_secs()),
+                probe.tried > 0
+                    && probe.answered == probe.tried
+                    && probe.max_ms <= f.max_life_secs() * 1000.0,
+                format!(
+                    "{} of {} answered, p50 {:.1} ms, max {:.1} ms",
+                    probe.answered, probe.tried, probe.p50_ms, probe.max_ms
+                ),
+            );
+            check(
+                "subscribers got everything",
+                d.expected > 0
+                    && d.received >= d.expected
+                    && failed == 0
+                    && case.connections.disconnects == 0,
+                format!(
+                    "{} of {} delivered, {} disconnected, {failed} failed",
+                    d.received, d.expected, case.connections.disconnects
+                ),
+            );
+            clean(&mut check);
+        }
+        FaultKind::Restart => {
+            let r = fr.restart.clone().unwrap_or_default();
+            check(
+                "the server came back",
+                r.new_pid.is_some() && r.exit.is_none(),
+                format!(
+                    "stopped ({}) in {:.2} s, listening again {:.2} s later{}",
+                    r.signal,
+                    r.stop_secs,
+                    r.down_secs,
+                    r.exit
+                        .as_deref()
+                        .map(|e| format!("; {e}"))
+                        .unwrap_or_default()
+                ),
+            );
+            let max = fr.reconnect_us.as_ref().map_or(0, |s| s.max) as f64 / 1e6;
+            check(
+                &format!("every subscriber back within {} s", f.max_reconnect_secs()),
+                c.away_at_end == 0
+                    && c.server_drops > 0
+                    && c.reconnects >= c.server_drops
+                    && max <= f.max_reconnect_secs(),
+                format!(
+                    "{} dropped, {} back (p50 {:.2} s, max {max:.2} s from the drop), {} still away; all back {} after the new server listened",
+                    c.server_drops,
+                    c.reconnects,
+                    fr.reconnect_us.as_ref().map_or(0, |s| s.p50) as f64 / 1e6,
+                    c.away_at_end,
+                    r.all_back_secs.map_or("never".into(), |s| format!("{s:.2} s"))
+                ),
+            );
+            check(
+                "no duplicates, no disorder",
+                d.duplicates == 0 && d.out_of_order == 0 && d.protocol_errors == 0,
+                format!(
+                    "{} duplicates, {} out of order, {} protocol errors; {} deliveries lost across the restart ({} publishes failed while it was down)",
+                    d.duplicates, d.out_of_order, d.protocol_errors, d.lost, r.publishes_failed
+                ),
+            );
+        }
+    }
+    fr.passed = checks.iter().all(|c| c.passed);
+    fr.checks = checks;
 }
 
 fn run_case(
@@ -654,10 +1154,17 @@ fn run_case(
     case.server.pid = server.pid;
     let ours = matches!(target, Target::Dispatcher { .. });
     let started_here = !matches!(target, Target::External(_));
-    let (dialect, ids, format) = match target {
+    let fault = s.fault.as_ref();
+    let kind = fault.map(|f| f.kind);
+    let (dialect, mut ids, format) = match target {
         Target::Peer(p) => (p.dialect, p.ids, p.publish_format(transport)),
         _ => (Dialect::Comet, IdCheck::Server, PublishFormat::Body),
     };
+    if kind == Some(FaultKind::Restart) {
+        // The new server counts ids from 1 again: continuity across the
+        // restart is checked by the publisher's sequence.
+        ids = IdCheck::Sequence;
+    }
     // A peer may only keep up with a slower ramp; said in the notes.
     let ramp_rate = match target {
         Target::Peer(p) => match p.ramp_cap(s.ramp.rate) {
@@ -672,7 +1179,7 @@ fn run_case(
     // The sampler, in a cgroup of the server's own where the machine allows.
     // A dispatcher is one process; a peer, the whole tree under the root its
     // script named (the nginx master, the pushpin runner).
-    let sampler_thread = server.pid.map(|pid| {
+    let mut sampler_thread = server.pid.map(|pid| {
         let mut sampler = Sampler::new(pid, !ours);
         if started_here {
             if let Ok(cg) = Cgroup::create(&format!("{}-{label}", std::process::id())) {
@@ -700,6 +1207,15 @@ fn run_case(
     // Wait for the first sample after warm-up.
     std::thread::sleep(Duration::from_millis(s.sample_interval_ms.min(500)));
     case.server.baseline = sample_now(&sampler_thread);
+    // The disconnect storm compares /stats with what it said before any connection.
+    let stats_baseline = match kind {
+        Some(FaultKind::Disconnect) if ours => stats(server.publish_addr, Duration::from_secs(5)),
+        _ => None,
+    };
+    let mut fr = fault.map(|f| FaultResult {
+        kind: f.kind.name().into(),
+        ..FaultResult::default()
+    });
     if let Some(t) = &sampler_thread {
         t.set_phase("ramp");
     }
@@ -749,6 +1265,7 @@ fn run_case(
             connect_timeout_ms: 10_000,
             epoch_ns,
             interval_ms: 1000,
+            fault: worker_fault(fault, workers_n, w),
         };
         workers.push(spawn_worker(&args.exe, &plan, tx.clone())?);
         first += count;
@@ -810,6 +1327,9 @@ fn run_case(
     if let Some(t) = &sampler_thread {
         t.set_phase("hold");
     }
+    if kind == Some(FaultKind::Slowloris) && case.failure.is_none() {
+        send_control(&mut workers, &Control::Attack(true));
+    }
     if case.failure.is_none() {
         let pb = bar((s.hold_secs * 10.0) as u64, "hold").with_prefix(label.clone());
         let t_hold = Instant::now();
@@ -824,6 +1344,32 @@ fn run_case(
         pb.finish_and_clear();
     }
     case.server.at_step = sample_now(&sampler_thread);
+
+    // The disconnect storm, watched until the server is back (or not).
+    if let (Some(f), Some(fr)) = (fault, fr.as_mut()) {
+        if f.kind == FaultKind::Disconnect && case.failure.is_none() {
+            if let Some(t) = &sampler_thread {
+                t.set_phase("storm");
+            }
+            let before_stats = stats(server.publish_addr, Duration::from_secs(5));
+            match (&case.server.baseline, &case.server.at_step, &stats_baseline) {
+                (Some(base), Some(at), Some(sb)) => storm(
+                    f,
+                    &mut workers,
+                    &server,
+                    (base, sb),
+                    (at, before_stats.as_ref()),
+                    fr,
+                ),
+                _ => {
+                    send_control(&mut workers, &Control::Disconnect { reset: f.reset() });
+                    case.notes.push(
+                        "the disconnect storm was not watched: no baseline sample or /stats of the server".into(),
+                    );
+                }
+            }
+        }
+    }
 
     // Publish.
     let mut finish = Finish::default();
@@ -846,19 +1392,42 @@ fn run_case(
             size: s.publish.size,
             duration: Duration::from_secs_f64(s.publish.duration_secs),
             connections: 4,
-            timeout: Duration::from_secs(5),
+            // Short while a restart refuses publishes, so the schedule goes on.
+            timeout: Duration::from_secs(if kind == Some(FaultKind::Restart) {
+                1
+            } else {
+                5
+            }),
             format,
             ordered: ids == IdCheck::Sequence,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let total = ((plan.rate * plan.duration.as_secs_f64()).floor() as u64).max(1);
         let pb = bar(total, "publish").with_prefix(label.clone());
+        if kind == Some(FaultKind::Churn) {
+            send_control(&mut workers, &Control::Churn(true));
+        }
+        let probe = match (kind, fault) {
+            (Some(FaultKind::Slowloris), Some(f)) => {
+                let stop = stop.clone();
+                let addr = server.addr;
+                let limit = Duration::from_secs_f64(f.max_life_secs() * 2.0);
+                Some((
+                    stop.clone(),
+                    std::thread::spawn(move || probe_loop(addr, stop, limit)),
+                ))
+            }
+            _ => None,
+        };
+        let t_publish = Instant::now();
         let handle = {
             let stop = stop.clone();
             std::thread::spawn(move || publisher::run(&plan, &stop))
         };
-        let deadline = Instant::now()
+        let mut deadline = Instant::now()
             + Duration::from_secs_f64(s.publish.duration_secs + s.publish.drain_secs + 10.0);
+        let mut restarted_at: Option<Instant> = None;
+        let mut all_back: Option<f64> = None;
         while !handle.is_finished() {
             collect(&mut workers, &rx, Duration::from_millis(100));
             let received: u64 = workers.iter().map(|w| w.progress.received).sum();
@@ -866,16 +1435,130 @@ fn run_case(
             if Instant::now() > deadline {
                 stop.store(true, Ordering::Relaxed);
             }
+            if let (Some(f), Target::Dispatcher { name, args: a }) = (fault, target) {
+                let at = t_publish.elapsed().as_secs_f64();
+                if f.kind == FaultKind::Restart && restarted_at.is_none() && at >= f.at_secs() {
+                    if let Some(t) = &sampler_thread {
+                        t.set_phase("restart");
+                    }
+                    let log = server.log.clone();
+                    let (r, new) = restart_server(f, &mut server, &args.exe, name, a, log, at);
+                    restarted_at = Some(Instant::now());
+                    deadline += Duration::from_secs_f64(r.stop_secs + r.down_secs);
+                    match new {
+                        Ok(new) => {
+                            // Sample the new process from now on; what was
+                            // sampled of the old one is kept.
+                            if let (Some(old), Some(pid)) = (sampler_thread.take(), new.pid) {
+                                let kept = old.samples.lock().unwrap().clone();
+                                drop(old.finish());
+                                let t = SamplerThread::start(
+                                    Sampler::new(pid, false),
+                                    Duration::from_millis(s.sample_interval_ms),
+                                    samples_file.clone(),
+                                    label.clone(),
+                                );
+                                t.set_phase("publish");
+                                t.samples.lock().unwrap().splice(0..0, kept);
+                                sampler_thread = Some(t);
+                            }
+                            server = new;
+                            case.server.pid = server.pid;
+                        }
+                        Err(e) => {
+                            case.failure = Some(format!("the server did not start again: {e:#}"));
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    if let Some(fr) = fr.as_mut() {
+                        fr.restart = Some(r);
+                    }
+                }
+            }
+            if let Some(t) = restarted_at.filter(|_| all_back.is_none()) {
+                let open: u64 = workers.iter().map(|w| w.progress.open).sum();
+                let away: u64 = workers.iter().map(|w| w.progress.away).sum();
+                if away == 0
+                    && open >= case.connections.subscribed
+                    && t.elapsed() > Duration::from_millis(500)
+                {
+                    all_back = Some(t.elapsed().as_secs_f64());
+                }
+            }
         }
         pb.finish_and_clear();
         let report = handle.join().unwrap_or_default();
+        if kind == Some(FaultKind::Churn) {
+            send_control(&mut workers, &Control::Churn(false));
+        }
+        // Subscribers away (churned, or not yet back after a restart) come back
+        // before the end is taken.
+        if matches!(kind, Some(FaultKind::Churn | FaultKind::Restart)) {
+            let t_back = Instant::now();
+            let limit = fault.map_or(10.0, |f| f.max_reconnect_secs().max(10.0));
+            // Progress lines come every 250 ms: wait for fresh ones.
+            let mut fresh = 0;
+            while t_back.elapsed().as_secs_f64() < limit {
+                collect(&mut workers, &rx, Duration::from_millis(100));
+                let away: u64 = workers.iter().map(|w| w.progress.away).sum();
+                let open: u64 = workers.iter().map(|w| w.progress.open).sum();
+                if away == 0 && open >= case.connections.subscribed {
+                    fresh += 1;
+                    if fresh >= 5 {
+                        break;
+                    }
+                } else {
+                    fresh = 0;
+                }
+            }
+            if let (Some(t), None) = (restarted_at, all_back) {
+                let away: u64 = workers.iter().map(|w| w.progress.away).sum();
+                if away == 0 {
+                    all_back = Some(t.elapsed().as_secs_f64());
+                }
+            }
+        }
         // Let deliveries in flight arrive.
         let t_drain = Instant::now();
         while t_drain.elapsed().as_secs_f64() < s.publish.drain_secs {
             collect(&mut workers, &rx, Duration::from_millis(100));
         }
-        finish.expect = report.last_ids.clone();
+        if let Some((stop, h)) = probe {
+            stop.store(true, Ordering::Relaxed);
+            let times = h.join().unwrap_or_default();
+            let mut ok: Vec<f64> = times.iter().flatten().copied().collect();
+            ok.sort_by(f64::total_cmp);
+            if let Some(fr) = fr.as_mut() {
+                fr.probe = Some(Probe {
+                    tried: times.len() as u64,
+                    answered: ok.len() as u64,
+                    p50_ms: ok.get(ok.len() / 2).copied().unwrap_or(0.0),
+                    max_ms: ok.last().copied().unwrap_or(0.0),
+                });
+            }
+        }
+        if kind == Some(FaultKind::Restart) {
+            finish.expect = report.last_seqs.clone();
+            finish.excused = report
+                .failed_seqs
+                .iter()
+                .map(|(c, v)| {
+                    let mut v = v.clone();
+                    v.sort_unstable();
+                    (c.clone(), v)
+                })
+                .collect();
+            if let Some(r) = fr.as_mut().and_then(|fr| fr.restart.as_mut()) {
+                r.all_back_secs = all_back;
+                r.publishes_failed = report.failed.values().sum();
+            }
+        } else {
+            finish.expect = report.last_ids.clone();
+        }
         case.publish = Some(report);
+    }
+    if kind == Some(FaultKind::Slowloris) {
+        send_control(&mut workers, &Control::Attack(false));
     }
     let cpu_after = (
         sample_now(&sampler_thread),
@@ -883,13 +1566,7 @@ fn run_case(
     );
 
     // Collect the workers' reports.
-    let line = serde_json::to_string(&finish)?;
-    for w in workers.iter_mut() {
-        if let Some(stdin) = w.stdin.as_mut() {
-            let _ = writeln!(stdin, "{line}");
-            let _ = stdin.flush();
-        }
-    }
+    send_control(&mut workers, &Control::Finish(finish));
     let t_collect = Instant::now();
     while workers.iter().any(|w| w.report.is_none())
         && t_collect.elapsed() < Duration::from_secs(30)
@@ -904,6 +1581,10 @@ fn run_case(
     if let Some(t) = &sampler_thread {
         t.set_phase("end");
     }
+    let end_stats = match kind {
+        Some(FaultKind::Slow) if ours => stats(server.publish_addr, Duration::from_secs(5)),
+        _ => None,
+    };
     case.server.exit = server.stop();
     if case.failure.is_none() {
         if let Some(why) = &case.server.exit {
@@ -926,6 +1607,33 @@ fn run_case(
         ));
     }
     summarise_server(&mut case, &samples, cpu_before, cpu_after);
+    if let (Some(f), Some(mut fr)) = (fault, fr) {
+        merge_fault_counts(&mut fr, &workers)?;
+        if f.kind == FaultKind::Disconnect {
+            // The storm closed them: what the server held is what was closed.
+            case.connections.held = case.connections.held.max(fr.counts.storm_closed);
+        }
+        if f.kind == FaultKind::Slow {
+            fr.server_dropped_slow = end_stats.as_ref().and_then(|v| v["dropped_slow"].as_u64());
+            if let Some(b) = &case.server.baseline {
+                fr.rss_growth = Some(case.server.peak_rss as i64 - b.rss as i64);
+            }
+        }
+        if let Some(r) = fr.restart.as_mut() {
+            r.lost = case.delivery.lost;
+        }
+        judge(f, &case, &mut fr);
+        if !fr.passed && case.failure.is_none() {
+            let broken: Vec<String> = fr
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{} ({})", c.what, c.detail))
+                .collect();
+            case.failure = Some(format!("fault pass line: {}", broken.join("; ")));
+        }
+        case.fault = Some(fr);
+    }
     if workers.iter().any(|w| w.report.is_none()) {
         case.failure
             .get_or_insert_with(|| "a load generator worker did not report".into());

@@ -35,6 +35,10 @@
 //! max_errors = 0
 //! p99_ms = 150.0
 //! min_delivered_fraction = 1.0
+//!
+//! [fault]                                 # optional: one fault per run, see [`Fault`]
+//! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart
+//! reset = true                            # disconnect, churn: RST instead of FIN
 //! ```
 //!
 //! What is left out: running anything. [`Scenario`] is plain data; `run` and
@@ -103,6 +107,331 @@ pub struct Scenario {
     pub publish: Publish,
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// A fault injected while the step is held; its pass line is checked by
+    /// the run (a broken one exits 99 like a threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+/// A fault the load generator injects, and the pass line the run checks.
+///
+/// One table for every kind; a field that belongs to another kind is refused.
+///
+/// | kind | what happens | pass line |
+/// | --- | --- | --- |
+/// | `disconnect` | after the hold every subscriber closes at once (`reset`: with RST) | the server's fds, threads, RSS and `/stats` subscribers and connections are back within `tolerance` of the pre-ramp baseline within `recover_secs` |
+/// | `churn` | while publishing, `rate` of the subscribers per second drop (`reset_fraction` of them with RST) and come back after `away_min_ms ..= away_max_ms`, resuming with `since` / `Last-Event-ID` | every id published arrives exactly once at every subscriber, or was reported missed; none lost silently |
+/// | `slow` | `fraction` of the subscribers stop reading once subscribed | every slow one is dropped by the server, the healthy ones get everything, the server's RSS grows by at most `max_rss_growth_mib` |
+/// | `slowloris` | `connections` attackers send a request head one byte every `byte_interval_ms` (closed ones are replaced) while the step is held and published to | every attacker is closed within `max_life_secs`, a new connection is answered within `max_life_secs`, the subscribers get everything |
+/// | `restart` | `at_secs` into the publish phase the server is stopped (`signal`) and started again on the same ports after `downtime_secs`; subscribers reconnect | every subscriber is back within `max_reconnect_secs`; the messages lost across the restart are reported (the backlog is in memory) |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// disconnect, churn: close with RST (`SO_LINGER` 0) instead of FIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<bool>,
+    /// disconnect: time allowed to get back to the baseline, seconds (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_secs: Option<f64>,
+    /// disconnect: how far from the baseline counts as back, a fraction (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// churn: fraction of the subscribers dropped per second (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// churn: of the drops, the fraction made with RST (default 0.5; `reset` sets 1 or 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_fraction: Option<f64>,
+    /// churn: shortest and longest time away before reconnecting, ms (defaults 0 and 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_min_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away_max_ms: Option<u64>,
+    /// slow: fraction of the subscribers that stop reading (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// slow: the bound on the server's RSS growth over its baseline, MiB (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_growth_mib: Option<f64>,
+    /// slowloris: attacking connections kept open (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// slowloris: one byte of the request head per this interval, ms (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_interval_ms: Option<u64>,
+    /// slowloris: the longest an attacker may live, seconds (default 12: the
+    /// 10 s header deadline and 2 s of slack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_life_secs: Option<f64>,
+    /// restart: seconds into the publish phase (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_secs: Option<f64>,
+    /// restart: seconds between the old server's end and the new one's start (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_secs: Option<f64>,
+    /// restart: `term` (SIGTERM, default) or `kill` (SIGKILL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<StopSignal>,
+    /// restart: the longest a subscriber may take to be back, seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconnect_secs: Option<f64>,
+}
+
+/// The faults [`Fault`] can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Disconnect,
+    Churn,
+    Slow,
+    Slowloris,
+    Restart,
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Disconnect => "disconnect",
+            FaultKind::Churn => "churn",
+            FaultKind::Slow => "slow",
+            FaultKind::Slowloris => "slowloris",
+            FaultKind::Restart => "restart",
+        }
+    }
+
+    /// The fields of [`Fault`] this kind reads.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            FaultKind::Disconnect => &["reset", "recover_secs", "tolerance"],
+            FaultKind::Churn => &[
+                "reset",
+                "rate",
+                "reset_fraction",
+                "away_min_ms",
+                "away_max_ms",
+            ],
+            FaultKind::Slow => &["fraction", "max_rss_growth_mib"],
+            FaultKind::Slowloris => &["connections", "byte_interval_ms", "max_life_secs"],
+            FaultKind::Restart => &["at_secs", "downtime_secs", "signal", "max_reconnect_secs"],
+        }
+    }
+}
+
+/// How a restarted server is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopSignal {
+    #[default]
+    Term,
+    Kill,
+}
+
+impl Fault {
+    pub fn reset(&self) -> bool {
+        self.reset.unwrap_or(false)
+    }
+    pub fn recover_secs(&self) -> f64 {
+        self.recover_secs.unwrap_or(5.0)
+    }
+    pub fn tolerance(&self) -> f64 {
+        self.tolerance.unwrap_or(0.05)
+    }
+    pub fn rate(&self) -> f64 {
+        self.rate.unwrap_or(0.05)
+    }
+    pub fn reset_fraction(&self) -> f64 {
+        match (self.reset_fraction, self.reset) {
+            (Some(f), _) => f,
+            (None, Some(true)) => 1.0,
+            (None, Some(false)) => 0.0,
+            (None, None) => 0.5,
+        }
+    }
+    pub fn away_ms(&self) -> (u64, u64) {
+        (
+            self.away_min_ms.unwrap_or(0),
+            self.away_max_ms.unwrap_or(2000),
+        )
+    }
+    pub fn fraction(&self) -> f64 {
+        self.fraction.unwrap_or(0.1)
+    }
+    pub fn max_rss_growth_mib(&self) -> f64 {
+        self.max_rss_growth_mib.unwrap_or(256.0)
+    }
+    pub fn connections(&self) -> u64 {
+        self.connections.unwrap_or(2000)
+    }
+    pub fn byte_interval_ms(&self) -> u64 {
+        self.byte_interval_ms.unwrap_or(1000)
+    }
+    pub fn max_life_secs(&self) -> f64 {
+        self.max_life_secs.unwrap_or(12.0)
+    }
+    pub fn at_secs(&self) -> f64 {
+        self.at_secs.unwrap_or(3.0)
+    }
+    pub fn downtime_secs(&self) -> f64 {
+        self.downtime_secs.unwrap_or(1.0)
+    }
+    pub fn signal(&self) -> StopSignal {
+        self.signal.unwrap_or_default()
+    }
+    pub fn max_reconnect_secs(&self) -> f64 {
+        self.max_reconnect_secs.unwrap_or(10.0)
+    }
+
+    /// The fields given, by name, with whether each is a finite number >= 0
+    /// where it is a number.
+    fn given(&self) -> Vec<(&'static str, Option<f64>)> {
+        let mut v = Vec::new();
+        let f = |x: Option<f64>| x;
+        let u = |x: Option<u64>| x.map(|x| x as f64);
+        let mut add = |name, given: bool, num: Option<f64>| {
+            if given {
+                v.push((name, num));
+            }
+        };
+        add("reset", self.reset.is_some(), None);
+        add(
+            "recover_secs",
+            self.recover_secs.is_some(),
+            f(self.recover_secs),
+        );
+        add("tolerance", self.tolerance.is_some(), f(self.tolerance));
+        add("rate", self.rate.is_some(), f(self.rate));
+        add(
+            "reset_fraction",
+            self.reset_fraction.is_some(),
+            f(self.reset_fraction),
+        );
+        add(
+            "away_min_ms",
+            self.away_min_ms.is_some(),
+            u(self.away_min_ms),
+        );
+        add(
+            "away_max_ms",
+            self.away_max_ms.is_some(),
+            u(self.away_max_ms),
+        );
+        add("fraction", self.fraction.is_some(), f(self.fraction));
+        add(
+            "max_rss_growth_mib",
+            self.max_rss_growth_mib.is_some(),
+            f(self.max_rss_growth_mib),
+        );
+        add(
+            "connections",
+            self.connections.is_some(),
+            u(self.connections),
+        );
+        add(
+            "byte_interval_ms",
+            self.byte_interval_ms.is_some(),
+            u(self.byte_interval_ms),
+        );
+        add(
+            "max_life_secs",
+            self.max_life_secs.is_some(),
+            f(self.max_life_secs),
+        );
+        add("at_secs", self.at_secs.is_some(), f(self.at_secs));
+        add(
+            "downtime_secs",
+            self.downtime_secs.is_some(),
+            f(self.downtime_secs),
+        );
+        add("signal", self.signal.is_some(), None);
+        add(
+            "max_reconnect_secs",
+            self.max_reconnect_secs.is_some(),
+            f(self.max_reconnect_secs),
+        );
+        v
+    }
+
+    /// Fields of another kind, ranges, and what the rest of the scenario
+    /// must give for this kind; `Err((field, message))`.
+    fn check(&self, s: &Scenario) -> Result<(), (String, String)> {
+        let kind = self.kind.name();
+        let bad = |field: &str, message: String| Err((format!("fault.{field}"), message));
+        for (name, num) in self.given() {
+            if !self.kind.fields().contains(&name) {
+                return bad(
+                    name,
+                    format!(
+                        "fault.{name} does not apply to kind \"{kind}\" (it reads {})",
+                        self.kind.fields().join(", ")
+                    ),
+                );
+            }
+            if let Some(x) = num {
+                if !(x.is_finite() && x >= 0.0) {
+                    return bad(name, format!("fault.{name} must be >= 0 (got {x})"));
+                }
+            }
+        }
+        for (name, x) in [
+            ("tolerance", self.tolerance),
+            ("rate", self.rate),
+            ("reset_fraction", self.reset_fraction),
+            ("fraction", self.fraction),
+        ] {
+            if let Some(x) = x {
+                if x > 1.0 {
+                    return bad(
+                        name,
+                        format!("fault.{name} must be within 0 ..= 1 (got {x})"),
+                    );
+                }
+            }
+        }
+        let (lo, hi) = self.away_ms();
+        if lo > hi {
+            return bad(
+                "away_max_ms",
+                format!("fault.away_max_ms ({hi}) must be >= fault.away_min_ms ({lo})"),
+            );
+        }
+        if self.kind == FaultKind::Slowloris && self.connections() == 0 {
+            return bad(
+                "connections",
+                "fault.connections must be >= 1 (got 0)".into(),
+            );
+        }
+        if self.kind == FaultKind::Slowloris && self.byte_interval_ms() == 0 {
+            return bad(
+                "byte_interval_ms",
+                "fault.byte_interval_ms must be >= 1 (got 0)".into(),
+            );
+        }
+        if !s.peers.is_empty() {
+            return Err((
+                "peers".into(),
+                format!("fault \"{kind}\" drives our dispatchers only: leave peers out"),
+            ));
+        }
+        let publishes = s.publish.pattern != Pattern::None;
+        match self.kind {
+            FaultKind::Churn | FaultKind::Slow | FaultKind::Restart if !publishes => Err((
+                "publish.pattern".into(),
+                format!(
+                    "fault kind \"{kind}\" needs messages: set publish.pattern to \"broadcast\" or \"per-user\""
+                ),
+            )),
+            FaultKind::Restart if self.at_secs() >= s.publish.duration_secs => bad(
+                "at_secs",
+                format!(
+                    "fault.at_secs ({}) must be within publish.duration_secs ({})",
+                    self.at_secs(),
+                    s.publish.duration_secs
+                ),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A dispatcher and the flags passed to `cometbench serve --dispatcher NAME`.
@@ -380,7 +709,22 @@ impl Scenario {
             steps.dedup();
             self.steps = steps;
             self.hold_secs = quick_secs(self.hold_secs);
-            self.publish.duration_secs = quick_secs(self.publish.duration_secs);
+            let full = self.publish.duration_secs;
+            self.publish.duration_secs = quick_secs(full);
+            if let Some(f) = self.fault.as_mut() {
+                match f.kind {
+                    // The restart keeps its place in the shorter publish phase.
+                    FaultKind::Restart => {
+                        f.at_secs = Some(f.at_secs() * self.publish.duration_secs / full.max(1e-9))
+                    }
+                    // Attackers must live long enough to meet the header deadline.
+                    FaultKind::Slowloris => {
+                        self.publish.duration_secs =
+                            full.min(self.publish.duration_secs.max(f.max_life_secs() + 3.0))
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(self)
     }
@@ -558,6 +902,11 @@ impl Scenario {
                     "thresholds.min_delivered_fraction",
                     format!("thresholds.min_delivered_fraction must be within 0 ..= 1 (got {f})"),
                 );
+            }
+        }
+        if let Some(fault) = &self.fault {
+            if let Err((field, message)) = fault.check(self) {
+                return bad(&field, message);
             }
         }
         Ok(())
@@ -894,6 +1243,7 @@ steps = [10]
                 p99_ms: Some(150.0),
                 min_delivered_fraction: Some(1.0),
             },
+            fault: None,
         };
         assert_eq!(s, expected);
     }
@@ -1223,6 +1573,89 @@ steps = [10]
                 .hold_secs,
             0.5
         );
+    }
+
+    #[test]
+    fn fault_table() {
+        let s = Scenario::from_str(
+            &with(
+                "",
+                "[publish]\npattern = \"broadcast\"\nrate = 5.0\n[fault]\nkind = \"churn\"\nrate = 0.2\naway_max_ms = 4000\n",
+            ),
+            "f.toml",
+        )
+        .unwrap();
+        let f = s.fault.clone().unwrap();
+        assert_eq!(f.kind, FaultKind::Churn);
+        assert_eq!(f.rate(), 0.2);
+        assert_eq!(f.away_ms(), (0, 4000));
+        assert_eq!(f.reset_fraction(), 0.5);
+        // Round-trips through run.json.
+        let back: Scenario = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let s = Scenario::from_str(
+            &with("", "[fault]\nkind = \"disconnect\"\nreset = true\n"),
+            "f.toml",
+        )
+        .unwrap();
+        assert!(s.fault.unwrap().reset());
+    }
+
+    #[test]
+    fn quick_keeps_the_fault_meaningful() {
+        let text = with(
+            "hold_secs = 5.0",
+            "[publish]\npattern = \"broadcast\"\nrate = 5.0\nduration_secs = 20.0\n[fault]\nkind = \"restart\"\nat_secs = 8.0\n",
+        );
+        let s = Scenario::from_str(&text, "q.toml")
+            .unwrap()
+            .with_overrides(None, None, None, true)
+            .unwrap();
+        assert_eq!(s.publish.duration_secs, 4.0);
+        assert_eq!(s.fault.unwrap().at_secs(), 1.6);
+        let text = text.replace("\"restart\"\nat_secs = 8.0", "\"slowloris\"");
+        let s = Scenario::from_str(&text, "q.toml")
+            .unwrap()
+            .with_overrides(None, None, None, true)
+            .unwrap();
+        assert_eq!(s.publish.duration_secs, 15.0);
+    }
+
+    #[test]
+    fn fault_refusals_name_the_field() {
+        let e = err(&with("", "[fault]\nkind = \"flood\"\n"));
+        assert!(e.contains("unknown variant `flood`"), "{e}");
+        assert!(e.contains("in fault.kind"), "{e}");
+        let e = err(&with(
+            "",
+            "[fault]\nkind = \"disconnect\"\nconnections = 5\n",
+        ));
+        assert!(
+            e.contains("fault.connections does not apply to kind \"disconnect\""),
+            "{e}"
+        );
+        let e = err(&with("", "[fault]\nkind = \"slow\"\n"));
+        assert!(e.contains("needs messages"), "{e}");
+        let e = err(&with(
+            "",
+            "[fault]\nkind = \"disconnect\"\ntolerance = 1.5\n",
+        ));
+        assert!(e.contains("fault.tolerance must be within 0 ..= 1"), "{e}");
+        let e = err(&with(
+            "",
+            "[fault]\nkind = \"slowloris\"\nconnections = 0\n",
+        ));
+        assert!(e.contains("fault.connections must be >= 1"), "{e}");
+        let e = err(&with(
+            "",
+            "[publish]\npattern = \"broadcast\"\nrate = 1.0\nduration_secs = 2.0\n[fault]\nkind = \"restart\"\nat_secs = 5.0\n",
+        ));
+        assert!(
+            e.contains("fault.at_secs (5) must be within publish.duration_secs"),
+            "{e}"
+        );
+        let e = err(&with("", "[fault]\nkind = \"churn\"\nspeed = 1\n"));
+        assert!(e.contains("unknown field `speed` in [fault]"), "{e}");
     }
 
     #[test]
