@@ -88,8 +88,17 @@ impl<G: Clone + PartialEq> Hub<G> {
     /// Adds one subscriber of `group` to `channel` and returns what it missed.
     ///
     /// With `since`, the replay holds the backlog after it and `missed` counts
-    /// what is gone; a `since` beyond the last id (a server restarted under the
-    /// client) is taken as the last id, so new messages still arrive.
+    /// what is gone.
+    ///
+    /// # A `since` from an earlier life
+    /// Ids are per channel and start at 1 again when the server restarts, so a
+    /// `since` greater than the channel's last id cannot name a message of this
+    /// server: the client's ids come from before a restart. Everything this
+    /// server published on the channel is then new to that client, so it is
+    /// replayed whole, exactly as `since = 0` would be (with `missed` counting
+    /// what already left the backlog). Reading it as "now" instead would lose,
+    /// silently, every message published between the restart and the
+    /// client's reconnect.
     pub fn subscribe(&mut self, channel: &str, since: Option<u64>, group: &G) -> Replay {
         self.stats.subscribers += 1;
         let ch = self.channel(channel);
@@ -102,7 +111,8 @@ impl<G: Clone + PartialEq> Hub<G> {
             ..Replay::default()
         };
         if let Some(since) = since {
-            let since = since.min(ch.last_id);
+            // See `# A since from an earlier life`.
+            let since = if since > ch.last_id { 0 } else { since };
             let first = ch.backlog.front().map_or(ch.last_id + 1, |m| m.id());
             replay.missed = first.saturating_sub(since + 1);
             replay.messages = ch
@@ -180,12 +190,19 @@ mod tests {
         assert_eq!((ids(&r), r.missed), (vec![], 0));
         let r = hub.subscribe("a", None, &1);
         assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 0, 5));
-        // From the future: treated as "now".
+        // From the future (an earlier life of the server): the whole
+        // backlog, as since=0, with what left it counted.
         let r = hub.subscribe("a", Some(99), &2);
-        assert_eq!((ids(&r), r.missed), (vec![], 0));
+        assert_eq!((ids(&r), r.missed), (vec![3, 4, 5], 2));
+        let r = hub.subscribe("a", Some(6), &2);
+        assert_eq!((ids(&r), r.missed), (vec![3, 4, 5], 2));
+        // A channel this life has not seen yet: nothing to replay, nothing missed.
+        let r = hub.subscribe("fresh", Some(7), &2);
+        assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 0, 0));
         // Other channels have their own ids.
         assert_eq!(hub.publish("b", "x".into()).message.id(), 1);
-        assert_eq!(hub.stats().channels, 2);
+        // a, fresh (made by subscribing) and b.
+        assert_eq!(hub.stats().channels, 3);
     }
 
     #[test]

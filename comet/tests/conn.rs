@@ -768,6 +768,66 @@ fn missed_is_reported_by_every_transport() {
 }
 
 #[test]
+fn since_from_an_earlier_life_replays_the_whole_backlog() {
+    // A client saw ids up to 9 from a server that has restarted since; this
+    // one has published 1..=3 on the channel. Ids past the last one mean
+    // "from before the restart": everything here is new to the client.
+    let mut h = Harness::default();
+    for i in 1..=3 {
+        h.publish("a", &format!("m{i}"));
+    }
+    let all = vec![msg(1, "m1"), msg(2, "m2"), msg(3, "m3")];
+
+    let c = h.subscribe("a", Transport::Longpoll, Some(9));
+    let r = response(&h.take(c));
+    assert_eq!((r.status(), r.head.missed), (200, None));
+    assert_eq!(client::parse_longpoll(&r.body).unwrap(), all);
+
+    for t in STREAMING {
+        let c = h.subscribe("a", t, Some(9));
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        assert_eq!(r.take(), all, "{t:?}");
+    }
+    // Last-Event-ID, as an EventSource sends it on reconnect.
+    let c = h.open();
+    h.send(
+        c,
+        "GET /sub/a?transport=sse HTTP/1.1\r\nLast-Event-ID: 4\r\n\r\n",
+    );
+    let mut r = Reader::new(Transport::Sse);
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), all);
+    // And it goes on with new messages, not duplicates.
+    h.publish("a", "m4");
+    r.feed(&h.take(c));
+    assert_eq!(r.take(), vec![msg(4, "m4")]);
+
+    // Beyond a bounded backlog: what left it is reported missed, as since=0.
+    let mut h = Harness::new(Config {
+        backlog: 2,
+        ..Config::default()
+    });
+    for i in 1..=3 {
+        h.publish("a", &format!("m{i}"));
+    }
+    let c = h.subscribe("a", Transport::Longpoll, Some(50));
+    let r = response(&h.take(c));
+    assert_eq!(r.head.missed, Some(1));
+    assert_eq!(
+        client::parse_longpoll(&r.body).unwrap(),
+        vec![msg(2, "m2"), msg(3, "m3")]
+    );
+
+    // Equal to the last id is still "up to date": a long-poll waits.
+    let c = h.subscribe("a", Transport::Longpoll, Some(3));
+    assert!(h.take(c).is_empty());
+    h.publish("a", "m4");
+    let r = response(&h.take(c));
+    assert_eq!(client::parse_longpoll(&r.body).unwrap(), vec![msg(4, "m4")]);
+}
+
+#[test]
 fn longpoll_missed_with_no_backlog_answers_at_once() {
     let mut h = Harness::new(Config {
         backlog: 0,

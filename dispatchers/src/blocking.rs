@@ -5,10 +5,22 @@
 //! A connection thread waits on one thing at a time. While the peer may send a
 //! request ([`Conn::is_reading`]) it blocks in `read` with the connection's
 //! deadline as the read timeout. While it holds a long-poll or a stream it
-//! blocks on its own inbox (a [`Group`] of one connection) until a message or
-//! the deadline. It does not watch the socket then: a client that went away is
-//! noticed at the next write, or at the next heartbeat or poll timeout, when the
-//! thread checks the socket for a hang-up before writing (DESIGN section 3).
+//! blocks on its own inbox (a [`Group`] of one connection) until a message,
+//! the deadline, or a hang-up. It does not read the socket then; the
+//! dispatcher's [`Watcher`] does the watching for every held connection and
+//! wakes the thread when its client closes or resets, so that a disconnect
+//! storm frees threads, descriptors and subscriptions at once rather than at
+//! the next heartbeat. Without a watcher (the publish listener) a vanished
+//! client is noticed at the next write, or at the next heartbeat or poll
+//! timeout, when the thread checks the socket before writing.
+//!
+//! # Deadlines run from accept
+//! A connection may wait before a thread serves it (in the thread pool's
+//! queue), and its first request's 10 s header deadline counts from accept,
+//! not from when a thread took it (DESIGN section 3). A connection taken
+//! after its deadline is read once without blocking: a request that arrived
+//! whole meanwhile is served, anything less is answered `408` and closed at
+//! once, so a queue of slowloris connections drains as fast as it is reached.
 //!
 //! # Inbox
 //! The inbox is bounded ([`INBOX_CAPACITY`] messages). [`Inbox::deliver`] runs
@@ -36,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use comet::{Conn, Message};
 
+use crate::hangup::{HangUp, Watch, Watcher};
 use crate::shared::{Group, Inbox};
 use crate::Shared;
 
@@ -70,6 +83,16 @@ pub fn accept_backoffs() -> u64 {
 struct InboxState {
     queue: VecDeque<Arc<Message>>,
     overflow: bool,
+    /// The watcher saw the client close or reset.
+    hangup: bool,
+}
+
+/// What ended a wait on the inbox.
+#[derive(Default)]
+struct Woken {
+    messages: VecDeque<Arc<Message>>,
+    overflow: bool,
+    hangup: bool,
 }
 
 /// The inbox of one connection thread.
@@ -84,21 +107,24 @@ impl ThreadInbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a message arrives, the inbox overflows, or `deadline`
-    /// passes; takes every message queued. Returns the messages and whether
-    /// the inbox overflowed.
-    fn wait(&self, deadline: Option<Instant>) -> (VecDeque<Arc<Message>>, bool) {
+    /// Waits until a message arrives, the inbox overflows, the client hangs
+    /// up, or `deadline` passes; takes every message queued.
+    fn wait(&self, deadline: Option<Instant>) -> Woken {
         let mut st = self.lock();
         loop {
-            if !st.queue.is_empty() || st.overflow {
-                return (std::mem::take(&mut st.queue), st.overflow);
+            if !st.queue.is_empty() || st.overflow || st.hangup {
+                return Woken {
+                    messages: std::mem::take(&mut st.queue),
+                    overflow: st.overflow,
+                    hangup: std::mem::take(&mut st.hangup),
+                };
             }
             match deadline {
                 None => st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if d <= now {
-                        return (VecDeque::new(), false);
+                        return Woken::default();
                     }
                     st = self
                         .ready
@@ -117,6 +143,15 @@ impl ThreadInbox {
         if !st.queue.is_empty() {
             st.queue = VecDeque::new();
         }
+        // A hang-up seen while reading is the reader's to find (EOF).
+        st.hangup = false;
+    }
+}
+
+impl HangUp for ThreadInbox {
+    fn hung_up(&self) {
+        self.lock().hangup = true;
+        self.ready.notify_one();
     }
 }
 
@@ -138,22 +173,32 @@ impl Inbox for ThreadInbox {
     }
 }
 
-/// Serves one connection on the calling thread until it closes.
+/// Serves one connection on the calling thread until it closes, without a
+/// hang-up watcher.
 pub fn serve_conn(stream: TcpStream, shared: &Arc<Shared>) {
-    serve_conn_until(stream, shared, &NEVER)
+    serve_conn_until(stream, Instant::now(), shared, &NEVER, None)
 }
 
-/// [`serve_conn`], closing the connection at its next wake-up once `stop` is set.
-pub(crate) fn serve_conn_until(stream: TcpStream, shared: &Arc<Shared>, stop: &AtomicBool) {
+/// [`serve_conn`] for a connection accepted at `accepted`, closing it at its
+/// next wake-up once `stop` is set; `watcher` watches it while it is held.
+pub(crate) fn serve_conn_until(
+    stream: TcpStream,
+    accepted: Instant,
+    shared: &Arc<Shared>,
+    stop: &AtomicBool,
+    watcher: Option<&Watcher>,
+) {
     shared.conn_opened();
     let inbox = Arc::new(ThreadInbox::default());
     let mut served = Served {
-        conn: Conn::new(shared.config.clone(), Instant::now()),
+        conn: Conn::new(shared.config.clone(), accepted),
         group: Group(inbox.clone()),
         inbox,
         stream,
         shared,
         stop,
+        watcher,
+        watch: None,
     };
     // One bad connection must never take the process down: a panic ends this
     // connection only, and its subscription is still removed from the hub.
@@ -172,6 +217,9 @@ struct Served<'a> {
     stream: TcpStream,
     shared: &'a Arc<Shared>,
     stop: &'a AtomicBool,
+    watcher: Option<&'a Watcher>,
+    /// Registered with the watcher at the first hold, until the end.
+    watch: Option<Watch>,
 }
 
 impl Served<'_> {
@@ -216,7 +264,7 @@ impl Served<'_> {
         self.inbox.clear();
         let now = Instant::now();
         let timeout = match self.conn.poll_timeout() {
-            Some(d) if d <= now => return self.conn.handle_timeout(now),
+            Some(d) if d <= now => return self.read_expired(now),
             Some(d) => Some(d - now),
             None => None,
         };
@@ -237,12 +285,56 @@ impl Served<'_> {
         }
     }
 
-    /// Holding a long-poll or a stream: block on the inbox until a message or
-    /// the deadline (heartbeat, poll timeout).
+    /// The read deadline has passed (a connection that waited in a queue
+    /// since accept, or a slow request): take what already arrived without
+    /// blocking, and time out only when that does not complete the request.
+    fn read_expired(&mut self, now: Instant) {
+        let mut buf = [0u8; READ_BUF];
+        // SAFETY: `buf` is valid for `READ_BUF` bytes for the whole call.
+        let n = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                READ_BUF,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            // Data: feed it and come back; the request may be whole now.
+            n if n > 0 => self.conn.handle_read(&buf[..n as usize], now),
+            0 => self.conn.handle_eof(now),
+            _ => match io::Error::last_os_error().kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => self.conn.handle_timeout(now),
+                _ => self.conn.handle_close(),
+            },
+        }
+    }
+
+    /// Holding a long-poll or a stream: block on the inbox until a message,
+    /// the deadline (heartbeat, poll timeout) or a hang-up.
     fn wait_step(&mut self) {
+        if self.watch.is_none() {
+            if let Some(w) = self.watcher {
+                // Failing to watch (ENOMEM) leaves the heartbeat check.
+                self.watch = w.watch(self.stream.as_raw_fd(), self.inbox.clone()).ok();
+            }
+        }
         let deadline = self.conn.poll_timeout();
-        let (messages, overflow) = self.inbox.wait(deadline);
+        let Woken {
+            messages,
+            overflow,
+            hangup,
+        } = self.inbox.wait(deadline);
         let now = Instant::now();
+        if hangup {
+            match peer_state(&self.stream) {
+                // An edge from earlier that no longer holds: wait on.
+                Peer::Open => {}
+                Peer::HungUp => return self.conn.handle_eof(now),
+                Peer::Failed => return self.conn.handle_close(),
+            }
+        }
         if overflow {
             // Messages were lost for this subscriber: drop it, never silently.
             self.conn.handle_close();
@@ -315,6 +407,11 @@ impl Served<'_> {
         }
         self.drain();
         self.inbox.clear();
+        if let (Some(w), Some(watch)) = (self.watcher, self.watch.take()) {
+            // Before the socket closes (with `self`), so that its number,
+            // free for reuse then, is no longer in the epoll set.
+            w.unwatch(watch);
+        }
     }
 }
 
@@ -380,7 +477,7 @@ pub(crate) fn accept_loop(
     listener: &TcpListener,
     stop: &AtomicBool,
     shared: &Shared,
-    mut serve: impl FnMut(TcpStream),
+    mut serve: impl FnMut(TcpStream, Instant),
 ) {
     let mut spare = std::fs::File::open("/dev/null").ok();
     let mut warned = false;
@@ -391,7 +488,7 @@ pub(crate) fn accept_loop(
         }
         let err = match accepted {
             Ok((stream, _)) => {
-                serve(stream);
+                serve(stream, Instant::now());
                 continue;
             }
             Err(e) => e,
@@ -462,7 +559,7 @@ pub fn serve_publish_listener(addr: SocketAddr, shared: Arc<Shared>) -> io::Resu
     std::thread::Builder::new()
         .name("publish-accept".into())
         .spawn(move || {
-            accept_loop(&listener, &NEVER, &shared, |stream| {
+            accept_loop(&listener, &NEVER, &shared, |stream, _| {
                 let for_thread = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name("publish-conn".into())

@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub mod blocking;
+pub mod hangup;
 pub mod listen;
+pub mod memory;
 pub mod reactor;
 pub mod shared;
 pub mod thread_per_conn;

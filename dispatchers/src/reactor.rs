@@ -37,6 +37,8 @@ const WAKE: Token = Token(usize::MAX);
 const MAX_IOV: usize = 64;
 /// Pause before accepting again when the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Interval of housekeeping: giving back memory kept from a peak.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// A reactor's inbox: messages from any thread, one wake-up per burst.
 struct ReactorInbox {
@@ -82,6 +84,7 @@ struct Reactor {
     accept_paused_until: Option<Instant>,
     /// A descriptor held back for answering 503 when the process has no other.
     spare: Option<std::fs::File>,
+    next_housekeeping: Instant,
 }
 
 pub fn start(opts: &Options) -> io::Result<Running> {
@@ -123,6 +126,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
             generation: 0,
             accept_paused_until: None,
             spare: std::fs::File::open("/dev/null").ok(),
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
         };
         threads.push(
             thread::Builder::new()
@@ -174,17 +178,47 @@ impl Reactor {
                 self.accept_paused_until = None;
                 self.accept(now);
             }
-            self.fire_timers(Instant::now());
+            let now = Instant::now();
+            self.fire_timers(now);
+            if now >= self.next_housekeeping {
+                self.housekeeping();
+                self.next_housekeeping = now + HOUSEKEEPING;
+            }
         }
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        let next = match (timer, self.accept_paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|t| t.saturating_duration_since(now))
+        let next = [timer, self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .fold(self.next_housekeeping, Instant::min);
+        Some(next.saturating_duration_since(now))
+    }
+
+    /// Gives back what a peak of connections left behind: the slab's and
+    /// the local map's room, timer entries of connections long gone, and (once
+    /// per large drop, for the whole process) the allocator's free pages.
+    /// Each part costs O(capacity) only when it is mostly unused.
+    fn housekeeping(&mut self) {
+        let cap = self.conns.capacity();
+        if cap > 1024 && self.conns.len() < cap / 4 {
+            // Drops the vacant slots past the last key in use; keys stay valid.
+            self.conns.shrink_to_fit();
+        }
+        self.local.shrink(self.conns.capacity());
+        if self.timers.len() > 2 * self.conns.len() + 1024 {
+            let conns = &self.conns;
+            self.timers.retain(|Reverse((t, key, generation))| {
+                conns
+                    .get(*key)
+                    .is_some_and(|e| e.generation == *generation && e.scheduled == Some(*t))
+            });
+        }
+        if self.timers.capacity() > 1024 && self.timers.len() < self.timers.capacity() / 4 {
+            self.timers.shrink_to(self.timers.len() * 2);
+        }
+        self.shared.maybe_trim();
     }
 
     fn accept(&mut self, now: Instant) {

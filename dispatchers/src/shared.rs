@@ -15,6 +15,8 @@ use std::time::Instant;
 
 use comet::{Config, Conn, Event, Hub, Message, Replay};
 
+use crate::memory::Trim;
+
 /// Where a group receives the messages published on its channels.
 pub trait Inbox: Send + Sync {
     /// Hands `message` to the group and wakes it. Called with the hub locked:
@@ -57,6 +59,7 @@ pub struct Shared {
     pub settings: serde_json::Value,
     hub: Mutex<Hub<Group>>,
     started: Instant,
+    trim: Trim,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             name,
             settings,
             started: Instant::now(),
+            trim: Trim::default(),
         }
     }
 
@@ -170,7 +174,16 @@ impl Shared {
 
     pub fn conn_opened(&self) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let open = self.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        self.trim.opened(open);
+    }
+
+    /// Gives freed heap memory back to the system if the open connections
+    /// fell a lot since their peak (see [`crate::memory`]). Cheap otherwise;
+    /// dispatchers call it from a housekeeping tick.
+    pub fn maybe_trim(&self) -> bool {
+        self.trim
+            .maybe_trim(self.counters.connections.load(Ordering::Relaxed))
     }
 
     pub fn conn_closed(&self) {
@@ -222,10 +235,36 @@ impl LocalSubs {
         }
     }
 
+    /// Gives back room kept from a peak: `keys` is the key space in use now
+    /// (the owner's slab capacity). Call from housekeeping, not per event:
+    /// it visits every channel.
+    pub fn shrink(&mut self, keys: usize) {
+        if self.pos.len() > keys {
+            self.pos.truncate(keys);
+        }
+        shrink_vec(&mut self.pos);
+        for list in self.by_channel.values_mut() {
+            shrink_vec(list);
+        }
+        if self.by_channel.capacity() > 64 && self.by_channel.len() < self.by_channel.capacity() / 4
+        {
+            self.by_channel.shrink_to_fit();
+        }
+    }
+
     /// Keys subscribed to `channel`, copied so the caller may change the map
     /// while it delivers.
     pub fn keys(&self, channel: &str) -> Vec<usize> {
         self.by_channel.get(channel).cloned().unwrap_or_default()
+    }
+}
+
+/// Shrinks `v` to twice its length when it uses under a quarter of its
+/// capacity: what a storm grew is given back, and a list that keeps its size
+/// is not reallocated again and again.
+pub fn shrink_vec<T>(v: &mut Vec<T>) {
+    if v.capacity() > 64 && v.len() < v.capacity() / 4 {
+        v.shrink_to(v.len() * 2);
     }
 }
 
@@ -261,5 +300,29 @@ mod tests {
         // Leaving a channel it is not on changes nothing.
         l.update(&a, leaving[0], false);
         assert!(l.keys("b").contains(&leaving[0]));
+    }
+
+    #[test]
+    fn local_subs_shrink_after_a_storm() {
+        let mut l = LocalSubs::default();
+        let a: Arc<str> = "a".into();
+        for k in 0..10_000 {
+            l.update(&a, k, true);
+        }
+        for k in 10..10_000 {
+            l.update(&a, k, false);
+        }
+        l.shrink(16);
+        assert!(l.pos.capacity() <= 64);
+        assert!(l.by_channel["a"].capacity() <= 64);
+        let mut left = l.keys("a");
+        left.sort();
+        assert_eq!(left, (0..10).collect::<Vec<_>>());
+        // Still consistent: leave and join again after shrinking.
+        l.update(&a, 3, false);
+        l.update(&a, 12_000, true);
+        left = l.keys("a");
+        left.sort();
+        assert_eq!(left, vec![0, 1, 2, 4, 5, 6, 7, 8, 9, 12_000]);
     }
 }

@@ -36,8 +36,11 @@ use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::blocking::{accept_loop, refuse, serve_conn_until, wake_acceptor};
+use crate::hangup::Watcher;
+use crate::memory::release_stack;
 use crate::{Kind, Options, Running, Shared};
 
 /// The smallest connection thread stack used, whatever `--thread-stack` asks:
@@ -55,14 +58,20 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let shared = shared.clone();
+        Watcher::start(move || {
+            shared.maybe_trim();
+        })?
+    };
     let acceptor = {
         let shared = shared.clone();
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("tpc-accept".into())
             .spawn(move || {
-                accept_loop(&listener, &stop, &shared, |stream| {
-                    spawner.spawn(stream, &shared, &stop)
+                accept_loop(&listener, &stop, &shared, |stream, accepted| {
+                    spawner.spawn(stream, accepted, &shared, &stop, &watcher)
                 })
             })?
     };
@@ -106,11 +115,20 @@ impl Spawner {
     }
 
     /// Serves `stream` on a new thread, or refuses it with a `503`.
-    fn spawn(&self, stream: TcpStream, shared: &Arc<Shared>, stop: &Arc<AtomicBool>) {
+    fn spawn(
+        &self,
+        stream: TcpStream,
+        accepted: Instant,
+        shared: &Arc<Shared>,
+        stop: &Arc<AtomicBool>,
+        watcher: &Arc<Watcher>,
+    ) {
         let start = Box::into_raw(Box::new(Start {
             stream,
+            accepted,
             shared: shared.clone(),
             stop: stop.clone(),
+            watcher: watcher.clone(),
         }));
         let mut thread: libc::pthread_t = 0;
         // SAFETY: `attr` was initialised in `new`; on success the new thread
@@ -151,8 +169,10 @@ impl Drop for Spawner {
 /// What a connection thread starts with.
 struct Start {
     stream: TcpStream,
+    accepted: Instant,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    watcher: Arc<Watcher>,
 }
 
 /// Entry point of a connection thread.
@@ -171,11 +191,16 @@ extern "C" fn conn_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
         let start = unsafe { Box::from_raw(arg.cast::<Start>()) };
         let Start {
             stream,
+            accepted,
             shared,
             stop,
+            watcher,
         } = *start;
-        serve_conn_until(stream, &shared, &stop);
+        serve_conn_until(stream, accepted, &shared, &stop, Some(&watcher));
     }));
+    // glibc keeps the stacks of ended threads (up to 40 MiB of them) with
+    // the pages they touched; give back what lies below this frame first.
+    release_stack();
     std::ptr::null_mut()
 }
 

@@ -330,6 +330,55 @@ pub fn keep_alive_and_pipelining(kind: Kind) {
     srv.stop();
 }
 
+/// A server stopped and started again on the same port, as after a SIGTERM:
+/// the port binds at once although the old server's closed connections sit
+/// in TIME_WAIT (`SO_REUSEADDR`), and a subscriber that reconnects with ids
+/// from the old life gets what the new one published meanwhile.
+pub fn restart_on_the_same_port_and_resume(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut s = Sub::open(a, "r", Transport::Sse, "", "");
+    s.wait_head();
+    wait_subscribers(a, 1, Duration::from_secs(5));
+    for i in 1..=3 {
+        publish(a, "r", &format!("old{i}"));
+    }
+    assert_eq!(s.wait_messages(3).last().unwrap().0, 3);
+    // `Connection: close` requests: the server closes first, so these sit in
+    // TIME_WAIT on the server's port.
+    for _ in 0..5 {
+        stats(a);
+    }
+    srv.stop();
+    drop(s);
+    let srv = dispatchers::start(
+        kind,
+        Options {
+            config: quick(),
+            listen: a,
+            threads: 2,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: restart on {a}: {e}", kind.name()));
+    assert_eq!(srv.addr, a);
+    // Published before the client is back.
+    assert_eq!(publish(a, "r", "new1"), 1);
+    assert_eq!(publish(a, "r", "new2"), 2);
+    let mut s = Sub::open(a, "r", Transport::Sse, "", "Last-Event-ID: 3\r\n");
+    assert_eq!(
+        s.wait_messages(2),
+        vec![(1, "new1".into()), (2, "new2".into())]
+    );
+    // A long-poll with an old `since` gets them too.
+    let mut lp = Sub::open(a, "r", Transport::Longpoll, "&since=3", "");
+    assert_eq!(
+        lp.wait_messages(2),
+        vec![(1, "new1".into()), (2, "new2".into())]
+    );
+    srv.stop();
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -343,6 +392,7 @@ macro_rules! conformance {
             #[test] fn disconnected_client_is_removed() { super::disconnected_client_is_removed($kind) }
             #[test] fn broadcast_to_1000_sse() { super::broadcast_to_1000_sse($kind) }
             #[test] fn keep_alive_and_pipelining() { super::keep_alive_and_pipelining($kind) }
+            #[test] fn restart_on_the_same_port_and_resume() { super::restart_on_the_same_port_and_resume($kind) }
         }
     )*};
 }

@@ -270,6 +270,111 @@ fn vanished_subscriber_removed_at_next_heartbeat() {
 }
 
 #[test]
+fn vanished_subscribers_removed_at_once_by_the_watcher() {
+    // Heartbeats and poll timeouts far away: only the hang-up watcher can
+    // notice these clients going, by a FIN or by a reset.
+    for kind in KINDS {
+        let running = start(kind, opts(Config::default()));
+        let addr = running.addr;
+        let mut fin = Client::subscribe(addr, "gone", Transport::Sse);
+        fin.expect_head(200);
+        let mut rst = Client::subscribe(addr, "gone", Transport::Iframe);
+        rst.expect_head(200);
+        let lp = Client::subscribe(addr, "gone", Transport::Longpoll);
+        wait_subscribers(addr, 3);
+        let before = stats(addr)["connections"].as_u64().unwrap();
+        let t = Instant::now();
+        drop(fin);
+        drop(lp);
+        // SO_LINGER 0: close sends a reset.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket and a valid option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                rst.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        drop(rst);
+        wait_subscribers(addr, 0);
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "{}: removed after {:?}",
+            kind.name(),
+            t.elapsed()
+        );
+        // Their connections (and threads) are gone too, not only the subscriptions.
+        let end = Instant::now() + WAIT;
+        while stats(addr)["connections"].as_u64().unwrap() > before - 3 {
+            assert!(Instant::now() < end, "{}: connections stay", kind.name());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        running.stop();
+    }
+}
+
+#[test]
+fn thread_pool_header_deadline_runs_from_accept() {
+    // One worker, held by a slowloris connection until its deadline. Behind
+    // it in the queue: another slowloris, and a whole request. When the
+    // worker is free both have waited past their deadline: the attacker is
+    // closed at once (not given a deadline of its own), the whole request
+    // is served at once.
+    let deadline = Duration::from_millis(1500);
+    let running = start(
+        Kind::ThreadPool,
+        Options {
+            config: Config {
+                header_timeout: deadline,
+                ..Config::default()
+            },
+            pool_size: 1,
+            ..Options::default()
+        },
+    );
+    let addr = running.addr;
+    let t0 = Instant::now();
+    let mut first = TcpStream::connect(addr).unwrap();
+    first.write_all(b"GET /stats HTTP/1.1\r\nX-Slow: ").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut queued = TcpStream::connect(addr).unwrap();
+    queued
+        .write_all(b"GET /stats HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let mut whole = TcpStream::connect(addr).unwrap();
+    whole
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Read until the server closes; returns what came and when.
+    let closed = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
+    };
+    let (a, ta) = closed(&mut first);
+    let (b, tb) = closed(&mut queued);
+    let (c, tc) = closed(&mut whole);
+    assert!(a.starts_with("HTTP/1.1 408"), "{a}");
+    assert!(b.starts_with("HTTP/1.1 408"), "{b}");
+    assert!(c.starts_with("HTTP/1.1 200"), "{c}");
+    assert!(ta >= deadline, "first closed early: {ta:?}");
+    // From accept: all three are done within a deadline (and a margin), not
+    // one deadline after another.
+    let margin = deadline + Duration::from_millis(700);
+    assert!(tb < margin, "queued attacker closed after {tb:?}");
+    assert!(tc < margin, "queued request answered after {tc:?}");
+    running.stop();
+}
+
+#[test]
 fn thread_pool_starves_past_its_size() {
     const P: usize = 4;
     const EXTRA: usize = 5;

@@ -55,6 +55,8 @@ const RECV_BUFFERS: u16 = 256;
 const BGID: u16 = 0;
 /// How long stopping waits for the kernel to finish cancelled operations.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(1);
+/// Interval of housekeeping: giving back memory kept from a peak.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Per connection. Small on purpose: an idle connection holds this and its
 /// `Conn` only, no buffer.
@@ -102,6 +104,7 @@ pub(super) struct Ring {
     /// SQEs that did not fit in a full submission queue, oldest first, each
     /// with whether it is linked to the next (a group goes in whole).
     backlog: VecDeque<(squeue::Entry, bool)>,
+    next_housekeeping: Instant,
 }
 
 impl Ring {
@@ -145,6 +148,7 @@ impl Ring {
             next_gen: 0,
             cqes: Vec::new(),
             backlog: VecDeque::new(),
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
         })
     }
 
@@ -162,6 +166,10 @@ impl Ring {
             now = Instant::now();
             self.reap(now);
             self.expire(now);
+            if now >= self.next_housekeeping {
+                self.housekeeping();
+                self.next_housekeeping = now + HOUSEKEEPING;
+            }
             if self.stop.load(Ordering::Acquire) {
                 self.stopping = true;
             }
@@ -231,14 +239,15 @@ impl Ring {
     /// seen late by the time the turn took, never early.
     fn wait(&mut self, now: Instant) -> io::Result<()> {
         self.flush_backlog()?;
-        let res = match self.timers.next() {
-            Some(at) => {
-                let ts = Timespec::from(at.saturating_duration_since(now));
-                let args = SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-            None => self.ring.submit_and_wait(1),
-        };
+        // Housekeeping bounds the wait, so that a ring left idle by a mass
+        // close still gives back what the peak left behind.
+        let at = self
+            .timers
+            .next()
+            .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
+        let ts = Timespec::from(at.saturating_duration_since(now));
+        let args = SubmitArgs::new().timespec(&ts);
+        let res = self.ring.submitter().submit_with_args(1, &args);
         match res {
             Ok(_) => Ok(()),
             // ETIME: the deadline came first, the normal way a timer fires.
@@ -598,6 +607,39 @@ impl Ring {
             }
             self.settle(key, now);
         }
+    }
+
+    // ----- housekeeping -----
+
+    /// Gives back what a peak of connections left behind: the slab's, the
+    /// local map's and the completion batch's room, timer entries of
+    /// connections long gone, and (once per large drop, for the whole
+    /// process) the allocator's free pages. Each part costs O(capacity) only
+    /// when it is mostly unused.
+    fn housekeeping(&mut self) {
+        let cap = self.conns.capacity();
+        if cap > 1024 && self.conns.len() < cap / 4 {
+            // Drops the vacant slots past the last key in use; keys stay valid.
+            self.conns.shrink_to_fit();
+        }
+        self.local.shrink(self.conns.capacity());
+        if self.timers.needs_compaction(self.conns.len()) {
+            let conns = &self.conns;
+            self.timers.retain(|&(at, key, gen)| {
+                conns
+                    .get(key as usize)
+                    .is_some_and(|s| s.gen == gen && s.armed == Some(at))
+            });
+        }
+        self.timers.shrink();
+        if self.cqes.capacity() > 1024 {
+            // Cleared every turn; a burst's batch size need not stay.
+            self.cqes = Vec::new();
+        }
+        if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+            self.backlog = VecDeque::new();
+        }
+        self.shared.maybe_trim();
     }
 
     // ----- fan-out -----

@@ -54,6 +54,13 @@ impl Timers {
     pub(super) fn len(&self) -> usize {
         self.heap.len()
     }
+
+    /// Gives back room kept from a peak (after a compaction).
+    pub(super) fn shrink(&mut self) {
+        if self.heap.capacity() > 1024 && self.heap.len() < self.heap.capacity() / 4 {
+            self.heap.shrink_to(self.heap.len() * 2);
+        }
+    }
 }
 
 #[cfg(test)]
