@@ -205,3 +205,97 @@ impl Sub {
         self.messages()
     }
 }
+
+/// One raw exchange on a new connection: the status, the response head as
+/// text and the body (by Content-Length, or up to EOF). A reset after the
+/// server wrote its answer (it may close with unread request bytes) still
+/// yields what arrived; a reset before a whole head is a failure.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The server may answer and close before reading all of an oversized
+    // request: a failed write is not the test's business, the answer is.
+    let _ = s.write_all(raw);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Status::Complete(head)) = parse_response_head(&buf) {
+            if let Some(len) = head.content_length {
+                if buf.len() >= head.len + len {
+                    let text = String::from_utf8_lossy(&buf[..head.len]).into_owned();
+                    return (head.status, text, buf[head.len..head.len + len].to_vec());
+                }
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) | Err(_) => break,
+        }
+    }
+    match parse_response_head(&buf) {
+        Ok(Status::Complete(head)) if head.content_length.is_none() => {
+            let text = String::from_utf8_lossy(&buf[..head.len]).into_owned();
+            (head.status, text, buf[head.len..].to_vec())
+        }
+        _ => panic!(
+            "no whole response to {:?}...: got {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(80)]),
+            String::from_utf8_lossy(&buf)
+        ),
+    }
+}
+
+/// The value of header `name` in a response head given as text.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Opens an iframe stream with `query` and reads its decoded (de-chunked)
+/// body until it holds `n` script elements; returns the body.
+pub fn iframe_body(addr: SocketAddr, channel: &str, query: &str, n: usize) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET /sub/{channel}?transport=iframe{query} HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut raw = Vec::new();
+    let mut body = Vec::new();
+    let mut head_len = None;
+    let mut dec = comet::client::ChunkedDecoder::default();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let text = String::from_utf8_lossy(&body);
+        if text.matches("</script>").count() >= n {
+            return String::from_utf8(body).expect("iframe body is UTF-8");
+        }
+        let now = Instant::now();
+        assert!(
+            now < end,
+            "{} of {n} scripts: {text:?}",
+            text.matches("</script>").count()
+        );
+        s.set_read_timeout(Some(end - now)).unwrap();
+        let got = match s.read(&mut chunk) {
+            Ok(0) => panic!("stream closed after {text:?}"),
+            Ok(got) => got,
+            Err(e) => panic!("read: {e}"),
+        };
+        match head_len {
+            Some(_) => dec.feed(&chunk[..got], &mut body).expect("chunked body"),
+            None => {
+                raw.extend_from_slice(&chunk[..got]);
+                if let Status::Complete(h) = parse_response_head(&raw).expect("head") {
+                    assert_eq!(h.status, 200);
+                    assert!(h.chunked, "iframe stream is chunked");
+                    head_len = Some(h.len);
+                    dec.feed(&raw[h.len..], &mut body).expect("chunked body");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `cometbench serve` and who may publish: without a token it listens on
+//! loopback only (unless `--insecure-public`), says at start who may publish,
+//! and with `--publish-token` the real server refuses a publish without it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cometbench"))
+}
+
+/// Starts `serve` with `args`; returns the child, the bound address and the
+/// first line it wrote to stderr (the start summary).
+fn serve(args: &[&str]) -> (Child, SocketAddr, String) {
+    let mut child = bin()
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line.trim().parse().expect("first line is the address");
+    let mut summary = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut summary)
+        .unwrap();
+    (child, addr, summary)
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The status of one raw request.
+fn status(addr: SocketAddr, raw: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.lines().next().unwrap_or("").to_string()
+}
+
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], addr.port()))
+}
+
+#[test]
+fn refuses_every_public_listener_without_a_token() {
+    for args in [
+        &["--listen", "0.0.0.0:0"][..],
+        &["--listen", "[::]:0"][..],
+        &["--listen", "127.0.0.1:0", "--publish-listen", "0.0.0.0:0"][..],
+    ] {
+        for dispatcher in ["reactor", "thread-per-connection"] {
+            let out = bin()
+                .args(["serve", "--dispatcher", dispatcher])
+                .args(args)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?}: nothing was bound");
+            assert!(err.contains("--publish-token"), "{args:?}: {err}");
+            assert!(err.contains("--insecure-public"), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn loopback_without_token_says_anyone_may_publish() {
+    let (child, addr, summary) = serve(&["--dispatcher", "reactor", "--listen", "127.0.0.1:0"]);
+    stop(child);
+    assert!(addr.ip().is_loopback());
+    assert!(
+        summary.contains("publishing is open to anyone who can connect"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn insecure_public_starts_and_says_anyone_may_publish() {
+    let (child, addr, summary) = serve(&[
+        "--dispatcher",
+        "reactor",
+        "--listen",
+        "0.0.0.0:0",
+        "--insecure-public",
+    ]);
+    let st = status(
+        loopback(addr),
+        "POST /pub/open HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    );
+    stop(child);
+    assert!(addr.ip().is_unspecified(), "{addr}");
+    assert!(summary.contains("anyone who can connect"), "{summary}");
+    assert!(st.starts_with("HTTP/1.1 202"), "{st}");
+}
+
+#[test]
+fn public_with_token_needs_the_token() {
+    for dispatcher in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+        let (child, addr, summary) = serve(&[
+            "--dispatcher",
+            dispatcher,
+            "--listen",
+            "0.0.0.0:0",
+            "--publish-token",
+            "tok-123",
+        ]);
+        let a = loopback(addr);
+        let pub_ = |auth: &str| {
+            status(
+                a,
+                &format!("POST /pub/c HTTP/1.1\r\n{auth}Content-Length: 2\r\nConnection: close\r\n\r\nhi"),
+            )
+        };
+        let none = pub_("");
+        let wrong = pub_("Authorization: Bearer tok-124\r\n");
+        let right = pub_("Authorization: Bearer tok-123\r\n");
+        let stats = status(a, "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let mut body = String::new();
+        TcpStream::connect(a)
+            .and_then(|mut s| {
+                s.write_all(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")?;
+                s.read_to_string(&mut body)
+            })
+            .unwrap();
+        stop(child);
+        assert!(summary.contains("publishing needs the token"), "{summary}");
+        assert!(none.starts_with("HTTP/1.1 401"), "{dispatcher}: {none}");
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{dispatcher}: {wrong}");
+        assert!(right.starts_with("HTTP/1.1 202"), "{dispatcher}: {right}");
+        assert!(stats.starts_with("HTTP/1.1 200"), "{dispatcher}: {stats}");
+        assert!(body.contains("\"published\":1"), "{dispatcher}: {body}");
+    }
+}
