@@ -135,6 +135,12 @@ impl<G: Clone + PartialEq> Hub<G> {
             ch.groups[i].1 -= 1;
             if ch.groups[i].1 == 0 {
                 ch.groups.swap_remove(i);
+                // A thread dispatcher is a group per connection: after a
+                // storm this list had room for ten thousand (384 KiB).
+                let cap = ch.groups.capacity();
+                if cap > 64 && ch.groups.len() < cap / 4 {
+                    ch.groups.shrink_to(ch.groups.len() * 2);
+                }
             }
         }
     }

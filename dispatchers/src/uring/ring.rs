@@ -618,7 +618,13 @@ impl Ring {
     /// when it is mostly unused.
     fn housekeeping(&mut self) {
         let cap = self.conns.capacity();
-        if cap > 1024 && self.conns.len() < cap / 4 {
+        if cap > 1024 && self.conns.is_empty() {
+            // Nothing in flight refers to a key: the whole room can go. (The
+            // slab reuses the last key freed first, so after a storm a lone
+            // new connection sits on a high key and `shrink_to_fit` below
+            // could free nothing.)
+            self.conns = Slab::new();
+        } else if cap > 1024 && self.conns.len() < cap / 4 {
             // Drops the vacant slots past the last key in use; keys stay valid.
             self.conns.shrink_to_fit();
         }
