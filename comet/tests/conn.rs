@@ -1096,6 +1096,22 @@ fn errors() {
         ),
         case("non-UTF-8 body", non_utf8, 400, true),
     ];
+    // Content-Length is 1*DIGIT (RFC 9110 section 8.6); anything else is a
+    // length another parser may read differently, so the connection closes.
+    for (name, value) in [
+        ("length +5", "+5"),
+        ("length -1", "-1"),
+        ("length 5 5", "5 5"),
+        ("length 0x10", "0x10"),
+        ("length empty", ""),
+    ] {
+        cases.push(case(
+            name,
+            format!("POST /pub/a HTTP/1.1\r\nContent-Length: {value}\r\n\r\nhello"),
+            400,
+            false,
+        ));
+    }
     let mut c = case(
         "wrong method on sub",
         "DELETE /sub/a HTTP/1.1\r\n\r\n",
