@@ -548,8 +548,7 @@ impl Conn {
             Route::Publish { channel } => {
                 if let Some(token) = &self.config.publish_token {
                     let given = head.authorization.as_deref().unwrap_or("");
-                    let expected = format!("Bearer {token}");
-                    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    if !bearer_matches(given, token) {
                         self.keep_alive = false;
                         let extra = [("WWW-Authenticate", "Bearer".to_string())];
                         return self.respond_body(
@@ -724,6 +723,20 @@ impl Conn {
         self.read_deadline = None;
         self.sub_deadline = None;
     }
+}
+
+/// Whether an `Authorization` value is `Bearer <token>`. The scheme name is
+/// case-insensitive (RFC 9110 section 11.1), so `bearer` counts; the token is
+/// compared in constant time. The scheme is public, so comparing it normally
+/// tells an attacker nothing.
+fn bearer_matches(authorization: &str, token: &str) -> bool {
+    let Some((scheme, credentials)) = authorization.split_once(' ') else {
+        return false;
+    };
+    // `auth-scheme 1*SP token68`: more than one space is still the same value.
+    let credentials = credentials.trim_start_matches(' ');
+    scheme.eq_ignore_ascii_case("Bearer")
+        && constant_time_eq(credentials.as_bytes(), token.as_bytes())
 }
 
 /// Compares without an early exit, so timing tells nothing of where a guess is wrong.

@@ -1172,6 +1172,24 @@ fn publish_token() {
             401,
             false,
         ),
+        case(
+            "token in the wrong case",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: Bearer S3CRET\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
+        case(
+            "scheme glued to the token",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: Bearers3cret\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
+        case(
+            "scheme only",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: bearer\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
         case("401 before 413", huge, 401, false),
         case(
             "401 before 413, body sent",
@@ -1196,6 +1214,27 @@ fn publish_token() {
     let mut r = Reader::new(Transport::Sse);
     r.feed(&h.take(sub));
     assert_eq!(r.take(), vec![msg(1, "ok")]);
+
+    // The scheme name is case-insensitive (RFC 9110 section 11.1), and
+    // `1*SP` may separate it from the token.
+    for (i, auth) in [
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR s3cret",
+        "Bearer  s3cret",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = h.open();
+        h.send(
+            c,
+            format!("POST /pub/a HTTP/1.1\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\nok"),
+        );
+        let r = response(&h.take(c));
+        assert_eq!(r.status(), 202, "{auth:?}: {}", r.raw);
+        assert_eq!(published(&r), (i as u64 + 2, 1), "{auth:?}");
+    }
 }
 
 #[test]
