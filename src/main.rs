@@ -249,10 +249,23 @@ fn serve(a: ServeArgs) -> Result<()> {
         .publish_addr
         .map(|p| format!(", publish on {p}"))
         .unwrap_or_default();
+    // Publishing is served on every listener, so who "anyone" is depends on
+    // whether one of them is reachable beyond this machine.
+    let public: Vec<String> = std::iter::once(running.addr)
+        .chain(running.publish_addr)
+        .filter(|l| !l.ip().is_loopback())
+        .map(|l| l.to_string())
+        .collect();
     let auth = if a.publish_token.is_some() {
-        "publishing needs the token"
+        "publishing needs the token".to_string()
+    } else if public.is_empty() {
+        "publishing is open to anyone who can connect (loopback only)".to_string()
     } else {
-        "publishing is open to anyone who can connect (loopback only)"
+        format!(
+            "publishing is open to anyone who can connect, over the network too \
+             (listening beyond loopback on {}; --insecure-public, no token)",
+            public.join(" and ")
+        )
     };
     eprintln!(
         "cometbench serve: {} on {}{publish}; open-file limit {nofile}; {auth}",

@@ -22,7 +22,11 @@ pub struct Config {
     pub max_message: usize,
     /// Messages kept per channel for `since` / `Last-Event-ID` replay.
     pub backlog: usize,
-    /// Bytes a subscriber may have queued and unsent before it is dropped.
+    /// Unsent bytes a streaming subscriber may be behind by: a message that
+    /// arrives when more than this already waits drops the subscriber. A
+    /// replay of the backlog does not count (see `Conn::handle_subscribed`),
+    /// and one frame is always taken, so the queue stays below this plus one
+    /// frame however much a transport's escaping grows a message.
     pub max_queue: usize,
     /// Bearer token required to publish, when set.
     pub publish_token: Option<String>,

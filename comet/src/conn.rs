@@ -90,7 +90,12 @@ pub struct Conn {
     phase: Phase,
     input: Vec<u8>,
     out: VecDeque<Bytes>,
+    /// Bytes in `out`.
     queued: usize,
+    /// How many of the `queued` bytes, from the front, are the start of a
+    /// stream (head, prelude, missed notice, backlog replay): they are not
+    /// lag and do not count against `max_queue` (see [`Conn::handle_subscribed`]).
+    replay_queued: usize,
     events: VecDeque<Event>,
     /// Header/body deadline while a request arrives; idle deadline between requests.
     read_deadline: Option<Instant>,
@@ -120,6 +125,7 @@ impl Conn {
             input: Vec::new(),
             out: VecDeque::new(),
             queued: 0,
+            replay_queued: 0,
             events: VecDeque::new(),
             read_deadline: Some(deadline),
             sub_deadline: None,
@@ -203,6 +209,21 @@ impl Conn {
     }
 
     /// The dispatcher's answer to [`Event::Subscribe`].
+    ///
+    /// # Replay and the output bound
+    /// A streaming subscriber gets its response head, prelude, missed notice
+    /// and every backlog message after `since` queued at once, and none of
+    /// it counts against `max_queue`: a client that reconnects must get its
+    /// backlog however large the messages are once escaped (a 64 KiB message
+    /// of `<` is a ~384 KiB iframe frame), or it would be dropped again on
+    /// every reconnect. The replay goes out as the socket drains; the bound
+    /// applies to what is published after it (see [`Conn::handle_message`]).
+    /// The replay is still bounded: at most the channel's backlog, whose
+    /// frames are `Bytes` handles shared with the hub's copies of the
+    /// messages, so queueing it whole costs no more than writing it out
+    /// progressively would. A client that never reads keeps those frames
+    /// alive after the hub has let them go, until what is published after
+    /// its replay passes the bound and it is dropped.
     pub fn handle_subscribed(&mut self, replay: Replay, now: Instant) {
         let Phase::Waiting(Pending::Subscribe {
             channel,
@@ -262,6 +283,8 @@ impl Conn {
         for m in &replay.messages {
             self.push(m.frame(frame));
         }
+        // Everything queued so far is the start of the stream, not lag.
+        self.replay_queued = self.queued;
         self.sub_deadline = Some(now + self.config.heartbeat);
         self.read_deadline = None;
         self.phase = Phase::Subscribed(Sub {
@@ -270,11 +293,17 @@ impl Conn {
             last_id,
             chunked,
         });
-        self.check_queue();
     }
 
     /// A message published on the subscribed channel. Returns whether it was
     /// handed to this subscriber (not a duplicate, not after the end).
+    ///
+    /// A streaming subscriber that is already behind by more than
+    /// `max_queue` unsent bytes (its replay not counted) is dropped instead.
+    /// The bound is on what waits *before* the new frame, so a frame is always
+    /// taken by a subscriber that has caught up, however much escaping grew
+    /// it, and the queue stays below `max_queue` plus one frame (plus the
+    /// unsent part of a replay).
     pub fn handle_message(&mut self, message: &Arc<Message>, now: Instant) -> bool {
         let Phase::Subscribed(sub) = &mut self.phase else {
             return false;
@@ -295,8 +324,7 @@ impl Conn {
                 transport: sub.transport,
                 chunked: sub.chunked,
             };
-            self.push(message.frame(frame));
-            self.check_queue();
+            self.push_live(message.frame(frame));
         }
         true
     }
@@ -347,6 +375,8 @@ impl Conn {
             return;
         }
         self.queued -= n;
+        // Output leaves from the front, where the replay is.
+        self.replay_queued = self.replay_queued.saturating_sub(n);
         while n > 0 {
             let front = self.out.front_mut().expect("advanced past pending output");
             if n >= front.len() {
@@ -548,8 +578,7 @@ impl Conn {
             Route::Publish { channel } => {
                 if let Some(token) = &self.config.publish_token {
                     let given = head.authorization.as_deref().unwrap_or("");
-                    let expected = format!("Bearer {token}");
-                    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    if !bearer_matches(given, token) {
                         self.keep_alive = false;
                         let extra = [("WWW-Authenticate", "Bearer".to_string())];
                         return self.respond_body(
@@ -698,11 +727,14 @@ impl Conn {
         self.out.push_back(b);
     }
 
-    /// Drops the subscriber when its unsent output passes the bound.
-    fn check_queue(&mut self) {
-        if self.queued > self.config.max_queue {
+    /// Queues a live frame, or drops the subscriber when the unsent output
+    /// already waiting (a replay aside) passes the bound.
+    fn push_live(&mut self, frame: Bytes) {
+        if self.queued - self.replay_queued > self.config.max_queue {
             self.dropped = true;
             self.close(true);
+        } else {
+            self.push(frame);
         }
     }
 
@@ -719,11 +751,26 @@ impl Conn {
             self.aborted = true;
             self.out = VecDeque::new();
             self.queued = 0;
+            self.replay_queued = 0;
         }
         self.input = Vec::new();
         self.read_deadline = None;
         self.sub_deadline = None;
     }
+}
+
+/// Whether an `Authorization` value is `Bearer <token>`. The scheme name is
+/// case-insensitive (RFC 9110 section 11.1), so `bearer` counts; the token is
+/// compared in constant time. The scheme is public, so comparing it normally
+/// tells an attacker nothing.
+fn bearer_matches(authorization: &str, token: &str) -> bool {
+    let Some((scheme, credentials)) = authorization.split_once(' ') else {
+        return false;
+    };
+    // `auth-scheme 1*SP token68`: more than one space is still the same value.
+    let credentials = credentials.trim_start_matches(' ');
+    scheme.eq_ignore_ascii_case("Bearer")
+        && constant_time_eq(credentials.as_bytes(), token.as_bytes())
 }
 
 /// Compares without an early exit, so timing tells nothing of where a guess is wrong.

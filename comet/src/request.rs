@@ -131,7 +131,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
         let value = value.trim();
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let len: usize = value.parse().map_err(|_| HeadError::Malformed)?;
+            let len = parse_content_length(value)?;
             if head.content_length.is_some_and(|l| l != len) {
                 return Err(HeadError::Malformed);
             }
@@ -163,6 +163,17 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
         return Err(HeadError::Malformed);
     }
     Ok(Status::Complete(head))
+}
+
+/// `Content-Length` is `1*DIGIT` (RFC 9110 section 8.6). `usize::from_str`
+/// alone would also take a leading `+`, and a length two parsers read
+/// differently is how requests get smuggled past a proxy.
+fn parse_content_length(value: &str) -> Result<usize, HeadError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HeadError::Malformed);
+    }
+    // Only digits are left, so the one error is overflow.
+    value.parse().map_err(|_| HeadError::Malformed)
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
@@ -263,6 +274,39 @@ mod tests {
         assert!(h.expect_continue && h.accepts_sse && h.keep_alive && !h.http10);
         assert_eq!(h.last_event_id.as_deref(), Some("7"));
         assert_eq!(h.len, "POST /pub/room HTTP/1.1\r\nContent-Length: 5\r\nAuthorization: Bearer t\r\nExpect: 100-continue\r\nAccept: text/html, text/event-stream\r\nLast-Event-ID: 7\r\n\r\n".len());
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        // httparse trims the value's surrounding whitespace; what is left must
+        // be 1*DIGIT, not whatever `usize::from_str` takes.
+        let cases: [(&str, Option<usize>); 14] = [
+            ("5", Some(5)),
+            ("0", Some(0)),
+            ("007", Some(7)),
+            ("  5  ", Some(5)),
+            ("+5", None),
+            ("-1", None),
+            ("-0", None),
+            ("5 5", None),
+            ("0x10", None),
+            ("1e3", None),
+            ("5,5", None),
+            ("", None),
+            ("\u{0665}", None),
+            ("99999999999999999999999999", None),
+        ];
+        for (value, want) in cases {
+            let req = format!("POST /pub/a HTTP/1.1\r\nContent-Length: {value}\r\n\r\n");
+            let got = match parse_head(req.as_bytes()) {
+                Ok(Status::Complete(h)) => Ok(h.content_length),
+                other => other.map(|_| None),
+            };
+            match want {
+                Some(n) => assert_eq!(got, Ok(Some(n)), "{value:?}"),
+                None => assert_eq!(got, Err(HeadError::Malformed), "{value:?}"),
+            }
+        }
     }
 
     #[test]

@@ -231,6 +231,23 @@ impl Harness {
             .count()
     }
 
+    /// Takes the first `n` bytes of `id`'s output, as a short write would.
+    fn take_some(&mut self, id: u32, n: usize) {
+        let c = self.conns.get_mut(&id).expect("no such conn");
+        let bytes: Vec<u8> = c
+            .pending()
+            .iter()
+            .flat_map(|b| b.iter().copied())
+            .take(n)
+            .collect();
+        assert_eq!(bytes.len(), n);
+        c.advance(n);
+        self.out
+            .get_mut(&id)
+            .expect("out")
+            .extend_from_slice(&bytes);
+    }
+
     fn queued(&mut self, id: u32) -> usize {
         self.conn(id).pending().iter().map(|b| b.len()).sum()
     }
@@ -1096,6 +1113,22 @@ fn errors() {
         ),
         case("non-UTF-8 body", non_utf8, 400, true),
     ];
+    // Content-Length is 1*DIGIT (RFC 9110 section 8.6); anything else is a
+    // length another parser may read differently, so the connection closes.
+    for (name, value) in [
+        ("length +5", "+5"),
+        ("length -1", "-1"),
+        ("length 5 5", "5 5"),
+        ("length 0x10", "0x10"),
+        ("length empty", ""),
+    ] {
+        cases.push(case(
+            name,
+            format!("POST /pub/a HTTP/1.1\r\nContent-Length: {value}\r\n\r\nhello"),
+            400,
+            false,
+        ));
+    }
     let mut c = case(
         "wrong method on sub",
         "DELETE /sub/a HTTP/1.1\r\n\r\n",
@@ -1156,6 +1189,24 @@ fn publish_token() {
             401,
             false,
         ),
+        case(
+            "token in the wrong case",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: Bearer S3CRET\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
+        case(
+            "scheme glued to the token",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: Bearers3cret\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
+        case(
+            "scheme only",
+            "POST /pub/a HTTP/1.1\r\nAuthorization: bearer\r\nContent-Length: 1\r\n\r\nx",
+            401,
+            false,
+        ),
         case("401 before 413", huge, 401, false),
         case(
             "401 before 413, body sent",
@@ -1180,6 +1231,27 @@ fn publish_token() {
     let mut r = Reader::new(Transport::Sse);
     r.feed(&h.take(sub));
     assert_eq!(r.take(), vec![msg(1, "ok")]);
+
+    // The scheme name is case-insensitive (RFC 9110 section 11.1), and
+    // `1*SP` may separate it from the token.
+    for (i, auth) in [
+        "bearer s3cret",
+        "BEARER s3cret",
+        "bEaReR s3cret",
+        "Bearer  s3cret",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = h.open();
+        h.send(
+            c,
+            format!("POST /pub/a HTTP/1.1\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\nok"),
+        );
+        let r = response(&h.take(c));
+        assert_eq!(r.status(), 202, "{auth:?}: {}", r.raw);
+        assert_eq!(published(&r), (i as u64 + 2, 1), "{auth:?}");
+    }
 }
 
 #[test]
@@ -1444,6 +1516,41 @@ fn cors() {
 
 // ----- subscribers going away -----
 
+/// Publishes `data` on `channel` until the stalled conn `id` is dropped;
+/// returns how many publishes that took. Checks on the way that the unsent
+/// output beyond `base` (the stream's start) grows by whole frames, passes
+/// `max_queue` by at most one frame, and that the drop comes only once the
+/// bytes waiting *before* a message exceed `max_queue`.
+fn publish_until_dropped(
+    h: &mut Harness,
+    id: u32,
+    channel: &str,
+    data: &str,
+    base: usize,
+) -> usize {
+    let max_queue = h.config.max_queue;
+    let mut published = 0;
+    let mut largest_frame = 0;
+    loop {
+        let before = h.queued(id);
+        let (_, k) = h.publish(channel, data);
+        published += 1;
+        assert!(k >= 1, "handed to it");
+        if h.conn(id).is_dropped() {
+            assert!(before - base > max_queue, "dropped early at {before}");
+            return published;
+        }
+        let after = h.queued(id);
+        largest_frame = largest_frame.max(after - before);
+        assert!(after > before);
+        assert!(
+            after - base <= max_queue + largest_frame,
+            "{after} queued: past the bound by more than a frame"
+        );
+        assert!(published < 1000, "never dropped");
+    }
+}
+
 #[test]
 fn slow_subscriber_is_dropped() {
     let max_queue = 4096;
@@ -1454,56 +1561,146 @@ fn slow_subscriber_is_dropped() {
     let slow = h.subscribe("a", Transport::Sse, None);
     let fast = h.subscribe("a", Transport::Sse, None);
     h.stalled.insert(slow);
+    // The response head and prelude went out before it stalled.
+    assert_eq!(h.queued(slow), 0);
     let data = "x".repeat(1000);
-    let mut published = 0;
-    loop {
-        let before = h.queued(slow);
-        assert!(before <= max_queue);
-        let (id, k) = h.publish("a", &data);
-        published += 1;
-        assert_eq!(k, 2, "handed to both");
-        if h.conn(slow).is_dropped() {
-            let frame = format!("id: {id}\ndata: {data}\n\n");
-            assert!(
-                before + chunk(&frame).len() > max_queue,
-                "dropped early at {before}"
-            );
-            break;
-        }
-        assert!(h.queued(slow) > before);
-        assert!(published < 10, "never dropped");
-    }
-    // 1021 bytes a frame: 4 fit in 4096, the fifth passes.
-    assert_eq!(published, 5);
+    let published = publish_until_dropped(&mut h, slow, "a", &data, 0);
+    // 1021 bytes a frame: after 4 (4084) a fifth is still taken, since no
+    // more than 4096 waited before it; the sixth finds 5105 waiting.
+    assert_eq!(published, 6);
     assert!(h.conn(slow).is_done());
     assert!(!h.conn(slow).has_pending(), "its output is discarded");
     assert_eq!(h.unsubscribes(slow), 1);
     assert_eq!(h.hub.stats().subscribers, 1);
-    assert_eq!(h.publish("a", "next"), (6, 1));
+    assert_eq!(h.publish("a", "next"), (7, 1));
     assert!(!h.conn(fast).is_dropped());
     let mut r = Reader::new(Transport::Sse);
     r.feed(&h.take(fast));
-    assert_eq!(r.take().len(), 6);
+    assert_eq!(r.take().len(), 7);
+}
+
+/// The message that escaping grows most on `t`: `<` is six bytes in an
+/// iframe script, a control character six in JSON, a newline seven in SSE
+/// (`\ndata: `).
+const GROWERS: [&str; 3] = ["<", "\x01", "\n"];
+
+#[test]
+fn a_message_escaped_past_max_queue_is_delivered_live_and_by_replay() {
+    for grower in GROWERS {
+        for t in Transport::ALL {
+            let config = Config::default();
+            let data = grower.repeat(config.max_message);
+            let mut h = Harness::new(config);
+            let live = h.subscribe("big", t, None);
+            let mut r = Reader::new(t);
+            r.feed(&h.take(live));
+            assert_eq!(h.publish("big", &data), (1, 1), "{t:?} {grower:?}");
+            assert!(!h.conn(live).is_dropped(), "{t:?} {grower:?}: dropped live");
+            let out = h.take(live);
+            r.feed(&out);
+            assert_eq!(r.take(), vec![msg(1, &data)], "{t:?} {grower:?}");
+
+            // Reconnecting with `since` gets it from the backlog, every time.
+            for _ in 0..2 {
+                let again = h.subscribe("big", t, Some(0));
+                assert!(!h.conn(again).is_dropped(), "{t:?} {grower:?}: replay");
+                let mut r = Reader::new(t);
+                r.feed(&h.take(again));
+                assert_eq!(r.take(), vec![msg(1, &data)], "{t:?} {grower:?}");
+                h.conn(again).handle_close();
+                h.settle();
+            }
+        }
+    }
+    // The worst case is several times the bound, in one frame.
+    let m = comet::Message::new(
+        "big".into(),
+        1,
+        "<".repeat(Config::default().max_message).into(),
+    );
+    let frame = m.frame(comet::transport::Frame::Stream {
+        transport: Transport::Iframe,
+        chunked: true,
+    });
+    assert!(frame.len() > Config::default().max_queue, "{}", frame.len());
 }
 
 #[test]
-fn replay_past_max_queue_drops_at_once() {
-    let mut h = Harness::new(Config {
-        max_queue: 2000,
-        ..Config::default()
-    });
-    for _ in 0..3 {
-        h.publish("a", &"y".repeat(1000));
+fn a_big_message_then_more_reaches_a_subscriber_that_keeps_up() {
+    // A subscriber that drains between messages is never behind by more
+    // than one frame, however big: none of these drops it.
+    for t in STREAMING {
+        let mut h = Harness::default();
+        let c = h.subscribe("a", t, None);
+        let mut r = Reader::new(t);
+        let big = "<\x01\n".repeat(Config::default().max_message / 3);
+        for i in 1..=5 {
+            assert_eq!(h.publish("a", &big), (i, 1), "{t:?}");
+        }
+        r.feed(&h.take(c));
+        assert!(!h.conn(c).is_dropped(), "{t:?}");
+        assert_eq!(r.take().len(), 5, "{t:?}");
     }
-    let c = h.open();
-    h.stalled.insert(c);
-    h.send(
-        c,
-        client::subscribe_request("a", Transport::Stream, Some(0)),
-    );
-    assert!(h.conn(c).is_dropped() && h.conn(c).is_done());
-    assert_eq!(h.unsubscribes(c), 1);
-    assert_eq!(h.hub.stats().subscribers, 0);
+}
+
+#[test]
+fn replay_past_max_queue_is_delivered_and_live_messages_stay_bounded() {
+    let max_queue = 2000;
+    let config = Config {
+        max_queue,
+        ..Config::default()
+    };
+    let data = "y".repeat(1000);
+    for t in STREAMING {
+        let mut h = Harness::new(config.clone());
+        for _ in 0..5 {
+            h.publish("a", &data);
+        }
+        // A client that never reads still gets its whole replay queued ...
+        let c = h.open();
+        h.stalled.insert(c);
+        h.send(c, client::subscribe_request("a", t, Some(0)));
+        assert!(!h.conn(c).is_dropped(), "{t:?}: dropped for its replay");
+        let base = h.queued(c);
+        assert!(base > 5 * 1000, "{t:?}: {base}");
+        // ... and is dropped once what is published after it passes the bound.
+        let n = publish_until_dropped(&mut h, c, "a", &data, base);
+        assert_eq!(
+            n, 3,
+            "{t:?}: two frames taken, the third finds >2000 waiting"
+        );
+        assert!(h.conn(c).is_done());
+        assert_eq!(h.unsubscribes(c), 1);
+        assert_eq!(h.hub.stats().subscribers, 0);
+
+        // One that reads gets all of it, and once it has read its replay it
+        // is held to the same bound as any subscriber.
+        let c = h.open();
+        h.stalled.insert(c);
+        h.send(c, client::subscribe_request("a", t, Some(0)));
+        // Half of it is written, then a message comes: the replay still
+        // waiting is not lag, so it is taken.
+        let half = h.queued(c) / 2;
+        h.take_some(c, half);
+        h.publish("a", "during the replay");
+        assert!(!h.conn(c).is_dropped(), "{t:?}");
+        h.stalled.remove(&c);
+        h.settle();
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        let ids: Vec<u64> = r
+            .take()
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Message { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, (1..=9).collect::<Vec<u64>>(), "{t:?}");
+        h.stalled.insert(c);
+        let n = publish_until_dropped(&mut h, c, "a", &data, 0);
+        assert_eq!(n, 3, "{t:?}: the same bound as a fresh subscriber");
+    }
 }
 
 #[test]

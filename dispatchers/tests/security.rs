@@ -431,6 +431,74 @@ pub fn limits_under_load(kind: Kind) {
     srv.stop();
 }
 
+/// A message that escaping makes several times `max_queue` (64 KiB of `<` is
+/// a ~384 KiB iframe frame, of `\x01` a ~384 KiB stream frame, with the
+/// default 256 KiB bound) reaches every streaming subscriber live and again
+/// by replay, and nobody is dropped as too slow for it.
+pub fn big_escaped_message_keeps_its_subscribers(kind: Kind) {
+    let config = Config {
+        backlog: 4,
+        ..quick()
+    };
+    let big = config.max_message;
+    let srv = server(kind, config, 64);
+    let a = srv.addr;
+    let cases = [
+        ("lt", Transport::Iframe, "<".repeat(big)),
+        ("ctl", Transport::Stream, "\x01".repeat(big)),
+        ("nl", Transport::Sse, "\n".repeat(big)),
+    ];
+    let mut held = Vec::new();
+    for (channel, t, data) in &cases {
+        let mut live = Sub::open(a, channel, *t, "", "");
+        // The head is written once the subscription is in the hub.
+        live.wait_head();
+        assert_eq!(publish(a, channel, data), 1);
+        assert_eq!(live.wait_messages(1), vec![(1, data.clone())], "{t:?}");
+        for _ in 0..2 {
+            let mut again = Sub::open(a, channel, *t, "&since=0", "");
+            assert_eq!(again.wait_messages(1), vec![(1, data.clone())], "{t:?}");
+        }
+        held.push(live);
+    }
+    let st = stats(a);
+    assert_eq!(st["dropped_slow"], 0, "{}: {st}", kind.name());
+    drop(held);
+    srv.stop();
+}
+
+/// `Authorization: bearer TOKEN` publishes (the scheme name is
+/// case-insensitive, RFC 9110 section 11.1); a `Content-Length` that is not
+/// 1*DIGIT is `400` and publishes nothing.
+pub fn auth_scheme_and_content_length(kind: Kind) {
+    let srv = server(
+        kind,
+        Config {
+            publish_token: Some(TOKEN.into()),
+            ..quick()
+        },
+        64,
+    );
+    let a = srv.addr;
+    for value in ["+5", "-1", "5 5", "0x10", ""] {
+        let (status, _, _) = exchange(
+            a,
+            format!(
+                "POST /pub/cl HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {value}\r\n\r\nhello"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status, 400, "{}: Content-Length {value:?}", kind.name());
+    }
+    assert_eq!(stats(a)["published"], 0);
+    for (i, scheme) in ["bearer", "BEARER", "Bearer"].into_iter().enumerate() {
+        let auth = format!("{scheme} {TOKEN}");
+        assert_eq!(publish_with(a, "cl", Some(&auth), b"ok"), 202, "{auth}");
+        assert_eq!(stats(a)["published"], i as u64 + 1);
+    }
+    srv.stop();
+}
+
 macro_rules! security {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -439,6 +507,12 @@ macro_rules! security {
             #[test] fn iframe_hostile_payloads() { super::iframe_hostile_payloads($kind) }
             #[test] fn paths_cannot_reach_files() { super::paths_cannot_reach_files($kind) }
             #[test] fn limits_under_load() { super::limits_under_load($kind) }
+            #[test] fn big_escaped_message_keeps_its_subscribers() {
+                super::big_escaped_message_keeps_its_subscribers($kind)
+            }
+            #[test] fn auth_scheme_and_content_length() {
+                super::auth_scheme_and_content_length($kind)
+            }
         }
     )*};
 }
