@@ -1661,6 +1661,10 @@ fn run_case(
         }
         if let Some(r) = fr.restart.as_mut() {
             r.lost = case.delivery.lost;
+            case.notes.push(format!(
+                "the backlog lives in the server's memory: what the old server held and had not delivered is gone with it ({} deliveries lost across the restart); a subscriber resuming with an id of the old server is given the new server's whole backlog",
+                r.lost
+            ));
         }
         judge(f, &case, &mut fr);
         if !fr.passed && case.failure.is_none() {

@@ -683,7 +683,9 @@ impl Worker {
             self.report.fault.churned += 1;
             let (lo, hi) = (self.plan.fault.away_min_ms, self.plan.fault.away_max_ms);
             let away_ms = lo + self.next_u64() % (hi.saturating_sub(lo) + 1);
-            self.leave(key, now, now + away_ms * 1_000_000, 0);
+            // Its reconnect time runs from its planned return, not its drop.
+            let due = now + away_ms * 1_000_000;
+            self.leave(key, due, due, 0);
         }
     }
 
