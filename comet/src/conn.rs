@@ -41,7 +41,8 @@ pub enum Event {
     },
     /// Leave `channel` (long-poll answered, client gone, or dropped as slow).
     Unsubscribe { channel: Arc<str> },
-    /// Publish `data`; answer with [`Conn::handle_published`].
+    /// Publish `data`; answer with [`Conn::handle_published`], or
+    /// [`Conn::handle_publish_refused`] when the server is stopping.
     Publish { channel: Arc<str>, data: Box<str> },
     /// Answer with [`Conn::handle_stats`].
     Stats,
@@ -336,6 +337,38 @@ impl Conn {
             self.respond_json(202, body, now);
             self.advance_input(now);
         }
+    }
+
+    /// The dispatcher's other answer to [`Event::Publish`]: the server is
+    /// stopping and takes no more messages. `503` and the connection closes,
+    /// so that the publisher goes elsewhere (or comes back) rather than send
+    /// on a connection that is about to end.
+    pub fn handle_publish_refused(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Waiting(Pending::Publish)) {
+            self.keep_alive = false;
+            let extra = [("Retry-After", "1".to_string())];
+            self.respond_body(
+                503,
+                &extra,
+                "text/plain",
+                "server is stopping\n".into(),
+                now,
+            );
+        }
+    }
+
+    /// The server stops: nothing more is read or queued, a held long-poll
+    /// or stream ends, and what is already queued (a response, messages
+    /// handed to this subscriber) is still written; [`Conn::is_done`] once
+    /// it is. The dispatcher bounds how long it waits for that; a request
+    /// still arriving is dropped unanswered.
+    pub fn handle_shutdown(&mut self) {
+        if !matches!(self.phase, Phase::Closed) {
+            self.close(false);
+        }
+        // What a closed connection still had to drain runs on the
+        // dispatcher's stop deadline, not on this one.
+        self.read_deadline = None;
     }
 
     /// The dispatcher's answer to [`Event::Stats`]: the JSON document.

@@ -32,6 +32,19 @@
 //! crossbeam channel would allocate its whole ring (about 4.5 KiB for 256
 //! slots) per connection up front.
 //!
+//! # Stopping
+//! Every connection thread registers with its dispatcher's [`Live`] set. A
+//! stop (after publishing has stopped, see [`crate`] `# Stopping`) marks each
+//! registered inbox stopped, which wakes a thread waiting on it, and shuts
+//! the socket's reading side down, which wakes a thread blocked in `read`
+//! (it reads EOF). A woken thread first hands on the messages already in its
+//! inbox, then ends its connection ([`Conn::handle_shutdown`]) and writes out
+//! what is queued. The stop waits for the threads to unregister until
+//! [`crate::STOP_GRACE`] has passed, then shuts the remaining sockets down
+//! whole, which ends a write blocked on a client that does not read. The
+//! hang-up watcher sees the read side shut down as a hang-up; the stop mark
+//! is set first and checked first, so no message is lost to that.
+//!
 //! # Stack
 //! Connection threads may have small stacks (thread-per-connection runs them
 //! with a configured stack and no guard page), so the loop keeps its own
@@ -40,13 +53,14 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use comet::{Conn, Message};
+use slab::Slab;
 
 use crate::hangup::{HangUp, Watch, Watcher};
 use crate::shared::{Group, Inbox};
@@ -67,9 +81,6 @@ const MAX_IOV: usize = 16;
 /// Stack of the publish listener's connection threads (std threads).
 const PUBLISH_THREAD_STACK: usize = 256 * 1024;
 
-/// Never set: connections served without a stop signal.
-static NEVER: AtomicBool = AtomicBool::new(false);
-
 /// Times an acceptor backed off because the process (or system) had no free
 /// descriptor and it could not shed the connection with a `503`.
 static ACCEPT_BACKOFFS: AtomicU64 = AtomicU64::new(0);
@@ -85,6 +96,8 @@ struct InboxState {
     overflow: bool,
     /// The watcher saw the client close or reset.
     hangup: bool,
+    /// The dispatcher is stopping (see `# Stopping`).
+    stop: bool,
 }
 
 /// What ended a wait on the inbox.
@@ -93,6 +106,7 @@ struct Woken {
     messages: VecDeque<Arc<Message>>,
     overflow: bool,
     hangup: bool,
+    stop: bool,
 }
 
 /// The inbox of one connection thread.
@@ -108,15 +122,16 @@ impl ThreadInbox {
     }
 
     /// Waits until a message arrives, the inbox overflows, the client hangs
-    /// up, or `deadline` passes; takes every message queued.
+    /// up, the dispatcher stops, or `deadline` passes; takes every message queued.
     fn wait(&self, deadline: Option<Instant>) -> Woken {
         let mut st = self.lock();
         loop {
-            if !st.queue.is_empty() || st.overflow || st.hangup {
+            if !st.queue.is_empty() || st.overflow || st.hangup || st.stop {
                 return Woken {
                     messages: std::mem::take(&mut st.queue),
                     overflow: st.overflow,
                     hangup: std::mem::take(&mut st.hangup),
+                    stop: st.stop,
                 };
             }
             match deadline {
@@ -134,6 +149,15 @@ impl ThreadInbox {
                 }
             }
         }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.lock().stop
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.ready.notify_one();
     }
 
     /// Throws away what is queued: messages that arrived for a subscription
@@ -173,39 +197,126 @@ impl Inbox for ThreadInbox {
     }
 }
 
-/// Serves one connection on the calling thread until it closes, without a
-/// hang-up watcher.
-pub fn serve_conn(stream: TcpStream, shared: &Arc<Shared>) {
-    serve_conn_until(stream, Instant::now(), shared, &NEVER, None)
+/// The connections a thread dispatcher serves, so that a stop can wake each
+/// one and wait for it to end (see `# Stopping`).
+#[derive(Default)]
+pub(crate) struct Live {
+    state: Mutex<LiveState>,
+    /// Signalled when the last connection unregisters.
+    empty: Condvar,
 }
 
-/// [`serve_conn`] for a connection accepted at `accepted`, closing it at its
-/// next wake-up once `stop` is set; `watcher` watches it while it is held.
+#[derive(Default)]
+struct LiveState {
+    /// Each connection's socket and inbox. The socket stays open while it is
+    /// here (its thread unregisters before closing it), so shutting it down
+    /// under the lock never reaches a descriptor number reused meanwhile.
+    conns: Slab<(RawFd, Arc<ThreadInbox>)>,
+    stopped: bool,
+}
+
+impl Live {
+    fn lock(&self) -> MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a connection; `None` once stopped (the caller closes it at once).
+    fn register(&self, fd: RawFd, inbox: &Arc<ThreadInbox>) -> Option<usize> {
+        let mut st = self.lock();
+        (!st.stopped).then(|| st.conns.insert((fd, inbox.clone())))
+    }
+
+    /// Removes a connection; call before its socket closes.
+    fn unregister(&self, key: usize) {
+        let mut st = self.lock();
+        st.conns.try_remove(key);
+        if st.conns.is_empty() {
+            self.empty.notify_all();
+        }
+    }
+
+    /// Marks every connection stopped and wakes its thread, wherever it waits;
+    /// connections registering later are refused.
+    pub(crate) fn stop(&self) {
+        let mut st = self.lock();
+        st.stopped = true;
+        for (_, (fd, inbox)) in st.conns.iter() {
+            // The mark first: a thread woken by the shutdown below (EOF, or
+            // the watcher's hang-up) finds it and delivers before closing.
+            inbox.stop();
+            // SAFETY: `fd` is open while registered (see `LiveState::conns`).
+            unsafe {
+                libc::shutdown(*fd, libc::SHUT_RD);
+            }
+        }
+    }
+
+    /// Waits until every connection has ended or `deadline` passes; then
+    /// shuts the rest down whole, which ends a write blocked on a client that
+    /// does not read, and gives their threads a moment to go.
+    pub(crate) fn wait(&self, deadline: Instant) {
+        let mut st = self.lock();
+        while !st.conns.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .empty
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        for (_, (fd, _)) in st.conns.iter() {
+            // SAFETY: as in `stop`.
+            unsafe {
+                libc::shutdown(*fd, libc::SHUT_RDWR);
+            }
+        }
+        // The threads now fail at once; they are not joined beyond this.
+        let end = Instant::now() + Duration::from_millis(100);
+        while !st.conns.is_empty() && Instant::now() < end {
+            st = self
+                .empty
+                .wait_timeout(st, end.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Serves a connection accepted at `accepted` on the calling thread until it
+/// closes or `live` stops; `watcher` watches it while it is held.
 pub(crate) fn serve_conn_until(
     stream: TcpStream,
     accepted: Instant,
     shared: &Arc<Shared>,
-    stop: &AtomicBool,
+    live: &Live,
     watcher: Option<&Watcher>,
 ) {
     shared.conn_opened();
     let inbox = Arc::new(ThreadInbox::default());
+    let registered = live.register(stream.as_raw_fd(), &inbox);
     let mut served = Served {
         conn: Conn::new(shared.config.clone(), accepted),
         group: Group(inbox.clone()),
         inbox,
         stream,
         shared,
-        stop,
         watcher,
         watch: None,
     };
     // One bad connection must never take the process down: a panic ends this
     // connection only, and its subscription is still removed from the hub.
-    if catch_unwind(AssertUnwindSafe(|| served.run())).is_err() {
+    if registered.is_some() && catch_unwind(AssertUnwindSafe(|| served.run())).is_err() {
         eprintln!("cometbench: a connection thread panicked; connection closed");
     }
     let _ = catch_unwind(AssertUnwindSafe(|| served.finish()));
+    if let Some(key) = registered {
+        live.unregister(key);
+    }
+    // Only now does the socket close.
+    drop(served);
     shared.conn_closed();
 }
 
@@ -216,7 +327,6 @@ struct Served<'a> {
     group: Group,
     stream: TcpStream,
     shared: &'a Arc<Shared>,
-    stop: &'a AtomicBool,
     watcher: Option<&'a Watcher>,
     /// Registered with the watcher at the first hold, until the end.
     watch: Option<Watch>,
@@ -227,8 +337,8 @@ impl Served<'_> {
         let _ = self.stream.set_nodelay(true);
         let _ = self.stream.set_write_timeout(Some(WRITE_TIMEOUT));
         while !self.conn.is_done() {
-            if self.stop.load(Ordering::Relaxed) {
-                self.conn.handle_close();
+            if self.inbox.is_stopped() {
+                self.stop();
                 break;
             }
             if self.conn.is_reading() {
@@ -242,6 +352,43 @@ impl Served<'_> {
             }
             self.settle();
         }
+    }
+
+    /// The dispatcher stops: hands on what is in the inbox (accepted before
+    /// publishing stopped), then ends the connection and writes out what is
+    /// queued. A write blocked past the stop's deadline is ended by the stop.
+    fn stop(&mut self) {
+        let Woken {
+            messages, overflow, ..
+        } = self.inbox.wait(None);
+        if overflow {
+            return self.drop_slow();
+        }
+        self.deliver(&messages, Instant::now());
+        self.conn.handle_shutdown();
+        self.settle();
+    }
+
+    /// Hands `messages` to the subscription held.
+    fn deliver(&mut self, messages: &VecDeque<Arc<Message>>, now: Instant) {
+        for m in messages {
+            // The inbox is per connection and outlives a subscription; a
+            // message of another channel is a leftover.
+            let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
+            if current {
+                self.shared.deliver(&mut self.conn, m, now);
+                self.drain();
+            }
+        }
+    }
+
+    /// Messages were lost for this subscriber: drop it, never silently.
+    fn drop_slow(&mut self) {
+        self.conn.handle_close();
+        self.shared
+            .counters
+            .dropped_slow
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Answers the events raised, writes what is pending, and answers the
@@ -325,8 +472,21 @@ impl Served<'_> {
             messages,
             overflow,
             hangup,
+            stop,
         } = self.inbox.wait(deadline);
         let now = Instant::now();
+        if overflow {
+            return self.drop_slow();
+        }
+        if stop {
+            // Before the hang-up: stopping shuts the read side down, which
+            // looks like one. `run` delivers the messages (put back here).
+            let mut st = self.inbox.lock();
+            let mut messages = messages;
+            messages.append(&mut st.queue);
+            st.queue = messages;
+            return;
+        }
         if hangup {
             match peer_state(&self.stream) {
                 // An edge from earlier that no longer holds: wait on.
@@ -334,15 +494,6 @@ impl Served<'_> {
                 Peer::HungUp => return self.conn.handle_eof(now),
                 Peer::Failed => return self.conn.handle_close(),
             }
-        }
-        if overflow {
-            // Messages were lost for this subscriber: drop it, never silently.
-            self.conn.handle_close();
-            self.shared
-                .counters
-                .dropped_slow
-                .fetch_add(1, Ordering::Relaxed);
-            return;
         }
         if messages.is_empty() {
             if deadline.is_some_and(|d| d <= now) {
@@ -356,15 +507,7 @@ impl Served<'_> {
             }
             return;
         }
-        for m in &messages {
-            // The inbox is per connection and outlives a subscription; a
-            // message of another channel is a leftover.
-            let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
-            if current {
-                self.shared.deliver(&mut self.conn, m, now);
-                self.drain();
-            }
-        }
+        self.deliver(&messages, now);
     }
 
     /// Writes everything pending, blocking (up to [`WRITE_TIMEOUT`] without progress).
@@ -551,26 +694,47 @@ pub(crate) fn accept_loop(
 }
 
 /// Serves publishing and `/stats` on a listener of its own (`--publish-listen`):
-/// an acceptor thread, and one std thread per connection (publishers are few).
-/// Returns the bound address. It serves until the process ends.
-pub fn serve_publish_listener(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<SocketAddr> {
+/// an acceptor thread, and one std thread per connection (publishers are few),
+/// without a hang-up watcher. Returns the bound address and what stops it.
+///
+/// The stop ends the acceptor and wakes every connection (which closes once
+/// its answer is written) without waiting for them: publishing has stopped
+/// already, so a publish they still read is refused.
+pub(crate) fn publish_listener(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+) -> io::Result<(SocketAddr, Box<dyn FnOnce() + Send>)> {
     let listener = crate::listen::listener(addr)?;
     let bound = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("publish-accept".into())
-        .spawn(move || {
-            accept_loop(&listener, &NEVER, &shared, |stream, _| {
-                let for_thread = shared.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("publish-conn".into())
-                    .stack_size(PUBLISH_THREAD_STACK)
-                    .spawn(move || serve_conn(stream, &for_thread));
-                if spawned.is_err() {
-                    // The stream was moved into the closure and dropped with
-                    // it: the client sees the connection close.
-                    shared.conn_refused();
-                }
-            })
-        })?;
-    Ok(bound)
+    let waker = listener.try_clone()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Live::default());
+    let acceptor = {
+        let (stop, live) = (stop.clone(), live.clone());
+        std::thread::Builder::new()
+            .name("publish-accept".into())
+            .spawn(move || {
+                accept_loop(&listener, &stop, &shared, |stream, accepted| {
+                    let (for_thread, live) = (shared.clone(), live.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("publish-conn".into())
+                        .stack_size(PUBLISH_THREAD_STACK)
+                        .spawn(move || {
+                            serve_conn_until(stream, accepted, &for_thread, &live, None)
+                        });
+                    if spawned.is_err() {
+                        // The stream was moved into the closure and dropped with
+                        // it: the client sees the connection close.
+                        shared.conn_refused();
+                    }
+                })
+            })?
+    };
+    let stop_fn = move || {
+        stop.store(true, Ordering::Relaxed);
+        wake_acceptor(&waker);
+        let _ = acceptor.join();
+        live.stop();
+    };
+    Ok((bound, Box::new(stop_fn)))
 }

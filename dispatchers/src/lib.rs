@@ -8,10 +8,29 @@
 //!   worker holds its connection until it closes.
 //! - [`reactor`]: mio readiness loops, one per thread.
 //! - [`uring`]: io_uring completion loops, one ring per thread.
+//!
+//! # Stopping
+//! [`Running::stop`] is graceful, in the same order in every dispatcher, so
+//! that a restart under load loses no message the server accepted:
+//! 1. publishing stops ([`Shared::stop_publishing`]): from then on a publish,
+//!    on any listener, is answered `503` and its connection closed, and the
+//!    separate publish listener stops accepting;
+//! 2. the dispatcher stops accepting, and every group drains its inbox,
+//!    handing each message accepted before step 1 to its subscribers;
+//! 3. every connection ends ([`comet::Conn::handle_shutdown`]): a long-poll
+//!    held with no message is closed, a stream or a response keeps what is
+//!    queued, and that output is written out;
+//! 4. connections close once flushed, and `stop` returns. Clients that do not
+//!    read get [`STOP_GRACE`] in all, counted from the start of the stop;
+//!    what they have not taken by then is dropped.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a stop waits for connections to take their last output.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub mod blocking;
 pub mod hangup;
@@ -93,6 +112,8 @@ pub struct Running {
     pub publish_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     stop: Box<dyn FnOnce() + Send>,
+    /// Stops the separate publish listener's acceptor.
+    publish_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Running {
@@ -102,12 +123,18 @@ impl Running {
             publish_addr: None,
             shared,
             stop,
+            publish_stop: None,
         }
     }
 
-    /// Stops accepting and asks the dispatcher's threads to end. Connections
-    /// still held may be cut off.
+    /// Stops gracefully (see `# Stopping`): refuses publishes, delivers
+    /// what was accepted, flushes and closes every connection, and returns
+    /// within about [`STOP_GRACE`].
     pub fn stop(self) {
+        self.shared.stop_publishing();
+        if let Some(stop) = self.publish_stop {
+            stop();
+        }
         (self.stop)()
     }
 }
@@ -121,10 +148,9 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
         Kind::Uring => uring::start(&opts)?,
     };
     if let Some(addr) = opts.publish_listen {
-        running.publish_addr = Some(blocking::serve_publish_listener(
-            addr,
-            running.shared.clone(),
-        )?);
+        let (addr, stop) = blocking::publish_listener(addr, running.shared.clone())?;
+        running.publish_addr = Some(addr);
+        running.publish_stop = Some(stop);
     }
     Ok(running)
 }

@@ -13,6 +13,16 @@
 //! mio is edge-triggered: a readable connection is read until `WouldBlock`
 //! (or EOF), and output is written until `WouldBlock`, after which writable
 //! interest is registered until the output is gone.
+//!
+//! # Stopping
+//! Publishing has stopped before the reactors are told ([`crate`]
+//! `# Stopping`), so every accepted message is in the inboxes by then. A
+//! reactor that sees the stop flag leaves its loop and, in [`Reactor::drain`]:
+//! stops accepting (the listener leaves the poll set), drains its inbox into
+//! its connections, ends every connection ([`Conn::handle_shutdown`]: a
+//! long-poll held with no message closes at once), and goes on polling only to
+//! write what is queued and to see clients go, until no connection is left or
+//! [`crate::STOP_GRACE`] has passed. Connections left then are cut off.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -135,6 +145,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         );
     }
     let stop_fn = move || {
+        // Publishing has stopped already; `drain` relies on it.
         stop.store(true, Ordering::SeqCst);
         for inbox in &inboxes {
             let _ = inbox.waker.wake();
@@ -149,7 +160,9 @@ pub fn start(opts: &Options) -> io::Result<Running> {
 impl Reactor {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
-        while !self.stop.load(Ordering::Relaxed) {
+        // Acquire: pairs with the SeqCst store in `stop_fn`, so the messages
+        // published before it are in the inbox when `drain` looks.
+        while !self.stop.load(Ordering::Acquire) {
             let timeout = self.next_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -184,6 +197,54 @@ impl Reactor {
                 self.housekeeping();
                 self.next_housekeeping = now + HOUSEKEEPING;
             }
+        }
+        self.drain(&mut events);
+    }
+
+    /// Stops gracefully (see `# Stopping`).
+    fn drain(&mut self, events: &mut Events) {
+        let deadline = Instant::now() + crate::STOP_GRACE;
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        self.accept_paused_until = None;
+        let now = Instant::now();
+        self.drain_inbox(now);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.conns[key].conn.handle_shutdown();
+            self.after(key, now);
+        }
+        while !self.conns.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if let Err(e) = self.poll.poll(events, Some(deadline - now)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                let Token(key) = ev.token();
+                if ev.token() == LISTENER || ev.token() == WAKE || !self.conns.contains(key) {
+                    continue;
+                }
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(key, now);
+                }
+                if ev.is_writable() && self.conns.contains(key) {
+                    self.flush(key);
+                }
+                self.after(key, now);
+            }
+        }
+        // Clients that did not take their output in time: cut off.
+        let now = Instant::now();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.conns[key].conn.handle_close();
+            self.after(key, now);
         }
     }
 

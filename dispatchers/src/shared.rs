@@ -7,9 +7,16 @@
 //! publish hands the message to each group's [`Inbox`] once; the group then
 //! writes to its own subscribers. Delivery happens with the hub locked, so every
 //! group sees a channel's messages in id order.
+//!
+//! # Closing publishing
+//! A stop begins with [`Shared::stop_publishing`], which raises a flag with
+//! the hub locked; [`Shared::publish`] checks it with the hub locked too. So
+//! once `stop_publishing` has returned, every publish answered `202` has its
+//! message in the inboxes already, and none will be added: a group that
+//! drains its inbox after that hands every accepted message on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,6 +65,9 @@ pub struct Shared {
     /// The dispatcher's settings, for `/stats`.
     pub settings: serde_json::Value,
     hub: Mutex<Hub<Group>>,
+    /// Publishing has stopped (see `# Closing publishing`). Read and written
+    /// with the hub locked only, so the lock orders it.
+    publishing_closed: AtomicBool,
     started: Instant,
     trim: Trim,
 }
@@ -66,6 +76,7 @@ impl Shared {
     pub fn new(config: Config, name: &'static str, settings: serde_json::Value) -> Shared {
         Shared {
             hub: Mutex::new(Hub::new(config.backlog)),
+            publishing_closed: AtomicBool::new(false),
             config: Arc::new(config),
             counters: Counters::default(),
             name,
@@ -90,14 +101,25 @@ impl Shared {
     }
 
     /// Publishes and hands the message to every group with subscribers on the
-    /// channel. Returns the id given and the subscriber count.
-    pub fn publish(&self, channel: &str, data: Box<str>) -> (u64, u64) {
+    /// channel. Returns the id given and the subscriber count, or `None` once
+    /// publishing has stopped.
+    pub fn publish(&self, channel: &str, data: Box<str>) -> Option<(u64, u64)> {
         let mut hub = self.hub();
+        if self.publishing_closed.load(Ordering::Relaxed) {
+            return None;
+        }
         let p = hub.publish(channel, data);
         for g in &p.groups {
             g.0.deliver(&p.message);
         }
-        (p.message.id(), p.subscribers)
+        Some((p.message.id(), p.subscribers))
+    }
+
+    /// Refuses every publish from now on. When this returns, a publish that
+    /// was accepted has its message in every inbox it goes to.
+    pub fn stop_publishing(&self) {
+        let _hub = self.hub();
+        self.publishing_closed.store(true, Ordering::Relaxed);
     }
 
     /// The `/stats` document.
@@ -152,10 +174,10 @@ impl Shared {
                     local(&channel, false);
                     self.unsubscribe(&channel, group);
                 }
-                Event::Publish { channel, data } => {
-                    let (id, subscribers) = self.publish(&channel, data);
-                    conn.handle_published(id, subscribers, now);
-                }
+                Event::Publish { channel, data } => match self.publish(&channel, data) {
+                    Some((id, subscribers)) => conn.handle_published(id, subscribers, now),
+                    None => conn.handle_publish_refused(now),
+                },
                 Event::Stats => conn.handle_stats(self.stats_json(), now),
             }
         }

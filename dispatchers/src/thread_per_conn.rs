@@ -26,10 +26,13 @@
 //! pages only, so a smaller stack would save address space, not memory.
 //!
 //! # Stopping
-//! `stop` sets a flag and shuts the listener down, which wakes the acceptor;
-//! it returns once the acceptor has ended. Connection threads are not joined:
-//! each closes its connection at its next wake-up (a message, a heartbeat, a
-//! read), or ends with the process.
+//! After publishing has stopped ([`crate`] `# Stopping`), `stop` sets a flag
+//! and shuts the listener down, which wakes the acceptor, and waits for it to
+//! end. Then it wakes every connection thread through the [`Live`] set: each
+//! hands on the messages in its inbox, writes out what is queued and closes
+//! (see [`crate::blocking`] `# Stopping`). `stop` returns once every thread
+//! has unregistered, or after [`crate::STOP_GRACE`] with the stragglers'
+//! sockets shut down. The threads are detached, not joined.
 
 use std::io;
 use std::net::TcpStream;
@@ -38,7 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::blocking::{accept_loop, refuse, serve_conn_until, wake_acceptor};
+use crate::blocking::{accept_loop, refuse, serve_conn_until, wake_acceptor, Live};
 use crate::hangup::Watcher;
 use crate::memory::release_stack;
 use crate::{Kind, Options, Running, Shared};
@@ -58,6 +61,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Live::default());
     let watcher = {
         let shared = shared.clone();
         Watcher::start(move || {
@@ -67,18 +71,22 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let acceptor = {
         let shared = shared.clone();
         let stop = stop.clone();
+        let live = live.clone();
         std::thread::Builder::new()
             .name("tpc-accept".into())
             .spawn(move || {
                 accept_loop(&listener, &stop, &shared, |stream, accepted| {
-                    spawner.spawn(stream, accepted, &shared, &stop, &watcher)
+                    spawner.spawn(stream, accepted, &shared, &live, &watcher)
                 })
             })?
     };
     let stop_fn = move || {
+        let deadline = Instant::now() + crate::STOP_GRACE;
         stop.store(true, Ordering::Relaxed);
         wake_acceptor(&waker);
         let _ = acceptor.join();
+        live.stop();
+        live.wait(deadline);
     };
     Ok(Running::new(addr, shared, Box::new(stop_fn)))
 }
@@ -120,14 +128,14 @@ impl Spawner {
         stream: TcpStream,
         accepted: Instant,
         shared: &Arc<Shared>,
-        stop: &Arc<AtomicBool>,
+        live: &Arc<Live>,
         watcher: &Arc<Watcher>,
     ) {
         let start = Box::into_raw(Box::new(Start {
             stream,
             accepted,
             shared: shared.clone(),
-            stop: stop.clone(),
+            live: live.clone(),
             watcher: watcher.clone(),
         }));
         let mut thread: libc::pthread_t = 0;
@@ -171,7 +179,7 @@ struct Start {
     stream: TcpStream,
     accepted: Instant,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    live: Arc<Live>,
     watcher: Arc<Watcher>,
 }
 
@@ -193,10 +201,10 @@ extern "C" fn conn_thread(arg: *mut libc::c_void) -> *mut libc::c_void {
             stream,
             accepted,
             shared,
-            stop,
+            live,
             watcher,
         } = *start;
-        serve_conn_until(stream, accepted, &shared, &stop, Some(&watcher));
+        serve_conn_until(stream, accepted, &shared, &live, Some(&watcher));
     }));
     // glibc keeps the stacks of ended threads (up to 40 MiB of them) with
     // the pages they touched; give back what lies below this frame first.

@@ -24,10 +24,15 @@
 //! allocations landed in the fragmented arenas.
 //!
 //! # Stopping
-//! `stop` sets a flag, shuts the listener down (which wakes the acceptor) and
-//! returns once the acceptor has ended, which drops the channel's sender.
-//! Workers close connections still waiting in the channel, close the one they
-//! hold at its next wake-up, and end when the channel is empty.
+//! After publishing has stopped ([`crate`] `# Stopping`), `stop` sets a flag,
+//! shuts the listener down (which wakes the acceptor) and waits for the
+//! acceptor to end, which drops the channel's sender. Then it wakes every
+//! worker holding a connection through the [`Live`] set: each hands on the
+//! messages in its inbox, writes out what is queued and closes the connection
+//! (see [`crate::blocking`] `# Stopping`); `stop` returns once all have, or
+//! after [`crate::STOP_GRACE`]. Workers close connections still waiting in
+//! the channel unserved (nothing of theirs was accepted) and end when it is
+//! empty.
 
 use std::io;
 use std::net::TcpStream;
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::blocking::{accept_loop, serve_conn_until, wake_acceptor};
+use crate::blocking::{accept_loop, serve_conn_until, wake_acceptor, Live};
 use crate::hangup::Watcher;
 use crate::memory::release_stack;
 use crate::{Kind, Options, Running, Shared};
@@ -54,6 +59,7 @@ struct Pool {
     rx: Receiver<(TcpStream, Instant)>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    live: Arc<Live>,
     watcher: Arc<Watcher>,
 }
 
@@ -96,7 +102,7 @@ fn worker(pool: Arc<Pool>) {
             stream,
             accepted,
             &pool.shared,
-            &pool.stop,
+            &pool.live,
             Some(&pool.watcher),
         );
     }
@@ -124,6 +130,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         rx,
         shared: shared.clone(),
         stop: stop.clone(),
+        live: Arc::new(Live::default()),
         watcher,
     });
     for i in 0..opts.pool_size.max(1) {
@@ -144,10 +151,14 @@ pub fn start(opts: &Options) -> io::Result<Running> {
                 drop(tx);
             })?
     };
+    let live = pool.live.clone();
     let stop_fn = move || {
+        let deadline = Instant::now() + crate::STOP_GRACE;
         stop.store(true, Ordering::Relaxed);
         wake_acceptor(&waker);
         let _ = acceptor.join();
+        live.stop();
+        live.wait(deadline);
     };
     Ok(Running::new(addr, shared, Box::new(stop_fn)))
 }

@@ -379,6 +379,134 @@ pub fn restart_on_the_same_port_and_resume(kind: Kind) {
     srv.stop();
 }
 
+/// A restart under load: the server is stopped right after a publish was
+/// answered `202`, with no pause between. Every subscriber, of every
+/// transport, must get that message before its connection closes; a
+/// long-poll held on a channel with no message is simply closed. A few
+/// rounds, as the stop races the delivery.
+pub fn stop_delivers_what_was_accepted(kind: Kind) {
+    const PER_TRANSPORT: usize = 3;
+    let transports = [
+        Transport::Sse,
+        Transport::Stream,
+        Transport::Iframe,
+        Transport::Longpoll,
+    ];
+    for round in 0..5 {
+        let srv = server(kind, quick());
+        let a = srv.addr;
+        let mut subs: Vec<(Transport, Sub)> = transports
+            .iter()
+            .flat_map(|&t| (0..PER_TRANSPORT).map(move |_| t))
+            .map(|t| (t, Sub::open(a, "bye", t, "", "")))
+            .collect();
+        let mut idle = Sub::open(a, "quiet", Transport::Longpoll, "", "");
+        wait_subscribers(a, subs.len() as u64 + 1, Duration::from_secs(5));
+        // Warm the streams up to a message each, so the last one is not
+        // also the first bytes of a response.
+        assert_eq!(publish(a, "bye", "before"), 1);
+        for (t, s) in &mut subs {
+            if *t != Transport::Longpoll {
+                assert_eq!(s.wait_messages(1)[0].0, 1, "{t:?}");
+            }
+        }
+        // The long-polls were answered; poll again (and again wait until
+        // they are held, or the message would only reach the backlog).
+        for (t, s) in &mut subs {
+            if *t == Transport::Longpoll {
+                assert!(s.read_until(Duration::from_secs(5), |s| s.ended), "{t:?}");
+                s.items.clear();
+                s.repoll("bye", "&since=1");
+            }
+        }
+        wait_subscribers(a, subs.len() as u64 + 1, Duration::from_secs(5));
+        assert_eq!(publish(a, "bye", "last words"), 2);
+        let started = Instant::now();
+        srv.stop();
+        let took = started.elapsed();
+        for (t, s) in &mut subs {
+            assert!(
+                s.read_to_close(Duration::from_secs(5)),
+                "{} round {round}: {t:?} not closed",
+                kind.name()
+            );
+            assert!(
+                s.messages().contains(&(2, "last words".to_string())),
+                "{} round {round}: {t:?} lost the last message: {:?}",
+                kind.name(),
+                s.items
+            );
+        }
+        assert!(idle.read_to_close(Duration::from_secs(5)), "idle long-poll");
+        assert!(idle.messages().is_empty(), "{:?}", idle.items);
+        // Every client read: nothing waited for the deadline.
+        assert!(
+            took < dispatchers::STOP_GRACE,
+            "{}: stop took {took:?}",
+            kind.name()
+        );
+    }
+}
+
+/// Once a stop has begun, no publish is accepted, on the main listener or
+/// on the publish listener: `503`, and the connection closes.
+pub fn publish_refused_once_stopping(kind: Kind) {
+    let srv = dispatchers::start(
+        kind,
+        Options {
+            config: quick(),
+            threads: 2,
+            publish_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let a = srv.addr;
+    let p = srv.publish_addr.unwrap();
+    assert_eq!(publish(a, "c", "one"), 1);
+    assert_eq!(publish(p, "c", "two"), 2);
+    srv.shared.stop_publishing();
+    for addr in [a, p] {
+        let (head, _) = request(
+            addr,
+            comet::client::publish_request("c", "three", None).as_bytes(),
+        );
+        assert_eq!(head.status, 503, "{}", kind.name());
+        assert!(head.close);
+    }
+    assert_eq!(stats(a)["published"], 2);
+    srv.stop();
+}
+
+/// A client that does not read does not hold a stop up past its deadline.
+pub fn stop_does_not_wait_for_a_client_that_does_not_read(kind: Kind) {
+    let srv = server(
+        kind,
+        Config {
+            max_queue: 256 << 20,
+            ..quick()
+        },
+    );
+    let a = srv.addr;
+    let mut s = Sub::open(a, "full", Transport::Stream, "", "");
+    s.wait_head();
+    wait_subscribers(a, 1, Duration::from_secs(5));
+    // Far more than the socket buffers hold; the subscriber reads nothing.
+    let big = "x".repeat(60 * 1024);
+    for _ in 0..400 {
+        publish(a, "full", &big);
+    }
+    let started = Instant::now();
+    srv.stop();
+    let took = started.elapsed();
+    assert!(
+        took < dispatchers::STOP_GRACE + Duration::from_secs(2),
+        "{}: stop took {took:?}",
+        kind.name()
+    );
+    drop(s);
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -393,6 +521,9 @@ macro_rules! conformance {
             #[test] fn broadcast_to_1000_sse() { super::broadcast_to_1000_sse($kind) }
             #[test] fn keep_alive_and_pipelining() { super::keep_alive_and_pipelining($kind) }
             #[test] fn restart_on_the_same_port_and_resume() { super::restart_on_the_same_port_and_resume($kind) }
+            #[test] fn stop_delivers_what_was_accepted() { super::stop_delivers_what_was_accepted($kind) }
+            #[test] fn publish_refused_once_stopping() { super::publish_refused_once_stopping($kind) }
+            #[test] fn stop_does_not_wait_for_a_client_that_does_not_read() { super::stop_does_not_wait_for_a_client_that_does_not_read($kind) }
         }
     )*};
 }

@@ -23,6 +23,17 @@
 //! connection's recv and send (by `user_data`), hard-linked to the `Close`
 //! that frees the table slot. Completions that arrive for a closing slot only
 //! give back their buffer and mark the operation ended.
+//!
+//! # Stopping
+//! Publishing has stopped before the rings are told ([`crate`] `# Stopping`),
+//! so every accepted message is in the inboxes by then. A ring that sees the
+//! stop leaves its loop and, in [`Ring::drain`]: cancels its accept, drains its
+//! inbox into its connections, ends every connection
+//! ([`Conn::handle_shutdown`]: a long-poll held with no message closes at
+//! once), and goes on completing sends (and seeing clients go) until every
+//! connection is closing or [`crate::STOP_GRACE`] has passed. Then
+//! [`Ring::shutdown`] cuts off what is left and waits for the kernel to let go
+//! of every buffer.
 
 use std::collections::VecDeque;
 use std::io;
@@ -174,8 +185,60 @@ impl Ring {
                 self.stopping = true;
             }
         }
+        if result.is_ok() {
+            self.drain();
+        }
         self.shutdown();
         result
+    }
+
+    /// Stops gracefully (see `# Stopping`); `stopping` is set.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + crate::STOP_GRACE;
+        // Rather than take and close new connections for the whole drain.
+        self.cancel_fd(self.accept_armed, self.listener.as_raw_fd());
+        let now = Instant::now();
+        self.deliver_inbox(now);
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, s)| !s.closing)
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.conns[key].conn.handle_shutdown();
+            self.settle(key, now);
+        }
+        while self.conns.iter().any(|(_, s)| !s.closing) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if self.flush_backlog().is_err() {
+                break;
+            }
+            let ts = Timespec::from(deadline - now);
+            match self
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) || e.raw_os_error() == Some(libc::ETIME) => {}
+                Err(_) => break,
+            }
+            self.reap(Instant::now());
+        }
+    }
+
+    /// Cancels every operation armed on `fd` (the listener, the eventfd).
+    fn cancel_fd(&mut self, armed: bool, fd: i32) {
+        if armed {
+            let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+                .build()
+                .user_data(Token::new(Op::Cancel, 0, 0).encode());
+            self.push(&[sqe]);
+        }
     }
 
     // ----- submitting and waiting -----
@@ -673,6 +736,12 @@ impl Ring {
             return;
         }
         self.waker.clear();
+        self.deliver_inbox(now);
+        self.arm_wake();
+    }
+
+    /// Hands every message in the inbox to this ring's subscribers.
+    fn deliver_inbox(&mut self, now: Instant) {
         while let Ok(msg) = self.inbox.try_recv() {
             for key in self.local.keys(msg.channel()) {
                 let Some(slot) = self.conns.get_mut(key) else {
@@ -685,7 +754,6 @@ impl Ring {
                 self.settle(key, now);
             }
         }
-        self.arm_wake();
     }
 
     // ----- stopping -----
@@ -705,17 +773,8 @@ impl Ring {
             self.conns[key].conn.handle_close();
             self.settle(key, now);
         }
-        for (armed, fd) in [
-            (self.accept_armed, self.listener.as_raw_fd()),
-            (self.wake_armed, self.waker.fd()),
-        ] {
-            if armed {
-                let sqe = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
-                    .build()
-                    .user_data(Token::new(Op::Cancel, 0, 0).encode());
-                self.push(&[sqe]);
-            }
-        }
+        self.cancel_fd(self.accept_armed, self.listener.as_raw_fd());
+        self.cancel_fd(self.wake_armed, self.waker.fd());
         let deadline = now + DRAIN_ON_STOP;
         while self.is_busy() && Instant::now() < deadline {
             let _ = self.flush_backlog();

@@ -180,6 +180,30 @@ impl Sub {
         true
     }
 
+    /// Reads until the server closes the connection (EOF or reset); returns
+    /// whether it did within `within`.
+    pub fn read_to_close(&mut self, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        let mut buf = [0u8; 8192];
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(end - now)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => self.feed(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
     pub fn wait_head(&mut self) -> &ResponseHead {
         assert!(
             self.read_until(Duration::from_secs(10), |s| s.head.is_some()),
