@@ -278,8 +278,9 @@ fn serve(a: ServeArgs) -> Result<()> {
         sig.unwrap_or(0),
         running.shared.stats_json()
     );
-    // Thread dispatchers may hold thousands of blocked threads: stop what
-    // stops promptly, and let process exit close the rest.
+    // Publishing stops first, then what was accepted is delivered and
+    // flushed for at most STOP_GRACE (2 s: a client that does not read does
+    // not hold the stop up); process exit closes what is left.
     running.stop();
     Ok(())
 }
