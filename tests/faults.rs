@@ -214,8 +214,11 @@ fn restart_is_survived_and_losses_reported() {
     assert_passed(&run, "restart", 8);
     for c in run["cases"].as_array().unwrap() {
         let f = &c["fault"];
-        assert_eq!(f["counts"]["server_drops"], 200, "{}", c["target"]);
-        assert_eq!(f["counts"]["reconnects"], 200, "{}", c["target"]);
+        // A subscriber that came back to the old server while it was still
+        // stopping is dropped twice: every drop must be followed by a return.
+        let drops = f["counts"]["server_drops"].as_u64().unwrap();
+        assert!(drops >= 200, "{}: {drops} drops", c["target"]);
+        assert_eq!(f["counts"]["reconnects"], drops, "{}", c["target"]);
         assert!(f["restart"]["new_pid"].is_number());
         assert_ne!(f["restart"]["new_pid"], f["restart"]["old_pid"]);
         // Subscribers saw messages from both lives of the server.
