@@ -919,6 +919,19 @@ fn judge(f: &Fault, case: &Case, fr: &mut FaultResult) {
             ),
         );
     };
+    let all_delivered = |check: &mut dyn FnMut(&str, bool, String), what: &str| {
+        check(
+            what,
+            d.expected > 0
+                && d.received >= d.expected
+                && failed == 0
+                && case.connections.disconnects == 0,
+            format!(
+                "{} of {} delivered, {} disconnected, {failed} failed",
+                d.received, d.expected, case.connections.disconnects
+            ),
+        );
+    };
     match f.kind {
         FaultKind::Disconnect => {
             let subscribed = case.connections.subscribed;
@@ -983,17 +996,7 @@ fn judge(f: &Fault, case: &Case, fr: &mut FaultResult) {
                     growth as f64 / 1048576.0
                 ),
             );
-            check(
-                "healthy subscribers got everything",
-                d.expected > 0
-                    && d.received >= d.expected
-                    && failed == 0
-                    && case.connections.disconnects == 0,
-                format!(
-                    "{} of {} delivered, {} disconnected, {failed} failed",
-                    d.received, d.expected, case.connections.disconnects
-                ),
-            );
+            all_delivered(&mut check, "healthy subscribers got everything");
             clean(&mut check);
         }
         FaultKind::Slowloris => {
@@ -1026,17 +1029,7 @@ fn judge(f: &Fault, case: &Case, fr: &mut FaultResult) {
                     probe.answered, probe.tried, probe.p50_ms, probe.max_ms
                 ),
             );
-            check(
-                "subscribers got everything",
-                d.expected > 0
-                    && d.received >= d.expected
-                    && failed == 0
-                    && case.connections.disconnects == 0,
-                format!(
-                    "{} of {} delivered, {} disconnected, {failed} failed",
-                    d.received, d.expected, case.connections.disconnects
-                ),
-            );
+            all_delivered(&mut check, "subscribers got everything");
             clean(&mut check);
         }
         FaultKind::Restart => {

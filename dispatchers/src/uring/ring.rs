@@ -199,12 +199,7 @@ impl Ring {
         self.cancel_fd(self.accept_armed, self.listener.as_raw_fd());
         let now = Instant::now();
         self.deliver_inbox(now);
-        let keys: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, s)| !s.closing)
-            .map(|(k, _)| k)
-            .collect();
+        let keys = self.open_keys();
         for key in keys {
             self.conns[key].conn.handle_shutdown();
             self.settle(key, now);
@@ -758,17 +753,21 @@ impl Ring {
 
     // ----- stopping -----
 
+    /// Keys of the connections not yet closing.
+    fn open_keys(&self) -> Vec<usize> {
+        self.conns
+            .iter()
+            .filter(|(_, s)| !s.closing)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// Closes every connection and waits (boundedly) for the kernel to finish
     /// with every operation, so that no buffer is freed while it may be used.
     fn shutdown(&mut self) {
         self.stopping = true;
         let now = Instant::now();
-        let keys: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, s)| !s.closing)
-            .map(|(k, _)| k)
-            .collect();
+        let keys = self.open_keys();
         for key in keys {
             self.conns[key].conn.handle_close();
             self.settle(key, now);
