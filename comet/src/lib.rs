@@ -5,6 +5,7 @@
 //! ([`transport`]), the channel hub with ids and backlog ([`hub`]), the
 //! per-connection state machine every dispatcher drives ([`Conn`]), and the
 //! client-side decoders ([`client`]) that the load generator and tests use.
+//! WebSocket's handshake and frame codec, both ends, are in [`ws`].
 //!
 //! It leaves out everything that waits: no sockets, no threads, no clock.
 //! Time is always passed in as an `Instant`, so heartbeats and timeouts are
@@ -18,6 +19,7 @@ pub mod message;
 pub mod request;
 pub mod route;
 pub mod transport;
+pub mod ws;
 
 pub use config::Config;
 pub use conn::{Conn, Event};
