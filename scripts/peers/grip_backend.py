@@ -12,7 +12,8 @@ keep up with thousands per second, and Pushpin answered 502):
         the transport's content type, prelude and keep-alive, or response
         (longpoll) with Grip-Timeout: POLL_TIMEOUT and `[]` as the answer when
         nothing was published in time. Without ?transport=, Accept:
-        text/event-stream means sse, anything else longpoll (as DESIGN.md 3).
+        text/event-stream means sse, anything else longpoll (as docs/DESIGN.md,
+        Wire protocol, says).
     GET /ready
         200 "ok", no GRIP: proves the path client -> Pushpin -> backend.
 

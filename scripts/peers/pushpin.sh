@@ -27,8 +27,8 @@
 #   subscribe   GET  http://127.0.0.1:PORT/sub/{channel}?transport={transport}
 #       The backend answers Grip-Channel: {channel} and Grip-Hold: stream
 #       (sse, stream, iframe: content type, prelude, a keep-alive every
-#       HEARTBEAT seconds as in DESIGN.md 3) or response (longpoll: held up to
-#       POLL_TIMEOUT, then `[]`).
+#       HEARTBEAT seconds, as in docs/DESIGN.md, Wire protocol) or response
+#       (longpoll: held up to POLL_TIMEOUT, then `[]`).
 #   publish     POST http://127.0.0.1:PUBLISH_PORT/publish/
 #       Content-Type: application/json, GRIP items:
 #       {"items":[{"channel":"{channel}","formats":{
