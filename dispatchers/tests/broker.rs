@@ -597,3 +597,35 @@ fn broker_restart_with_its_data_loses_nothing() {
 fn broker_restart_without_its_data_is_reported() {
     broker_restart(false);
 }
+
+/// scripts/broker/redis.sh: loopback only, protected mode, no persistence,
+/// and on SIGTERM both Redis and its private directory are gone.
+#[test]
+fn the_broker_script_keeps_to_itself() {
+    let redis = Redis::start();
+    let mut admin = redis.conn();
+    let get = |admin: &mut redis::Connection, key: &str| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(key)
+            .query(admin)
+            .unwrap();
+        v[1].clone()
+    };
+    assert_eq!(get(&mut admin, "bind"), "127.0.0.1");
+    assert_eq!(get(&mut admin, "protected-mode"), "yes");
+    assert_eq!(get(&mut admin, "save"), "");
+    assert_eq!(get(&mut admin, "appendonly"), "no");
+    // Redis works in its `dir`: the script's private directory.
+    let dir = std::fs::read_link(format!("/proc/{}/cwd", redis.pid)).unwrap();
+    assert!(dir.join("redis.conf").is_file(), "{}", dir.display());
+    let pid = redis.pid;
+    drop((admin, redis));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+    assert_ne!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "redis-server still running"
+    );
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 /// The data structure that holds a channel's backlog at the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Structure {
-    /// A list, oldest first: `RPUSH` and `LTRIM`. The default (measured
-    /// cheaper per publish; see `README`'s broker section).
+    /// A list, oldest first: `RPUSH` and `LTRIM`. The default: cheaper in
+    /// CPU and memory per message (see the module's `# Why a list`).
     List,
     /// A stream: `XADD MAXLEN`, entry ids `ID-0`, `XRANGE` to read.
     Stream,

@@ -13,7 +13,7 @@ use super::message::Replay;
 use super::session::{self, Session};
 use super::sink::Sink;
 use super::stats::{Counters, Stats};
-use super::worker::{self, Job};
+use super::worker::{self, Job, Request};
 
 /// What the worker and the reader share.
 pub(crate) struct Inner {
@@ -89,29 +89,22 @@ impl Link {
         data: &str,
         done: impl FnOnce(Result<u64, Error>) + Send + 'static,
     ) {
-        self.send(
-            Job::Publish {
-                channel: channel.to_string(),
-                data: data.to_string(),
-                done: Box::new(done),
-            },
-            |job| {
-                if let Job::Publish { done, .. } = job {
-                    done(Err(Error::Stopped))
-                }
-            },
-        );
+        self.request(Request::Publish {
+            channel: channel.to_string(),
+            data: data.to_string(),
+            done: Box::new(done),
+        });
     }
 
     /// Begins to follow `channel`: live messages go to the sink after its
     /// [`Sink::followed`]. Following a followed channel does nothing.
     pub fn follow(&self, channel: &str) {
-        self.send(Job::Follow(channel.to_string()), drop);
+        let _ = self.inner.jobs.send(Job::Follow(channel.to_string()));
     }
 
     /// Stops following `channel`.
     pub fn unfollow(&self, channel: &str) {
-        self.send(Job::Unfollow(channel.to_string()), drop);
+        let _ = self.inner.jobs.send(Job::Unfollow(channel.to_string()));
     }
 
     /// Reads the shared backlog of `channel` after `since`; `done` gets it,
@@ -122,18 +115,11 @@ impl Link {
         since: u64,
         done: impl FnOnce(Result<Replay, Error>) + Send + 'static,
     ) {
-        self.send(
-            Job::Replay {
-                channel: Arc::from(channel),
-                since,
-                done: Box::new(done),
-            },
-            |job| {
-                if let Job::Replay { done, .. } = job {
-                    done(Err(Error::Stopped))
-                }
-            },
-        );
+        self.request(Request::Replay {
+            channel: Arc::from(channel),
+            since,
+            done: Box::new(done),
+        });
     }
 
     /// Whether the broker connection is up now.
@@ -158,10 +144,12 @@ impl Link {
         &self.inner.config
     }
 
-    /// Queues `job`; when the worker is gone, `refuse` gets it back.
-    fn send(&self, job: Job, refuse: impl FnOnce(Job)) {
-        if let Err(e) = self.inner.jobs.send(job) {
-            refuse(e.into_inner());
+    /// Queues `request`; when the worker is gone, it fails at once.
+    fn request(&self, request: Request) {
+        if let Err(e) = self.inner.jobs.send(Job::Request(request)) {
+            if let Job::Request(r) = e.into_inner() {
+                r.fail(&self.inner, Error::Stopped);
+            }
         }
     }
 }

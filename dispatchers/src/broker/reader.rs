@@ -12,7 +12,7 @@ use super::link::Inner;
 use super::message::Message;
 use super::stats::add;
 use super::wire;
-use super::worker::Job;
+use super::worker::{Job, Request};
 
 pub(crate) fn spawn(
     session: u64,
@@ -52,7 +52,7 @@ fn run(stream: &TcpStream, inner: &Inner) {
                 };
                 let catch_up = inner.table().handle_confirmed(channel);
                 if let Some(c) = catch_up {
-                    let _ = inner.jobs.send(Job::CatchUp(c));
+                    let _ = inner.jobs.send(Job::Request(Request::CatchUp(c)));
                 }
             }
             [Value::BulkString(kind), Value::BulkString(mark)] if kind == b"pong" => {
@@ -96,6 +96,6 @@ fn live(inner: &Inner, topic: &[u8], payload: &[u8]) {
         .table()
         .handle_live(message, &*inner.sink, &inner.counters);
     if let Some(c) = catch_up {
-        let _ = inner.jobs.send(Job::CatchUp(c));
+        let _ = inner.jobs.send(Job::Request(Request::CatchUp(c)));
     }
 }

@@ -23,18 +23,8 @@ pub(crate) type ReplayDone = Box<dyn FnOnce(Result<Replay, Error>) + Send>;
 
 /// What the link's other parts ask of the worker.
 pub(crate) enum Job {
-    Publish {
-        channel: String,
-        data: String,
-        done: PublishDone,
-    },
-    Replay {
-        channel: Arc<str>,
-        since: u64,
-        done: ReplayDone,
-    },
-    /// From the reader: a channel needs its backlog read.
-    CatchUp(CatchUp),
+    /// From the owner (publish, replay) or the reader (a catch-up).
+    Request(Request),
     Follow(String),
     Unfollow(String),
     /// From a session's reader: its connection closed.
@@ -43,7 +33,7 @@ pub(crate) enum Job {
 }
 
 /// A request that goes to the broker as one script call.
-enum Request {
+pub(crate) enum Request {
     Publish {
         channel: String,
         data: String,
@@ -54,6 +44,7 @@ enum Request {
         since: u64,
         done: ReplayDone,
     },
+    /// A channel needs its backlog read (see `Table::handle_read`).
     CatchUp(CatchUp),
 }
 
@@ -108,7 +99,7 @@ impl Request {
     }
 
     /// Fails the request without sending it (or with its answer lost).
-    fn fail(self, inner: &Inner, error: Error) {
+    pub(crate) fn fail(self, inner: &Inner, error: Error) {
         match self {
             Request::Publish { done, .. } => {
                 add(&inner.counters.publish_failed, 1);
@@ -168,29 +159,8 @@ fn serve(inner: &Inner, jobs: &Receiver<Job>, session: &mut Session) -> End {
         let mut lost = None;
         for job in std::iter::once(first).chain(jobs.try_iter().take(MAX_BATCH - 1)) {
             match job {
-                Job::Publish {
-                    channel,
-                    data,
-                    done,
-                } => requests.push(Request::Publish {
-                    channel,
-                    data,
-                    done,
-                }),
-                Job::Replay {
-                    channel,
-                    since,
-                    done,
-                } => requests.push(Request::Replay {
-                    channel,
-                    since,
-                    done,
-                }),
-                Job::CatchUp(c) => {
-                    if inner.table().is_due(&c) {
-                        requests.push(Request::CatchUp(c));
-                    }
-                }
+                Job::Request(Request::CatchUp(c)) if !inner.table().is_due(&c) => {}
+                Job::Request(r) => requests.push(r),
                 // No connection to write on: the table alone, as when down.
                 job @ (Job::Follow(_) | Job::Unfollow(_)) if lost.is_some() => {
                     down_job(inner, job, Error::Lost)
@@ -363,17 +333,7 @@ fn reconnect(
 /// and unfollows only change the table.
 fn down_job(inner: &Inner, job: Job, error: Error) {
     match job {
-        Job::Publish {
-            channel,
-            data,
-            done,
-        } => Request::Publish {
-            channel,
-            data,
-            done,
-        }
-        .fail(inner, error),
-        Job::Replay { done, .. } => done(Err(error)),
+        Job::Request(r) => r.fail(inner, error),
         Job::Follow(channel) => {
             let mut table = inner.table();
             table.follow(&channel, false);
@@ -384,6 +344,6 @@ fn down_job(inner: &Inner, job: Job, error: Error) {
             table.unfollow(&channel, false);
             inner.set_following(table.following());
         }
-        Job::CatchUp(_) | Job::Lost(_) | Job::Stop => {}
+        Job::Lost(_) | Job::Stop => {}
     }
 }
