@@ -213,6 +213,14 @@ fn ids_are_one_sequence_across_nodes() {
     assert_eq!(&*r.messages[0].data, "y");
     let r = replay(&a, "other", 0);
     assert_eq!((ids(&r), &*r.messages[0].data), (vec![1], "x"));
+    // The broker forgets the scripts: the next publish is refused with
+    // NOSCRIPT, reloaded and sent again, and runs once.
+    let mut admin = redis.conn();
+    redis::cmd("SCRIPT").arg("FLUSH").exec(&mut admin).unwrap();
+    assert_eq!(publish(&a, "room", "again"), Ok(411));
+    assert_eq!(publish(&b, "room", "and again"), Ok(412));
+    let r = replay(&b, "room", 410);
+    assert_eq!(ids(&r), vec![411, 412]);
 }
 
 /// `# Follow without a gap`: a publisher hammers a channel while another
@@ -349,8 +357,15 @@ fn a_node_receives_only_what_it_follows() {
     for i in 0..5 {
         publish(&a, "x", &format!("gone{i}")).unwrap();
     }
-    publish(&a, "z", "after").unwrap();
+    let odd = "after: 1:2:3 ü\n\r\n日本 \u{0}";
+    publish(&a, "z", odd).unwrap();
     rb.wait_id("z", 1);
+    let events = rb.events.lock().unwrap().clone();
+    let data = events.iter().rev().find_map(|e| match e {
+        Event::Live(m) if &*m.channel == "z" => Some(m.data.clone()),
+        _ => None,
+    });
+    assert_eq!(data.as_deref(), Some(odd), "data changed on the way");
     assert_eq!(b.stats().received, 31, "x after the unfollow reached b");
     assert_eq!(rb.runs("x")[0].ids.last(), Some(&30));
 }
@@ -586,6 +601,64 @@ fn broker_restart(persistent: bool) {
     assert_eq!((s.downs, s.reconnects, s.up), (1, 1, true));
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The follower's connection is cut while the broker stays up and the
+/// publisher goes on: the follower reconnects, and the messages that left
+/// its small backlog meanwhile are reported as missed, exactly.
+#[test]
+fn a_cut_connection_resumes_with_a_missed_count() {
+    let redis = Redis::start();
+    let mut c = config(&redis, 16);
+    let (a, _) = node(&c);
+    // A long first wait, so that many more than 16 messages are published
+    // while the follower is away.
+    c.reconnect_min = Duration::from_millis(300);
+    let (b, rb) = node(&c);
+    b.follow("c");
+    rb.wait_follows("c", 1);
+    let a = Arc::new(a);
+    let stop = Arc::new(AtomicBool::new(false));
+    let last = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (a, stop, last) = (a.clone(), stop.clone(), last.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let id = publish(&a, "c", "m").expect("the broker stays up");
+                last.store(id, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let mut admin = redis.conn();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(killed, 1, "the follower's pub/sub connection");
+    rb.wait_state(false, 1);
+    rb.wait_state(true, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+    rb.wait_id("c", last.load(Ordering::Relaxed));
+    let runs = rb.runs("c");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[1].cause, Cause::Reconnect);
+    assert!(is_contiguous(&runs[0].ids) && is_contiguous(&runs[1].ids));
+    let before = *runs[0].ids.last().unwrap();
+    let after = runs[1].ids[0];
+    assert!(runs[1].missed > 0, "nothing left the backlog: {runs:?}");
+    assert_eq!(
+        after - before - 1,
+        runs[1].missed,
+        "the hole is the missed count"
+    );
+    let s = b.stats();
+    assert_eq!((s.missed, s.downs, s.reconnects), (runs[1].missed, 1, 1));
 }
 
 #[test]
