@@ -183,8 +183,9 @@ fn serve(inner: &Inner, jobs: &Receiver<Job>, session: &mut Session) -> End {
             }
         }
         if let Some(why) = lost {
+            // Not sent: nothing of these ran.
             for r in requests {
-                r.fail(inner, Error::Lost);
+                r.fail(inner, Error::Down);
             }
             return End::Lost(why);
         }
