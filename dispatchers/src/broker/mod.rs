@@ -12,7 +12,7 @@
 //!   queued up, writes `SUBSCRIBE`/`UNSUBSCRIBE` to the pub/sub connection,
 //!   pings the broker when idle, and reconnects with backoff;
 //! - the *reader* blocks on the pub/sub connection and passes each live
-//!   message to the follow table ([`follow`]), which hands it to the sink.
+//!   message to the follow table (`follow.rs`), which hands it to the sink.
 //!
 //! # Keys
 //! With the default prefix `cometbench:`, channel `C` has the integer key
@@ -23,7 +23,7 @@
 //! and the channel after a fixed word, so no two channels share a key.
 //!
 //! # Publish
-//! One script ([`script`]) increments the sequence, appends `ID:MS:DATA` to
+//! One script (`script.rs`) increments the sequence, appends `ID:MS:DATA` to
 //! the backlog (a list, oldest first, capped with `LTRIM` to `backlog`
 //! entries), drops entries at least `message_ttl` old (publish times are the
 //! broker's clock, `TIME`, in milliseconds), sets the backlog key to expire
@@ -39,13 +39,14 @@
 //! A stream (`XADD` with `MAXLEN`, entry ids `ID-0`, `XRANGE` reads) is kept
 //! as the measured alternative ([`Structure`]). Its strength, reading a range
 //! by id, buys nothing here: ids are consecutive, so a read finds `since` in
-//! a list by position. And it costs more: measured with
-//! `cargo run --release -p dispatchers --example broker_bench 20000` (Redis
-//! 7.0.15, backlog 64, 64-byte messages, best of 3 rounds on a shared 2-core
-//! VM), list against stream: script time (`EVALSHA` `usec_per_call`) 16.3
-//! against 18.9 us, Redis CPU per publish 29 against 38 us one at a time and
-//! 9.9 against 14.5 us pipelined, round trip p50 44 against 57 us, and 100
-//! against 150 bytes of Redis memory per backlog entry.
+//! a list by position. And it costs more, on every figure and in every run:
+//! measured with `cargo run --release -p dispatchers --example broker_bench
+//! 20000` (Redis 7.0.15, backlog 64, 64-byte messages, best of 3 rounds on a
+//! shared, busy 2-core VM; two runs), list against stream: script time
+//! (`EVALSHA` `usec_per_call`) 11-16 against 18-19 us, Redis CPU per publish
+//! 23-29 against 33-38 us one at a time and 10 against 14.5 us pipelined,
+//! round trip p50 41-44 against 47-57 us, and 100 against 150 bytes of Redis
+//! memory per backlog entry.
 //!
 //! # Follow without a gap
 //! When a node begins to follow a channel, there is no gap and no duplicate

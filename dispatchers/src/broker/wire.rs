@@ -7,7 +7,7 @@
 //!   never scanned.
 //! - A backlog entry, as the read scripts return it: `ID:MS:DATA`.
 //!
-//! The encoders here mirror the Lua in [`super::script`], which writes both;
+//! The encoders here mirror the Lua in `script.rs`, which writes both;
 //! they exist for tests and tools.
 
 use std::fmt;
