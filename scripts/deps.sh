@@ -19,7 +19,9 @@ set -euo pipefail
 #                             application (tests/peers.rs, scripts/peers/pushpin.sh)
 #   fonts-dejavu-core         the font the charts are drawn with (tests/chart.rs)
 #   chromium                  the browser that runs the iframe transport (tests/browser.rs)
-PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium)
+#   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
+#                             scripts/broker/redis.sh)
+PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 
