@@ -20,6 +20,9 @@
 //! What this leaves out: nothing is averaged across runs, no value is
 //! interpolated, and a failed step is drawn as measured with a cross, never
 //! dropped; a target without a value for a chart is named in a note.
+//!
+//! `cometbench report` draws the same charts into memory ([`svgs`]) and
+//! inlines them in its pages.
 
 mod cpu;
 pub mod data;
@@ -254,6 +257,7 @@ pub fn svgs(runs: Vec<RunDir>, theme: Theme) -> Result<Vec<Svg>> {
         .collect()
 }
 
+/// `name` as a file name: anything but ASCII letters, digits, `-` and `_` becomes `-`.
 pub fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
