@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates every chart of results/reference/charts/ from the reference runs:
-# the newest finished run of each scenario (results/reference/<scenario>/<timestamp>/).
+# Regenerates every chart of results/reference/charts/ and every page of
+# results/reference/reports/ (one self-contained HTML file per scenario) from the
+# reference runs: the newest finished run of each scenario
+# (results/reference/<scenario>/<timestamp>/).
 # Works on a fresh machine: installs the chart font when missing, builds with cargo.
 set -euo pipefail
 shopt -s nullglob
@@ -8,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 REF=results/reference
 OUT=$REF/charts
+REPORTS=$REF/reports
 FONT=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 if [ -z "${COMETBENCH_FONT:-}" ] && [ ! -f "$FONT" ]; then
@@ -27,7 +30,7 @@ fi
 runs=()
 for scenario in "$REF"/*/; do
     scenario=${scenario%/}
-    [ "$(basename "$scenario")" = charts ] && continue
+    case "$(basename "$scenario")" in charts | reports) continue ;; esac
     newest=""
     for run in "$scenario"/*/; do
         run=${run%/}
@@ -50,3 +53,6 @@ cargo build --quiet --bin cometbench
 mkdir -p "$OUT"
 rm -f "$OUT"/*.svg "$OUT"/*.png
 cargo run --quiet --bin cometbench -- chart "${runs[@]}" --out "$OUT"
+mkdir -p "$REPORTS"
+rm -f "$REPORTS"/*.html
+cargo run --quiet --bin cometbench -- report "${runs[@]}" --out "$REPORTS"

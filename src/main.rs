@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use dispatchers::{Kind, Options};
 
 mod chart;
+mod report;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,8 @@ enum Command {
     Run(RunArgs),
     /// Draw slides (SVG, PNG) from result directories; runs nothing.
     Chart(ChartArgs),
+    /// Write one self-contained HTML page per result directory; runs nothing.
+    Report(ReportArgs),
     /// List the dispatchers and transports.
     List,
     /// A load generator worker process (started by `run`; reads its plan on stdin).
@@ -83,6 +86,16 @@ struct ChartArgs {
     /// Light or dark slides.
     #[arg(long, value_enum, default_value = "light")]
     theme: chart::Theme,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Result directories (results/<scenario>/<timestamp>/), one page each.
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where the pages go (<scenario>.html).
+    #[arg(long, default_value = "results/reports")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -385,6 +398,13 @@ fn main() -> ExitCode {
                 out: a.out,
                 formats: a.format,
                 theme: a.theme,
+            },
+            std::io::stdout().lock(),
+        ),
+        Command::Report(a) => report::run(
+            &report::Options {
+                dirs: a.dirs,
+                out: a.out,
             },
             std::io::stdout().lock(),
         ),

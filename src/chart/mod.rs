@@ -20,14 +20,17 @@
 //! What this leaves out: nothing is averaged across runs, no value is
 //! interpolated, and a failed step is drawn as measured with a cross, never
 //! dropped; a target without a value for a chart is named in a note.
+//!
+//! `cometbench report` draws the same charts into memory ([`svgs`]) and
+//! inlines them in its pages.
 
 mod cpu;
-mod data;
+pub mod data;
 mod figure;
 mod latency;
 mod memory;
 mod render;
-mod results;
+pub mod results;
 mod style;
 mod wire;
 
@@ -39,7 +42,7 @@ use anyhow::{bail, Context, Result};
 pub use render::Format;
 pub use style::Theme;
 
-use data::{failure_text, Entry, Group};
+use data::{failure_text, Entry, Group, RunDir};
 use figure::{short_count, Figure, LegendItem};
 
 /// What `cometbench chart` was asked for.
@@ -144,16 +147,8 @@ impl Kind {
     }
 }
 
-/// Draws every chart the directories feed into `opts.out`, printing each file written.
-pub fn run<W: Write>(opts: &Options, mut out: W) -> Result<()> {
-    if opts.dirs.is_empty() {
-        bail!("no result directory given");
-    }
-    let mut runs = Vec::new();
-    for d in &opts.dirs {
-        runs.push(data::load(d)?);
-    }
-    let groups = data::group(runs);
+/// Which charts the groups feed, each as (kind, group index, file stem).
+fn plan(groups: &[Group]) -> Vec<(Kind, usize, String)> {
     let mut plan: Vec<(Kind, usize, String)> = Vec::new();
     for kind in Kind::ALL {
         let mut fits: Vec<usize> = (0..groups.len())
@@ -172,6 +167,20 @@ pub fn run<W: Write>(opts: &Options, mut out: W) -> Result<()> {
             plan.push((kind, i, stem));
         }
     }
+    plan
+}
+
+/// Draws every chart the directories feed into `opts.out`, printing each file written.
+pub fn run<W: Write>(opts: &Options, mut out: W) -> Result<()> {
+    if opts.dirs.is_empty() {
+        bail!("no result directory given");
+    }
+    let mut runs = Vec::new();
+    for d in &opts.dirs {
+        runs.push(data::load(d)?);
+    }
+    let groups = data::group(runs);
+    let plan = plan(&groups);
     for (i, g) in groups.iter().enumerate() {
         if !plan.iter().any(|p| p.1 == i) {
             let dirs: Vec<String> = g.runs.iter().map(|r| r.dir.display().to_string()).collect();
@@ -212,7 +221,44 @@ pub fn run<W: Write>(opts: &Options, mut out: W) -> Result<()> {
     Ok(())
 }
 
-fn sanitize(name: &str) -> String {
+/// One chart drawn in memory.
+#[derive(Debug, Clone)]
+pub struct Svg {
+    /// The name `cometbench chart` would give its file, without extension.
+    pub stem: String,
+    pub title: String,
+    /// A whole SVG document, 1920x1080 with a viewBox, no XML declaration.
+    pub svg: String,
+}
+
+/// Every chart the runs feed, drawn as SVG in memory, in the order
+/// `cometbench chart` writes them. Runs that feed no chart give none: that
+/// is no error here.
+pub fn svgs(runs: Vec<RunDir>, theme: Theme) -> Result<Vec<Svg>> {
+    let groups = data::group(runs);
+    let plan = plan(&groups);
+    let figures = plan
+        .into_iter()
+        .map(|(kind, i, stem)| Ok((kind.build(&groups[i], theme)?, stem)))
+        .collect::<Result<Vec<_>>>()?;
+    if figures.is_empty() {
+        return Ok(Vec::new());
+    }
+    style::load_fonts()?;
+    figures
+        .into_iter()
+        .map(|(fig, stem)| {
+            Ok(Svg {
+                svg: render::svg(&fig, theme)?,
+                title: fig.title,
+                stem,
+            })
+        })
+        .collect()
+}
+
+/// `name` as a file name: anything but ASCII letters, digits, `-` and `_` becomes `-`.
+pub fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -415,6 +461,7 @@ mod tests {
             run: results::Run {
                 schema: "cometbench-run/1".into(),
                 scenario: serde_json::Value::Null,
+                command_line: Vec::new(),
                 started_at: String::new(),
                 finished_at: String::new(),
                 machine: Default::default(),
@@ -429,6 +476,7 @@ mod tests {
                         ..Default::default()
                     })
                     .collect(),
+                thresholds: None,
             },
         }];
         data::group(runs).remove(0)

@@ -75,6 +75,17 @@ pub fn write(
     Ok(written)
 }
 
+/// The figure as one SVG document, in memory (the HTML report inlines it).
+pub fn svg(fig: &Figure, theme: Theme) -> Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(fig, theme, &root).map_err(|e| anyhow!("{}: {e}", fig.title))?;
+        root.present().map_err(|e| anyhow!("{}: {e}", fig.title))?;
+    }
+    Ok(out)
+}
+
 fn font(px: f64) -> FontDesc<'static> {
     FontDesc::new(FontFamily::Name(FAMILY), style::size(px), FontStyle::Normal)
 }

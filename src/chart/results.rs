@@ -1,5 +1,5 @@
 //! The parts of `run.json` (schema `cometbench-run/1`, `results/README.md`)
-//! that charts read.
+//! that charts and reports read.
 //!
 //! # Why not `loadgen::results::Run`
 //! The load generator's types describe the run being written *now*: a field
@@ -7,6 +7,8 @@
 //! committed under `results/reference/` by earlier versions, so this view names
 //! only the documented fields charts use, each defaulted when absent, and
 //! ignores the rest. Only `schema` and `cases` are required.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -16,6 +18,8 @@ pub struct Run {
     #[serde(default)]
     pub scenario: serde_json::Value,
     #[serde(default)]
+    pub command_line: Vec<String>,
+    #[serde(default)]
     pub started_at: String,
     /// Empty while a run is being written.
     #[serde(default)]
@@ -23,6 +27,16 @@ pub struct Run {
     #[serde(default)]
     pub machine: Machine,
     pub cases: Vec<Case>,
+    /// Absent in a run written before thresholds were judged.
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    pub passed: bool,
+    pub broken: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,6 +46,14 @@ pub struct Machine {
     pub cpu_model: String,
     pub kernel: String,
     pub memory_total: u64,
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    pub pid_max: Option<u64>,
+    pub threads_max: Option<u64>,
+    pub max_map_count: Option<u64>,
+    pub somaxconn: Option<u64>,
+    pub tcp_max_syn_backlog: Option<u64>,
+    pub ip_local_port_range: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,12 +61,15 @@ pub struct Machine {
 pub struct Case {
     pub target: String,
     pub kind: String,
+    /// Flags given to `cometbench serve`, or a peer's settings.
+    pub args: Vec<String>,
     pub transport: String,
     pub step: u64,
     /// `ok`, `failed` or `skipped`.
     pub status: String,
     pub failure: Option<String>,
     pub notes: Vec<String>,
+    pub connections: Connections,
     pub server: Server,
     pub loadgen: Loadgen,
     /// Null when nothing was published.
@@ -52,6 +77,20 @@ pub struct Case {
     pub delivery: Delivery,
     pub wire: Wire,
     pub hlog: Option<String>,
+    pub fault: Option<Fault>,
+    /// Per headline figure, its median and min-max over the case's repeats,
+    /// keyed by the figure's path in the case (`delivery.latency_us.p99`);
+    /// empty for a run without repeats.
+    pub spread: BTreeMap<String, Spread>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Connections {
+    pub connected: u64,
+    /// Failed connects and subscribes by cause.
+    pub failed: BTreeMap<String, u64>,
+    pub disconnects: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,6 +101,7 @@ pub struct Server {
     pub kernel_per_conn: Option<f64>,
     pub kernel_source: Option<String>,
     pub threads: u64,
+    pub processes: u64,
     pub cpu_per_delivery_us: Option<f64>,
 }
 
@@ -91,6 +131,10 @@ pub struct Loadgen {
 #[serde(default)]
 pub struct Delivery {
     pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub protocol_errors: u64,
     pub latency_us: Summary,
 }
 
@@ -101,6 +145,7 @@ pub struct Summary {
     pub count: u64,
     pub p50: u64,
     pub p99: u64,
+    pub p999: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -113,7 +158,44 @@ pub struct Wire {
     pub per_message_payload: Option<f64>,
 }
 
+/// A fault injected into the case and its pass line.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    pub kind: String,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Check {
+    pub what: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// One figure over repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
 impl Case {
+    /// Errors counted against thresholds, summed as the load generator
+    /// sums them (`loadgen::results::Case::errors`): failed connects,
+    /// server disconnects, protocol errors, losses, duplicates, reorders.
+    pub fn errors(&self) -> u64 {
+        self.connections.failed.values().sum::<u64>()
+            + self.connections.disconnects
+            + self.delivery.protocol_errors
+            + self.delivery.lost
+            + self.delivery.duplicates
+            + self.delivery.out_of_order
+    }
+
     /// Failed, or any status other than `ok` and `skipped`, or a failure text.
     pub fn is_failed(&self) -> bool {
         self.failure.is_some() || !matches!(self.status.as_str(), "ok" | "skipped")
@@ -142,5 +224,18 @@ mod tests {
         assert!(!run.cases[0].is_failed());
         assert!(run.cases[1].is_skipped() && !run.cases[1].is_failed());
         assert!(serde_json::from_str::<Run>(r#"{"schema":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn a_case_reads_its_spreads_and_counts_errors_as_the_load_generator_does() {
+        let json = r#"{"target":"uring","connections":{"failed":{"refused":2,"timeout":1},
+            "disconnects":1},"delivery":{"lost":4,"duplicates":1,"out_of_order":1,
+            "protocol_errors":1},"spread":{"delivery.latency_us.p99":
+            {"median":90000.0,"min":84700.0,"max":111600.0}}}"#;
+        let c: Case = serde_json::from_str(json).unwrap();
+        assert_eq!(c.errors(), 11);
+        let s = c.spread["delivery.latency_us.p99"];
+        assert_eq!((s.median, s.min, s.max), (90000.0, 84700.0, 111600.0));
+        assert!(serde_json::from_str::<Case>(r#"{"spread":{"x":{"median":1}}}"#).is_err());
     }
 }
