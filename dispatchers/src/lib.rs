@@ -33,6 +33,7 @@ use std::time::Duration;
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub mod blocking;
+pub mod green;
 pub mod hangup;
 pub mod listen;
 pub mod memory;
