@@ -11,14 +11,9 @@ use dispatchers::green::{self, Config, Interest, Runtime, Stream};
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// A runtime without a listener.
+/// A runtime without a listener, with the smallest stacks.
 fn plain(threads: usize) -> Runtime {
-    let config = Config {
-        threads,
-        stack_size: 32 * 1024,
-        ..Config::default()
-    };
-    Runtime::start(config, |_| {}).expect("runtime")
+    Runtime::start(config(threads), |_| {}).expect("runtime")
 }
 
 /// A runtime listening on loopback whose acceptors run `handler` on a green
@@ -490,15 +485,7 @@ fn ten_thousand_parked_green_threads_add_a_few_mappings() {
             .count()
     }
     const N: usize = 10_000;
-    let rt = Runtime::start(
-        Config {
-            threads: 2,
-            stack_size: 16 * 1024,
-            ..Config::default()
-        },
-        |_| {},
-    )
-    .unwrap();
+    let rt = plain(2);
     let before = mappings();
     let (tx, rx) = unbounded();
     for i in 0..N {
@@ -513,8 +500,8 @@ fn ten_thousand_parked_green_threads_add_a_few_mappings() {
     let unparkers: Vec<green::Unparker> = (0..N).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
     assert_eq!(rt.stats().tasks, N);
     let during = mappings();
-    // 10,000 x 16 KiB in 64 MiB regions: two or three per scheduler, two
-    // mappings each. One mapping per stack would be 10,000 more.
+    // 10,000 x 32 KiB in 64 MiB regions: three per scheduler, two mappings
+    // each. One mapping per stack would be 10,000 more.
     eprintln!(
         "mappings {before} -> {during}, regions {}",
         rt.stats().regions
@@ -540,15 +527,7 @@ fn a_primitive_off_a_green_thread_panics_clearly() {
 #[test]
 #[ignore = "helper: overflows a green thread stack, aborting its process"]
 fn overflow_child() {
-    let rt = Runtime::start(
-        Config {
-            threads: 1,
-            stack_size: 16 * 1024,
-            ..Config::default()
-        },
-        |_| {},
-    )
-    .unwrap();
+    let rt = plain(1);
     rt.spawn_on(0, || {
         // Recurse with frames full of non-zero bytes until past the stack's
         // limit (into the red zone), then unwind and suspend: the switch
@@ -563,8 +542,8 @@ fn overflow_child() {
         }
         let probe = 0u8;
         let top = &probe as *const u8 as usize;
-        // 16 KiB stack: the red zone is the lowest 4 KiB; aim 1 KiB into it.
-        std::hint::black_box(deep(0, top - 13 * 1024));
+        // 32 KiB stack: the red zone is the lowest 4 KiB; aim 1 KiB into it.
+        std::hint::black_box(deep(0, top - 29 * 1024));
         green::yield_now();
     })
     .unwrap();
@@ -583,7 +562,7 @@ fn a_stack_overflow_aborts_with_one_line() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{stderr}");
     assert!(
-        stderr.contains("green: stack overflow") && stderr.contains("16384-byte stack"),
+        stderr.contains("green: stack overflow") && stderr.contains("32768-byte stack"),
         "{stderr}"
     );
 }
