@@ -35,7 +35,8 @@ use super::StopReport;
 /// How long the end of a stop waits for green threads cut off at the end of
 /// the grace period to notice and return.
 const HARD_GRACE: Duration = Duration::from_millis(200);
-/// How long the end of a stop waits for the kernel to finish every operation.
+/// How long the end of a stop waits for the kernel to finish operations
+/// (of green threads still there, then of the scheduler itself).
 const DRAIN: Duration = Duration::from_secs(1);
 /// Longest sleep when nothing is due. Only a safety net: every message of
 /// another thread wakes the ring through its eventfd (see `remote.rs`), and
@@ -312,7 +313,9 @@ impl Worker {
             match self.phase.get() {
                 Phase::Running => {}
                 Phase::Soft { hard_at } => until = until.min(hard_at),
-                Phase::Hard { end_at } => until = until.min(end_at),
+                Phase::Hard { end_at } if now < end_at => until = until.min(end_at),
+                // Waiting for completions: look again now and then.
+                Phase::Hard { .. } => until = until.min(now + Duration::from_millis(10)),
             }
             timeout = until.saturating_duration_since(now);
         }
@@ -372,6 +375,7 @@ impl Worker {
         }
         let mut c = self.core();
         c.stopping = true;
+        c.pool.end();
         c.cancel_accept();
         c.wake_all();
         self.phase.set(Phase::Soft { hard_at });
@@ -390,11 +394,19 @@ impl Worker {
         }
     }
 
+    /// After the grace period: green threads still there are unwound once
+    /// none has an operation in the kernel, or left as they are (leaked)
+    /// once even [`DRAIN`] more has not brought their completions.
     fn is_done(&self, now: Instant) -> bool {
+        let c = self.core();
         match self.phase.get() {
             Phase::Running => false,
-            Phase::Soft { .. } => self.core().tasks.is_empty(),
-            Phase::Hard { end_at } => self.core().tasks.is_empty() || now >= end_at,
+            Phase::Soft { .. } => c.tasks.is_empty(),
+            Phase::Hard { end_at } => {
+                c.tasks.is_empty()
+                    || (now >= end_at && c.tasks.iter().all(|(_, t)| t.in_flight == 0))
+                    || now >= end_at + DRAIN
+            }
         }
     }
 
