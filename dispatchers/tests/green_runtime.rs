@@ -454,6 +454,85 @@ fn a_table_larger_than_the_limit_is_a_clear_error() {
     assert!(msg.contains("direct descriptors"), "{msg}");
 }
 
+/// Run by `a_kernel_that_refuses_io_uring_is_a_clear_error` in a child
+/// process: forbids `io_uring_setup` (EPERM, as a sandbox or
+/// `kernel.io_uring_disabled` would) and starts a runtime.
+#[test]
+#[ignore = "helper: installs a seccomp filter in its process"]
+fn io_uring_refused_child() {
+    let filter = [
+        // The system call number is the first word of `seccomp_data`.
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prctl with a filter program that lives through the call; the
+    // filter only makes one system call fail, in this process.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog),
+            0
+        );
+    }
+    match Runtime::start(config(2), |_| {}) {
+        Ok(_) => println!("RESULT: started"),
+        Err(e) => println!("RESULT: {e}"),
+    }
+}
+
+#[test]
+fn a_kernel_that_refuses_io_uring_is_a_clear_error() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "io_uring_refused_child",
+            "--nocapture",
+        ])
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT: "))
+        .expect("the child's result");
+    assert!(
+        line.contains("io_uring is not available on this kernel"),
+        "{line}"
+    );
+}
+
 #[test]
 fn shutdown_and_close_reach_the_client() {
     let (tx, rx) = unbounded();

@@ -90,7 +90,9 @@ pub fn accept() -> io::Result<Stream> {
             if let Some(fd) = c.take_accepted() {
                 return Ok(Some(fd));
             }
-            c.accept.waiters.push(me);
+            if !c.accept.waiters.contains(&me) {
+                c.accept.waiters.push(me);
+            }
             Ok(None)
         })?;
         if let Some(fd) = taken {
