@@ -281,6 +281,34 @@ fn hundreds_of_connections_echo_and_a_hang_up_is_noticed_at_once() {
 }
 
 #[test]
+fn a_hang_up_while_not_waiting_is_reported_by_the_next_wait() {
+    let (tx, rx) = unbounded();
+    let (rt, addr) = serving(config(1), move |s| {
+        // Arms the poll: nothing has happened yet.
+        let first = s.wait(
+            Interest::HangUp,
+            Some(Instant::now() + Duration::from_millis(20)),
+        );
+        tx.send(first).unwrap();
+        // Busy elsewhere while the client goes.
+        green::sleep_until(Instant::now() + Duration::from_millis(300)).unwrap();
+        // The check before a heartbeat: a wait that does not wait.
+        let check = s.wait(
+            Interest::HangUp,
+            Some(Instant::now() - Duration::from_secs(1)),
+        );
+        tx.send(check).unwrap();
+    });
+    let c = client(addr);
+    let first = rx.recv_timeout(LONG).unwrap();
+    assert!(first.timed_out && first.ready.is_empty(), "{first:?}");
+    drop(c);
+    let check = rx.recv_timeout(LONG).unwrap();
+    assert!(check.ready.is_hung_up(), "{check:?}");
+    rt.stop(LONG);
+}
+
+#[test]
 fn stop_wakes_parked_and_waiting_green_threads() {
     let (tx, rx) = unbounded();
     let (rt, addr) = serving(config(2), {

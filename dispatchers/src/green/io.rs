@@ -289,6 +289,11 @@ impl Stream {
     /// Waits for the socket to show `interest`, an unpark of this green
     /// thread, `deadline`, or the stop, whichever comes first (see
     /// `# Waiting on a socket and an unpark at once`).
+    ///
+    /// With a passed deadline it returns at once, with what the poll has
+    /// reported since the last wait: the check for a vanished client before
+    /// a heartbeat (a direct descriptor cannot be given to `poll(2)`). The
+    /// poll is armed at the first wait, so that check needs one wait before it.
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> Wake {
         let poll = self.arm_poll(interest.mask());
         wait_until(deadline, poll)
