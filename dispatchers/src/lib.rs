@@ -34,6 +34,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub mod blocking;
 pub mod broker;
+pub mod green;
 pub mod hangup;
 pub mod listen;
 pub mod memory;
