@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use comet::Transport;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::clock::{mono_ns, self_cpu};
+use crate::clock::{mono_ns, self_cpu, utc, Precision};
 use crate::hist::{self, Interval, Summary};
 use crate::peers::{self, Peer};
 use crate::publisher::{self, PublishFormat, PublishPlan};
@@ -566,27 +566,7 @@ fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
 }
 
 fn timestamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    utc(t, Precision::Seconds)
 }
 
 fn stats_subscribers(addr: SocketAddr) -> Option<u64> {
