@@ -62,8 +62,15 @@ pub(super) fn read(pid: u32) -> io::Result<Figures> {
         Err(e) if is_gone(&e) => return Err(e),
         Err(_) => None,
     };
-    let fds = p.fd_count().map_err(io_error)? as u64;
-    Ok(Figures::of(&stat, &status, rollup.as_ref(), fds))
+    Ok(Figures::of(&stat, &status, rollup.as_ref(), fd_count(pid)?))
+}
+
+/// The descriptors `/proc/PID/fd` lists. Not procfs's `fd_count`: on Linux
+/// 6.2 and later it reads the directory's size, which also counts a
+/// descriptor reserved and not yet filled (a thread blocked in `accept`), so
+/// a thread-per-connection server would count one more than it holds.
+fn fd_count(pid: u32) -> io::Result<u64> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
 }
 
 /// `NotFound` when process `pid` is gone (or a zombie), else `e` as it was.
@@ -248,6 +255,68 @@ mod tests {
         let table = table().unwrap();
         let parent = std::os::unix::process::parent_id();
         assert!(table.contains(&(me, parent)), "{me} under {parent}");
+    }
+
+    /// A process blocked in `accept` has a descriptor reserved for the
+    /// connection to come; it is not one the process holds.
+    #[test]
+    fn counts_fds_as_the_fd_directory_lists_them() {
+        let mut ready = [0 as libc::c_int; 2];
+        // SAFETY: pipe writes two descriptors into the array passed in.
+        assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: the child calls only async-signal-safe functions (socket,
+        // bind, listen, write, accept, _exit) on memory prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above; every pointer is to this stack frame.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len);
+                libc::listen(fd, 1);
+                libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut());
+                libc::_exit(0);
+            }
+        }
+        let mut byte = 0u8;
+        // SAFETY: read writes at most one byte into `byte`.
+        assert_eq!(
+            unsafe { libc::read(ready[0], (&mut byte as *mut u8).cast(), 1) },
+            1
+        );
+        let pid = pid as u32;
+        // Asleep in accept, from the child's write on.
+        let t = std::time::Instant::now();
+        while Process::new(pid as i32)
+            .and_then(|p| p.stat())
+            .map_or(true, |s| s.state != 'S')
+        {
+            assert!(t.elapsed().as_secs() < 10, "the child never slept");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let listed = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count() as u64;
+        let figures = read(pid);
+        // SAFETY: kill and waitpid on our own child; close on our own pipe.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+            libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+            libc::close(ready[0]);
+            libc::close(ready[1]);
+        }
+        assert_eq!(figures.unwrap().fds, listed);
     }
 
     #[test]
