@@ -182,7 +182,7 @@ impl Place {
 
     /// Rewrites serde's message to name the place: "unknown field `rat`,
     /// expected one of `a`, `b`" at `publish` becomes "unknown field `rat` in
-    /// [publish] (expected one of a, b)".
+    /// \[publish\] (expected one of a, b)".
     fn explain(&self, message: &str) -> String {
         if let Some(other_kind) = self.key_of_another_fault_kind(message) {
             return other_kind;
