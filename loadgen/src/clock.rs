@@ -2,7 +2,10 @@
 //!
 //! `CLOCK_MONOTONIC` is one clock for the whole machine, so a publisher's
 //! scheduled time and a worker's receipt time, taken in different processes,
-//! subtract to a true delivery latency.
+//! subtract to a true delivery latency. The wall clock is only written down
+//! (run timestamps, interval logs' start time), as UTC dates by [`utc`].
+
+use std::time::SystemTime;
 
 /// Nanoseconds of `CLOCK_MONOTONIC`.
 pub fn mono_ns() -> u64 {
@@ -23,6 +26,26 @@ pub fn self_cpu() -> (f64, f64) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// How many digits of a second [`utc`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// `2025-11-24T16:00:00Z`
+    Seconds,
+    /// `2025-11-24T16:00:00.123Z` (truncated, not rounded)
+    Millis,
+}
+
+/// `t` as an RFC 3339 date and time in UTC; a time jiff cannot hold (before
+/// year -9999 or after 9999) is written as the Unix epoch.
+pub fn utc(t: SystemTime, precision: Precision) -> String {
+    let ts = jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let format = match precision {
+        Precision::Seconds => "%Y-%m-%dT%H:%M:%SZ",
+        Precision::Millis => "%Y-%m-%dT%H:%M:%S%.3fZ",
+    };
+    ts.strftime(format).to_string()
 }
 
 /// The stamp at the head of every published message.
@@ -79,6 +102,21 @@ fn pad(mut s: String, size: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(utc(UNIX_EPOCH, Precision::Seconds), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            utc(UNIX_EPOCH, Precision::Millis),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc(leap, Precision::Seconds), "2000-02-29T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_nanos(1_764_000_000_123_999_999);
+        assert_eq!(utc(t, Precision::Millis), "2025-11-24T16:00:00.123Z");
+        assert_eq!(utc(t, Precision::Seconds), "2025-11-24T16:00:00Z");
+    }
 
     #[test]
     fn stamp_round_trip() {

@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, Tag};
@@ -31,6 +31,8 @@ use hdrhistogram::serialization::{
 };
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+use crate::clock::{utc, Precision};
 
 /// Significant digits kept by every histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
@@ -177,7 +179,7 @@ pub fn write_log<W: Write>(mut w: W, start: SystemTime, intervals: &[Interval]) 
     out.push_str("#[cometbench: latency in microseconds]\n");
     out.push_str(&format!(
         "#[StartTime: {start_secs:.3} (seconds since epoch), {}]\n",
-        rfc3339(start)
+        utc(start, Precision::Millis)
     ));
     out.push_str(&format!(
         "#[BaseTime: {start_secs:.3} (seconds since epoch)]\n"
@@ -264,33 +266,10 @@ fn epoch_secs(t: SystemTime) -> f64 {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), for the StartTime comment.
-fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Civil from days (Howard Hinnant's algorithm), days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn values(seed: u64, n: usize) -> Vec<u64> {
         // A small xorshift: spread over 1 µs .. ~10 s, heavy at the low end.
@@ -482,12 +461,5 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         let e = read_log("#[Histogram log format version 1.3]\nnot,a,log\n").unwrap_err();
         assert!(matches!(e, HistError::Log { line: 2 }), "{e}");
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
     }
 }

@@ -1,5 +1,6 @@
-//! The load generator (see issue 3): the many-connection client, the server sampler and the recorders.
+//! The load generator: the many-connection client, the server sampler and the recorders.
 
+pub mod child;
 pub mod clock;
 pub mod hist;
 pub mod peers;

@@ -3,7 +3,7 @@
 //! A [`Peer`] says how to start one (a script in `scripts/peers/`, see
 //! [`scripts_dir`]), how to drive it (URL templates, the [`Dialect`] its
 //! subscribers speak, how messages are published to it), and what it lacks
-//! compared with DESIGN.md section 3, said in each case's `notes` instead of
+//! compared with our protocol (`docs/DESIGN.md`), said in each case's `notes` instead of
 //! faked: a transport it does not have is a `skipped` case.
 //!
 //! # Starting and stopping
@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 use comet::client::Dialect;
 use comet::Transport;
 
+use crate::child;
 use crate::publisher::PublishFormat;
 use crate::worker::IdCheck;
 
@@ -66,7 +67,7 @@ pub struct Peer {
     /// The fastest ramp (connections per second) the peer is driven at, and
     /// why: past it, it refuses subscribes on this machine.
     pub max_ramp: Option<(f64, &'static str)>,
-    /// Transports offered, each with what differs from DESIGN.md section 3 ("" when nothing).
+    /// Transports offered, each with what differs from our protocol ("" when nothing).
     pub transports: &'static [(Transport, &'static str)],
     /// What the peer lacks or does differently, whatever the transport.
     pub notes: &'static [&'static str],
@@ -427,24 +428,13 @@ pub fn stop_group(child: &mut Child, grace: Duration) -> Option<String> {
     let pgid = child.id() as i32;
     if let Ok(Some(_)) = child.try_wait() {
         // The leader is gone; its group may not be.
-        // SAFETY: signals the process group this module created for the peer.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        child::signal(-pgid, libc::SIGKILL);
         return None;
     }
-    // SAFETY: signals the process group this module created for the peer.
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
-    let end = Instant::now() + grace;
-    let mut ended = false;
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            ended = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    child::signal(-pgid, libc::SIGTERM);
+    let ended = child::wait_exit(child, grace).is_some();
     // Whatever is left of the group (nothing, normally).
-    // SAFETY: as above; the group id is that of our own child.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    child::signal(-pgid, libc::SIGKILL);
     if ended {
         return None;
     }

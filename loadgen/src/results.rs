@@ -228,6 +228,20 @@ pub struct Loadgen {
 // Fields added later default, so older runs still load.
 #[serde(default)]
 pub struct Delivery {
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
+    pub delivered_fraction: Option<f64>,
+    /// Scheduled send to receipt (coordinated omission corrected), microseconds.
+    pub latency_us: Summary,
+    /// Actual send to receipt, microseconds.
+    pub latency_raw_us: Summary,
+}
+
+/// What the subscribers counted of the messages due them: one worker's
+/// (in its report), or a case's sum (in `run.json`'s `delivery`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryCounts {
     /// Deliveries due: for each subscribed client, the messages of its channel.
     pub expected: u64,
     pub received: u64,
@@ -237,35 +251,62 @@ pub struct Delivery {
     /// Reported by the server as missed (left the backlog): not silent.
     pub missed_reported: u64,
     pub protocol_errors: u64,
+    /// Messages without a parsable latency stamp, or, checked by the
+    /// publisher's sequence, without a sequence number.
     pub unstamped: u64,
-    pub delivered_fraction: Option<f64>,
-    /// Scheduled send to receipt (coordinated omission corrected), microseconds.
-    pub latency_us: Summary,
-    /// Actual send to receipt, microseconds.
-    pub latency_raw_us: Summary,
+}
+
+impl std::ops::AddAssign<&DeliveryCounts> for DeliveryCounts {
+    fn add_assign(&mut self, o: &DeliveryCounts) {
+        self.expected += o.expected;
+        self.received += o.received;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.missed_reported += o.missed_reported;
+        self.protocol_errors += o.protocol_errors;
+        self.unstamped += o.unstamped;
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 // Fields added later default, so older runs still load.
 #[serde(default)]
 pub struct Wire {
+    #[serde(flatten)]
+    pub counts: WireCounts,
+    /// Bytes per delivered message: all, payload only.
+    pub per_message_total: Option<f64>,
+    pub per_message_payload: Option<f64>,
+}
+
+/// What the subscribers read off the wire: one worker's, or a case's sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WireCounts {
     pub bytes_total: u64,
     pub bytes_head: u64,
     pub bytes_payload: u64,
     pub heartbeats: u64,
-    /// Bytes per delivered message: all, payload only.
-    pub per_message_total: Option<f64>,
-    pub per_message_payload: Option<f64>,
+}
+
+impl std::ops::AddAssign<&WireCounts> for WireCounts {
+    fn add_assign(&mut self, o: &WireCounts) {
+        self.bytes_total += o.bytes_total;
+        self.bytes_head += o.bytes_head;
+        self.bytes_payload += o.bytes_payload;
+        self.heartbeats += o.heartbeats;
+    }
 }
 
 impl Case {
     /// Errors counted against thresholds: failed connects, protocol errors, losses.
     pub fn errors(&self) -> u64 {
         self.connections.failed.values().sum::<u64>()
-            + self.delivery.protocol_errors
-            + self.delivery.lost
-            + self.delivery.duplicates
-            + self.delivery.out_of_order
+            + self.delivery.counts.protocol_errors
+            + self.delivery.counts.lost
+            + self.delivery.counts.duplicates
+            + self.delivery.counts.out_of_order
             + self.connections.disconnects
     }
 }

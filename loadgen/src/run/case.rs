@@ -1,0 +1,522 @@
+//! One case (a target at one transport and step) as a value, and its phases
+//! in the order they run: [`CaseRun::start`] (the server, its sampler, its
+//! baseline), [`CaseRun::ramp`] (the workers connect), [`CaseRun::hold`],
+//! [`CaseRun::publish`], [`CaseRun::collect`] (the workers' reports, the
+//! server stopped) and [`CaseRun::verdict`]. The scenario's fault hooks in
+//! between (see `fault`).
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use comet::client::Dialect;
+use comet::Transport;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::fault::{self, FaultHook, Publishing};
+use super::figures::{judge_connections, summarise_server, CpuReading};
+use super::sampling::SamplerThread;
+use super::server::{stats_subscribers, Server};
+use super::target::Target;
+use super::workers::Workers;
+use super::{RunArgs, PEER_RETRIES, PER_WORKER};
+use crate::clock::{mono_ns, self_cpu};
+use crate::peers;
+use crate::publisher::{self, PublishFormat, PublishPlan};
+use crate::results::Case;
+use crate::sampler::{Cgroup, Sample, Sampler};
+use crate::scenario::{Pattern, Scenario};
+use crate::worker::{Channels, Finish, IdCheck, Plan};
+
+/// A case while it runs.
+pub(super) struct CaseRun<'a> {
+    pub args: &'a RunArgs,
+    pub target: &'a Target,
+    pub transport: Transport,
+    pub step: u64,
+    /// `TARGET-TRANSPORT-STEP`: names the case's files and progress bars.
+    label: String,
+    dir: &'a Path,
+    samples_file: &'a Arc<Mutex<File>>,
+    started: Instant,
+    /// What is measured, filled in phase by phase.
+    pub case: Case,
+    pub server: Server,
+    /// Subscribe path template, with `{channel}` and `{transport}`.
+    pub sub_path: String,
+    pub_path: String,
+    /// The server is one of our dispatchers (it has `/stats`).
+    pub ours: bool,
+    dialect: Dialect,
+    /// Where the ids subscribers check come from.
+    pub ids: IdCheck,
+    format: PublishFormat,
+    /// How long one publish may take.
+    pub publish_timeout: Duration,
+    ramp_rate: f64,
+    sampler: Option<SamplerThread>,
+    pub workers: Workers,
+    epoch_ns: u64,
+    channels: Channels,
+    /// What the workers are told at the end.
+    finish: Finish,
+    cpu_before: Option<CpuReading>,
+    cpu_after: CpuReading,
+    fault: Option<Box<dyn FaultHook>>,
+}
+
+/// What every case of a run shares.
+pub(super) struct Shared<'a> {
+    pub args: &'a RunArgs,
+    /// The run's results directory.
+    pub dir: &'a Path,
+    /// `samples.jsonl`.
+    pub samples_file: &'a Arc<Mutex<File>>,
+}
+
+impl<'a> CaseRun<'a> {
+    /// Runs one case, phase by phase.
+    pub fn run(
+        shared: &Shared<'a>,
+        target: &'a Target,
+        transport: Transport,
+        step: u64,
+    ) -> Result<Case> {
+        if let Some(skipped) = target.skipped_case(transport, step) {
+            return Ok(skipped);
+        }
+        let mut run = CaseRun::start(shared, target, transport, step)?;
+        run.ramp()?;
+        run.hold();
+        run.publish();
+        run.collect()?;
+        run.verdict()
+    }
+
+    /// Starts the server and its sampler, and takes its baseline.
+    fn start(
+        shared: &Shared<'a>,
+        target: &'a Target,
+        transport: Transport,
+        step: u64,
+    ) -> Result<CaseRun<'a>> {
+        let Shared {
+            args,
+            dir,
+            samples_file,
+        } = *shared;
+        let s = &args.scenario;
+        let started = Instant::now();
+        let label = format!("{}-{}-{}", target.label(), transport.name(), step);
+        let mut case = target.case(transport, step);
+        let log = dir.join(format!("{label}.server.log"));
+        let (server, sub_path, pub_path) = match target {
+            Target::Dispatcher { name, args: a } => {
+                case.args = a.clone();
+                let srv = Server::ours(&args.exe, name, a, s.publish_listen, log)?;
+                let paths = ("/sub/{channel}?transport={transport}", "/pub/{channel}");
+                (srv, paths.0.to_string(), paths.1.to_string())
+            }
+            Target::Peer(p) => {
+                let settings = peers::Settings::from_server_args(&s.server_args);
+                case.args = vec![
+                    format!("HEARTBEAT={}", settings.heartbeat),
+                    format!("POLL_TIMEOUT={}", settings.poll_timeout),
+                ];
+                let srv = Server::peer(p, &args.exe, settings, s.publish_listen, log)?;
+                (srv, p.subscribe_path.into(), p.publish_path.into())
+            }
+            Target::External(e) => (
+                Server::external(e),
+                e.subscribe_path.clone(),
+                e.publish_path.clone(),
+            ),
+        };
+        case.server.pid = server.pid;
+        let (dialect, ids, format) = match target {
+            Target::Peer(p) => (p.dialect, p.ids, p.publish_format(transport)),
+            _ => (Dialect::Comet, IdCheck::Server, PublishFormat::Body),
+        };
+        let mut run = CaseRun {
+            args,
+            target,
+            transport,
+            step,
+            label,
+            dir,
+            samples_file,
+            started,
+            case,
+            server,
+            sub_path,
+            pub_path,
+            ours: matches!(target, Target::Dispatcher { .. }),
+            dialect,
+            ids,
+            format,
+            publish_timeout: Duration::from_secs(5),
+            ramp_rate: s.ramp.rate,
+            sampler: None,
+            workers: Workers::none(),
+            epoch_ns: 0,
+            channels: match s.publish.pattern {
+                Pattern::PerUser => Channels::PerUser("u".into()),
+                _ => Channels::Broadcast("bc".into()),
+            },
+            finish: Finish::default(),
+            cpu_before: None,
+            cpu_after: (None, 0.0),
+            fault: s.fault.as_ref().map(fault::hook),
+        };
+        run.cap_ramp_rate();
+        run.sampler = run.start_sampler();
+        run.with_fault(|f, run| f.before_baseline(run));
+        std::thread::sleep(Duration::from_secs_f64(s.warmup_secs));
+        // Wait for the first sample after warm-up.
+        std::thread::sleep(Duration::from_millis(s.sample_interval_ms.min(500)));
+        run.case.server.baseline = run.last_sample();
+        run.with_fault(|f, run| f.before_ramp(run));
+        Ok(run)
+    }
+
+    /// A peer may only keep up with a slower ramp; said in the notes.
+    fn cap_ramp_rate(&mut self) {
+        if let Target::Peer(p) = self.target {
+            if let Some((rate, note)) = p.ramp_cap(self.ramp_rate) {
+                self.case.notes.push(note);
+                self.ramp_rate = rate;
+            }
+        }
+    }
+
+    /// The sampler, in a cgroup of the server's own where the machine allows.
+    /// A dispatcher is one process; a peer, the whole tree under the root its
+    /// script named (the nginx master, the pushpin runner).
+    fn start_sampler(&self) -> Option<SamplerThread> {
+        let pid = self.server.pid?;
+        let mut sampler = Sampler::new(pid, !self.ours);
+        let started_here = !matches!(self.target, Target::External(_));
+        if started_here {
+            if let Ok(cg) = Cgroup::create(&format!("{}-{}", std::process::id(), self.label)) {
+                // A peer is already running: move every process of its tree
+                // (what they allocate from now on is charged to the cgroup;
+                // the baseline is taken after this).
+                let pids = sampler.pids().unwrap_or_else(|_| vec![pid]);
+                if pids.iter().all(|&p| cg.add_pid(p).is_ok()) {
+                    sampler.attach_cgroup(cg);
+                }
+            }
+        }
+        Some(SamplerThread::start(
+            sampler,
+            self.sample_interval(),
+            self.samples_file.clone(),
+            self.label.clone(),
+        ))
+    }
+
+    fn scenario(&self) -> &'a Scenario {
+        &self.args.scenario
+    }
+
+    fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.scenario().sample_interval_ms)
+    }
+
+    /// The phase the next samples are taken in.
+    pub fn set_phase(&self, phase: &str) {
+        if let Some(t) = &self.sampler {
+            t.set_phase(phase);
+        }
+    }
+
+    fn last_sample(&self) -> Option<Sample> {
+        self.sampler.as_ref().and_then(SamplerThread::last)
+    }
+
+    /// Samples process `pid` (a restarted server) from now on, in `phase`.
+    pub fn follow(&mut self, pid: u32, phase: &str) {
+        if let Some(t) = self.sampler.take() {
+            self.sampler = Some(t.follow(pid, phase));
+        }
+    }
+
+    /// Calls a hook of the scenario's fault, if it has one.
+    fn with_fault(&mut self, call: impl FnOnce(&mut dyn FaultHook, &mut CaseRun<'a>)) {
+        if let Some(mut f) = self.fault.take() {
+            call(&mut *f, self);
+            self.fault = Some(f);
+        }
+    }
+
+    /// CPU now: the server's, and the load generator's.
+    fn cpu_now(&self) -> CpuReading {
+        let sample = self.last_sample();
+        let workers = self.workers.cpu();
+        let (u, s) = self_cpu();
+        (sample, workers + (u + s))
+    }
+
+    /// Starts the workers, and waits until every connection is up or failed
+    /// and answers have had time to come.
+    fn ramp(&mut self) -> Result<()> {
+        self.set_phase("ramp");
+        let workers = self.step.div_ceil(PER_WORKER).max(1);
+        self.case.loadgen.workers = workers;
+        self.epoch_ns = mono_ns();
+        self.workers = Workers::spawn(&self.args.exe, self.plans(workers))?;
+        let pb = bar(self.step, "ramp").with_prefix(self.label.clone());
+        let t_ramp = Instant::now();
+        let budget =
+            Duration::from_secs_f64(self.step as f64 / self.ramp_rate) + Duration::from_secs(20);
+        let mut settled_since: Option<Instant> = None;
+        loop {
+            self.workers.collect(Duration::from_millis(100));
+            let p = self.workers.total();
+            pb.set_position(p.subscribed + p.failed);
+            if let Some(why) = self.server.exit_status() {
+                self.case.failure = Some(why);
+                break;
+            }
+            if p.connected + p.failed >= self.step {
+                // Everything connected or failed; unanswered subscribes get a grace period.
+                if p.pending == 0 {
+                    break;
+                }
+                let since = *settled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+            }
+            if t_ramp.elapsed() > budget {
+                break;
+            }
+        }
+        pb.finish_and_clear();
+        self.case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
+        if self.ours && self.case.failure.is_none() {
+            self.case.connections.server_subscribers = stats_subscribers(self.server.publish_addr);
+        }
+        Ok(())
+    }
+
+    /// What each of `workers` workers does: its share of the step, its
+    /// source addresses, the fault's part.
+    fn plans(&self, workers: u64) -> Vec<Plan> {
+        let s = self.scenario();
+        let mut plans = Vec::new();
+        let mut first = 0u64;
+        for w in 0..workers {
+            let count = (self.step - first).min(self.step.div_ceil(workers));
+            let sources = (0..4)
+                .map(|i| {
+                    IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        1 + (w / 60) as u8,
+                        (w % 60) as u8 * 4 + i,
+                        2,
+                    ))
+                })
+                .collect();
+            plans.push(Plan {
+                worker: w as usize,
+                target: self.server.addr,
+                sources,
+                path: self.sub_path.clone(),
+                since_param: "since".into(),
+                dialect: self.dialect,
+                ids: self.ids,
+                retry_5xx: if matches!(self.target, Target::Peer(_)) {
+                    PEER_RETRIES
+                } else {
+                    0
+                },
+                transport: self.transport.name().into(),
+                count: count as usize,
+                first_index: first as usize,
+                channels: self.channels.clone(),
+                rate: self.ramp_rate / workers as f64,
+                in_flight: (s.ramp.in_flight / workers as usize).max(1),
+                connect_timeout_ms: 10_000,
+                epoch_ns: self.epoch_ns,
+                interval_ms: 1000,
+                fault: self
+                    .fault
+                    .as_ref()
+                    .map(|f| f.worker(workers, w))
+                    .unwrap_or_default(),
+            });
+            first += count;
+        }
+        plans
+    }
+
+    /// Holds the step, then takes its figures.
+    fn hold(&mut self) {
+        self.set_phase("hold");
+        if self.case.failure.is_none() {
+            self.with_fault(|f, run| f.hold_start(run));
+            let hold_secs = self.scenario().hold_secs;
+            let pb = bar((hold_secs * 10.0) as u64, "hold").with_prefix(self.label.clone());
+            let t_hold = Instant::now();
+            while t_hold.elapsed().as_secs_f64() < hold_secs {
+                self.workers.collect(Duration::from_millis(100));
+                pb.set_position((t_hold.elapsed().as_secs_f64() * 10.0) as u64);
+                if let Some(why) = self.server.exit_status() {
+                    self.case.failure = Some(why);
+                    break;
+                }
+            }
+            pb.finish_and_clear();
+        }
+        self.case.server.at_step = self.last_sample();
+        if self.case.failure.is_none() {
+            self.with_fault(|f, run| f.hold_end(run));
+        }
+    }
+
+    /// Publishes as the scenario says, lets deliveries in flight arrive, and
+    /// takes the CPU used.
+    fn publish(&mut self) {
+        let s = self.scenario();
+        if s.publish.pattern != Pattern::None && self.case.failure.is_none() {
+            self.set_phase("publish");
+            self.cpu_before = Some(self.cpu_now());
+            let report = self.run_publisher();
+            self.finish.expect = report.last_ids.clone();
+            let mut finish = std::mem::take(&mut self.finish);
+            self.with_fault(|f, run| f.publish_over(run, &report, &mut finish));
+            self.finish = finish;
+            let t_drain = Instant::now();
+            while t_drain.elapsed().as_secs_f64() < s.publish.drain_secs {
+                self.workers.collect(Duration::from_millis(100));
+            }
+            self.case.publish = Some(report);
+        }
+        self.with_fault(|f, run| f.hold_over(run));
+        self.cpu_after = self.cpu_now();
+    }
+
+    /// Runs the publisher to its end (or its deadline).
+    fn run_publisher(&mut self) -> publisher::PublishReport {
+        let s = self.scenario();
+        let plan = PublishPlan {
+            target: self.server.publish_addr,
+            path: self.pub_path.clone(),
+            token: None,
+            channels: self.channels.clone(),
+            users: self.step as usize,
+            rate: s.publish.rate,
+            size: s.publish.size,
+            duration: Duration::from_secs_f64(s.publish.duration_secs),
+            connections: 4,
+            timeout: self.publish_timeout,
+            format: self.format,
+            ordered: self.ids == IdCheck::Sequence,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let total = ((plan.rate * plan.duration.as_secs_f64()).floor() as u64).max(1);
+        let pb = bar(total, "publish").with_prefix(self.label.clone());
+        let mut publishing = Publishing {
+            started: Instant::now(),
+            deadline: Instant::now(),
+            stop: stop.clone(),
+        };
+        self.with_fault(|f, run| f.publish_start(run, &publishing));
+        publishing.started = Instant::now();
+        let handle = std::thread::spawn(move || publisher::run(&plan, &stop));
+        publishing.deadline = Instant::now()
+            + Duration::from_secs_f64(s.publish.duration_secs + s.publish.drain_secs + 10.0);
+        while !handle.is_finished() {
+            self.workers.collect(Duration::from_millis(100));
+            pb.set_position(self.workers.total().received / self.step.max(1));
+            if Instant::now() > publishing.deadline {
+                publishing.stop.store(true, Ordering::Relaxed);
+            }
+            self.with_fault(|f, run| f.publishing(run, &mut publishing));
+        }
+        pb.finish_and_clear();
+        handle.join().unwrap_or_default()
+    }
+
+    /// Subscribers away (churned, or not yet back after a restart) come back:
+    /// waits up to `limit_secs` for five fresh progress reports in a row
+    /// (they come every 250 ms) saying none is away.
+    pub fn wait_back(&mut self, limit_secs: f64) {
+        let t_back = Instant::now();
+        let mut fresh = 0;
+        while t_back.elapsed().as_secs_f64() < limit_secs {
+            self.workers.collect(Duration::from_millis(100));
+            let p = self.workers.total();
+            if p.away == 0 && p.open >= self.case.connections.subscribed {
+                fresh += 1;
+                if fresh >= 5 {
+                    break;
+                }
+            } else {
+                fresh = 0;
+            }
+        }
+    }
+
+    /// The workers' reports, the server stopped, and what they add up to.
+    fn collect(&mut self) -> Result<()> {
+        self.workers.finish(std::mem::take(&mut self.finish));
+        self.set_phase("end");
+        self.with_fault(|f, run| f.before_server_stop(run));
+        self.case.server.exit = self.server.stop();
+        if self.case.failure.is_none() {
+            self.case.failure = self.case.server.exit.clone();
+        }
+        let samples = self
+            .sampler
+            .take()
+            .map(SamplerThread::finish)
+            .unwrap_or_default();
+        self.workers
+            .merge_into(&mut self.case, self.dir, &self.label, self.epoch_ns)?;
+        let c = &mut self.case;
+        if c.connections.retried > 0 {
+            c.notes.push(format!(
+                "{} answers 500-503 to subscribes were retried on the same connection {} ms later (at most {PEER_RETRIES} per connection), as browsers' clients retry: connections.retried",
+                c.connections.retried,
+                crate::worker::RETRY_DELAY_NS / 1_000_000
+            ));
+        }
+        summarise_server(c, &samples, self.cpu_before.take(), self.cpu_after.clone());
+        Ok(())
+    }
+
+    /// The fault's pass line, then what else fails the case.
+    fn verdict(mut self) -> Result<Case> {
+        if let Some(mut f) = self.fault.take() {
+            fault::judge(&mut *f, &mut self.case, &self.workers)?;
+        }
+        let case = &mut self.case;
+        if !self.workers.all_reported() {
+            case.failure
+                .get_or_insert_with(|| "a load generator worker did not report".into());
+        }
+        judge_connections(case);
+        if case.failure.is_some() {
+            case.status = "failed".into();
+        }
+        case.duration_secs = self.started.elapsed().as_secs_f64();
+        Ok(std::mem::take(case))
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>28} {msg:<12} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}

@@ -1,0 +1,217 @@
+//! The coordinator of `cometbench run`: for each target, transport and step,
+//! starts the server under test as a child process, starts as many worker
+//! processes as the connections need, ramps, holds, publishes, samples the
+//! server, merges what the workers measured, and writes the results.
+//!
+//! A target that fails or hangs is recorded with its reason and killed; the
+//! run goes on with the next. Targets are our dispatchers (`cometbench
+//! serve`), the scenario's peers (nginx + nchan, Pushpin: see [`crate::peers`]),
+//! or one external server.
+//!
+//! The files, in the order a case meets them: `target` (what a case is
+//! pointed at), `server` (starting and stopping it), `sampling` (the sampler
+//! thread), `workers` (the worker processes and their merged reports),
+//! `case` (one case as a value, phase by phase), `fault` (what each fault adds
+//! to the phases and how it is judged). This file holds the run around them:
+//! its checks before it starts, and the thresholds after.
+
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context, Result};
+
+use crate::clock::{utc, Precision};
+use crate::results::{self, Case, Run, ThresholdResult};
+use crate::sampler;
+use crate::scenario::{Fault, Scenario};
+
+mod case;
+mod fault;
+mod figures;
+mod sampling;
+mod server;
+mod target;
+mod workers;
+
+use case::{CaseRun, Shared};
+use target::Target;
+
+/// Answers 500-503 to a peer's subscribes retried per connection (our
+/// dispatchers' refusals are never retried: they are what is measured).
+pub const PEER_RETRIES: u32 = 3;
+
+/// Connections one worker process holds at most (the open-file limit is 20,000).
+pub const PER_WORKER: u64 = 15_000;
+
+/// A server not started by the run: any Comet server, driven by URL templates.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub addr: SocketAddr,
+    /// Path template with `{channel}` and `{transport}`.
+    pub subscribe_path: String,
+    /// Path template with `{channel}`.
+    pub publish_path: String,
+    pub pid: Option<u32>,
+}
+
+pub struct RunArgs {
+    pub scenario: Scenario,
+    pub exe: PathBuf,
+    pub out_root: PathBuf,
+    pub external: Option<External>,
+    pub command_line: Vec<String>,
+}
+
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub run: Run,
+}
+
+/// The checks the machine can make before a run starts.
+pub fn preflight(s: &Scenario) -> Result<()> {
+    let max = *s.steps.iter().max().unwrap_or(&0);
+    let m = sampler::machine();
+    let workers = max.div_ceil(PER_WORKER);
+    if workers > 200 {
+        bail!("{max} connections need {workers} worker processes; at most 200 are supported");
+    }
+    // Both ends of an idle loopback connection cost ~9.6 KB of kernel memory
+    // (measured on this kind of machine), plus the load generator's own state.
+    let need = max * 12 * 1024;
+    if need > m.memory_total / 2 {
+        bail!(
+            "{max} connections need about {} MiB of kernel and client memory, more than half of this machine's {} MiB",
+            need >> 20,
+            m.memory_total >> 20
+        );
+    }
+    Ok(())
+}
+
+/// Runs the scenario and writes `results/<scenario>/<timestamp>/`.
+pub fn run(args: RunArgs) -> Result<Outcome> {
+    let s = &args.scenario;
+    preflight(s)?;
+    let started_at = utc(SystemTime::now(), Precision::Seconds);
+    let dir = args
+        .out_root
+        .join(&s.name)
+        .join(started_at.replace(':', "-"));
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let samples_file = Arc::new(Mutex::new(File::create(dir.join("samples.jsonl"))?));
+    let targets = Target::all(s, args.external.as_ref())?;
+    if let Some(f) = &s.fault {
+        check_fault_targets(f, &targets)?;
+    }
+    let mut run = Run {
+        schema: results::SCHEMA.into(),
+        scenario: serde_json::to_value(s)?,
+        command_line: args.command_line.clone(),
+        started_at,
+        finished_at: String::new(),
+        machine: sampler::machine(),
+        cases: Vec::new(),
+        thresholds: ThresholdResult::default(),
+    };
+    let shared = Shared {
+        args: &args,
+        dir: &dir,
+        samples_file: &samples_file,
+    };
+    for target in &targets {
+        for &transport in &s.transports {
+            for &step in &s.steps {
+                let case = CaseRun::run(&shared, target, transport, step)
+                    .unwrap_or_else(|e| target.failed_case(transport, step, e));
+                say(&case);
+                run.cases.push(case);
+                write_json(&dir.join("run.json"), &run)?;
+            }
+        }
+    }
+    run.thresholds = check_thresholds(s, &run.cases);
+    run.finished_at = utc(SystemTime::now(), Precision::Seconds);
+    write_json(&dir.join("run.json"), &run)?;
+    Ok(Outcome { dir, run })
+}
+
+/// A fault needs servers the run starts, and our dispatchers.
+fn check_fault_targets(f: &Fault, targets: &[Target]) -> Result<()> {
+    if targets.iter().any(|t| matches!(t, Target::Peer(_))) {
+        bail!(
+            "fault \"{}\" drives our dispatchers only: leave peers out of this scenario",
+            f.kind().name()
+        );
+    }
+    if matches!(f, Fault::Restart(_)) && targets.iter().any(|t| matches!(t, Target::External(_))) {
+        bail!("fault \"restart\" needs a server the run starts: not --target");
+    }
+    Ok(())
+}
+
+/// A case that failed or was skipped, said on stderr as it ends.
+fn say(case: &Case) {
+    if let Some(f) = &case.failure {
+        eprintln!(
+            "{} {} {}: FAILED: {f}",
+            case.target, case.transport, case.step
+        );
+    } else if case.status == "skipped" {
+        eprintln!(
+            "{} {} {}: skipped ({})",
+            case.target,
+            case.transport,
+            case.step,
+            case.notes.last().map(String::as_str).unwrap_or("")
+        );
+    }
+}
+
+fn write_json(path: &Path, run: &Run) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_string_pretty(run)?)?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
+    let t = &s.thresholds;
+    let mut broken = Vec::new();
+    for c in cases {
+        let name = format!("{} {} {}", c.target, c.transport, c.step);
+        if let Some(max) = t.max_errors {
+            if c.errors() > max {
+                broken.push(format!("{name}: {} errors > {max}", c.errors()));
+            }
+        }
+        if let Some(p99) = t.p99_ms {
+            let got = c.delivery.latency_us.p99 as f64 / 1000.0;
+            if c.delivery.latency_us.count > 0 && got > p99 {
+                broken.push(format!("{name}: p99 {got:.1} ms > {p99} ms"));
+            }
+        }
+        if let (Some(min), Some(f)) = (t.min_delivered_fraction, c.delivery.delivered_fraction) {
+            if f < min {
+                broken.push(format!("{name}: delivered {f:.4} < {min}"));
+            }
+        }
+        if let Some(f) = c.fault.as_ref().filter(|f| !f.passed) {
+            for check in f.checks.iter().filter(|c| !c.passed) {
+                broken.push(format!(
+                    "{name}: fault {}: {} ({})",
+                    f.kind, check.what, check.detail
+                ));
+            }
+            if f.checks.is_empty() {
+                broken.push(format!("{name}: fault {}: not judged", f.kind));
+            }
+        }
+    }
+    ThresholdResult {
+        passed: broken.is_empty(),
+        broken,
+    }
+}

@@ -1,0 +1,106 @@
+//! What a case is pointed at: one of our dispatchers, a peer, or an external
+//! server.
+
+use anyhow::{Context, Result};
+use comet::Transport;
+
+use super::External;
+use crate::peers::{self, Peer};
+use crate::results::Case;
+use crate::scenario::Scenario;
+
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    /// `cometbench serve --dispatcher NAME ARGS...`.
+    Dispatcher {
+        name: String,
+        args: Vec<String>,
+    },
+    Peer(&'static Peer),
+    External(External),
+}
+
+impl Target {
+    /// The scenario's dispatchers then its peers, or the external server alone.
+    pub fn all(s: &Scenario, external: Option<&External>) -> Result<Vec<Target>> {
+        if let Some(e) = external {
+            return Ok(vec![Target::External(e.clone())]);
+        }
+        let mut t: Vec<Target> = s
+            .dispatchers
+            .iter()
+            .map(|d| Target::Dispatcher {
+                name: d.name.clone(),
+                args: s.server_args.iter().chain(&d.args).cloned().collect(),
+            })
+            .collect();
+        for name in &s.peers {
+            let peer = peers::find(name).with_context(|| {
+                format!(
+                    "unknown peer {name:?} (expected one of {})",
+                    peers::names().join(", ")
+                )
+            })?;
+            t.push(Target::Peer(peer));
+        }
+        Ok(t)
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Target::Dispatcher { name, .. } => name.clone(),
+            Target::Peer(p) => p.name.into(),
+            Target::External(_) => "external".into(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Dispatcher { .. } => "dispatcher",
+            Target::Peer(_) => "peer",
+            Target::External(_) => "external",
+        }
+    }
+
+    pub fn notes(&self, transport: Transport) -> Vec<String> {
+        match self {
+            Target::Peer(p) => p.case_notes(transport),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A case of this target, as it starts.
+    pub fn case(&self, transport: Transport, step: u64) -> Case {
+        Case {
+            target: self.label(),
+            kind: self.kind().into(),
+            transport: transport.name().into(),
+            step,
+            status: "ok".into(),
+            notes: self.notes(transport),
+            ..Case::default()
+        }
+    }
+
+    /// A case that could not run, with why.
+    pub fn failed_case(&self, transport: Transport, step: u64, e: anyhow::Error) -> Case {
+        Case {
+            status: "failed".into(),
+            failure: Some(format!("{e:#}")),
+            ..self.case(transport, step)
+        }
+    }
+
+    /// A peer without the transport: the case is said, not run.
+    pub fn skipped_case(&self, transport: Transport, step: u64) -> Option<Case> {
+        match self {
+            Target::Peer(p) if p.transport(transport).is_none() => {
+                let mut case = self.case(transport, step);
+                case.status = "skipped".into();
+                case.connections.requested = step;
+                Some(case)
+            }
+            _ => None,
+        }
+    }
+}

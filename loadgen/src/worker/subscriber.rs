@@ -1,0 +1,540 @@
+//! The plain subscriber: connect, ask, read what comes, check every id, and
+//! ask again after a long-poll's answer (or a 500-503 of a peer). What a fault
+//! adds (coming back after a drop, reading nothing) is in `away` and
+//! `finish`; this file only asks them.
+
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+
+use comet::client::{ClientEvent, Dialect, Item, ResponseHead, Subscriber};
+use comet::Transport;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::away::Away;
+use super::socket::{open_socket_with, request};
+use super::{IdCheck, Ids, Seen, Worker, RETRY_DELAY_NS};
+use crate::clock::{mono_ns, parse_stamp, Stamp};
+use crate::hist;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Connecting,
+    /// Request written, response head not yet read.
+    Requested,
+    /// Receiving a stream, or a long-poll waiting for its answer.
+    Subscribed,
+    Closed,
+}
+
+/// One subscriber's connection.
+pub(super) struct Client {
+    pub stream: TcpStream,
+    pub state: State,
+    dec: Subscriber,
+    pub index: usize,
+    started_ns: u64,
+    /// What continuity is checked by; carried over when the subscriber comes back.
+    pub ids: Ids,
+    /// nchan long-poll: `Last-Modified` and `Etag` of the last message, sent
+    /// back as `If-Modified-Since` and `If-None-Match`.
+    resume: (Option<String>, Option<String>),
+    request: Vec<u8>,
+    written: usize,
+    /// Answers 500-503 retried so far, and whether one is being read now.
+    retries: u32,
+    retrying: bool,
+    /// The server's id of the last message (what `since` resumes after);
+    /// `ids` is what continuity is checked by, the same unless ids are the
+    /// publisher's sequence.
+    pub resume_id: u64,
+    /// Never read once subscribed (a slow consumer).
+    pub slow: bool,
+    /// Brought back after a drop: when the drop happened, and the connects
+    /// tried so far.
+    pub away_since: Option<u64>,
+    pub attempt: u32,
+}
+
+impl Worker {
+    /// Client `key`'s connect or subscribe failed of `cause`.
+    pub(super) fn fail(&mut self, key: usize, cause: String) {
+        if self.retry_later(key) {
+            return;
+        }
+        *self.report.failed.entry(cause).or_default() += 1;
+        self.close(key);
+    }
+
+    /// The server closed subscribed client `key`: a disconnect, or, when
+    /// subscribers come back, a drop to recover from.
+    fn dropped_by_server(&mut self, key: usize) {
+        if !self.come_back_later(key) {
+            self.report.disconnects += 1;
+            if let Some(c) = self.clients.get_mut(key) {
+                c.state = State::Closed;
+            }
+            self.close(key);
+        }
+    }
+
+    pub(super) fn close(&mut self, key: usize) {
+        if let Some(mut c) = self.clients.try_remove(key) {
+            if matches!(c.state, State::Connecting | State::Requested) {
+                self.pending -= 1;
+            }
+            if c.state == State::Connecting {
+                self.connecting -= 1;
+            }
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+    }
+
+    /// Starts connects at the planned rate, within the in-flight bound.
+    pub(super) fn ramp(&mut self, now: u64, t0: u64) {
+        let due = (((now - t0) as f64 / 1e9) * self.plan.rate).ceil() as usize;
+        let due = due.min(self.plan.count);
+        // The bound is on TCP connects: a connection the server accepted but
+        // does not answer (a starved pool) no longer holds a slot.
+        while self.started < due && self.connecting < self.plan.in_flight {
+            let index = self.plan.first_index + self.started;
+            let source = self.plan.sources[self.started % self.plan.sources.len()];
+            self.started += 1;
+            if let Err(e) = self.connect(index, source, now, None) {
+                *self.report.failed.entry(cause(&e).to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Opens subscriber `index`'s connection; `back` carries the state of a
+    /// subscriber coming back after a drop.
+    pub(super) fn connect(
+        &mut self,
+        index: usize,
+        source: IpAddr,
+        now: u64,
+        back: Option<&Away>,
+    ) -> io::Result<()> {
+        let slow = self.plan.fault.slow_every > 0
+            && (index as u64).is_multiple_of(self.plan.fault.slow_every);
+        let mut stream = open_socket_with(self.plan.target, source, |s| {
+            if slow {
+                // A small window: the server's queue fills sooner.
+                s.set_recv_buffer_size(65536)?;
+            }
+            Ok(())
+        })?;
+        let mut path = self.path(index);
+        let mut extra = String::new();
+        if let Some(a) = back {
+            // Resume after the last id seen, as a browser's client does:
+            // EventSource sends Last-Event-ID, the others say `since`.
+            if self.transport == Transport::Sse {
+                extra = format!("Last-Event-ID: {}\r\n", a.resume_id);
+            } else {
+                add_query(&mut path, &self.plan.since_param, a.resume_id);
+            }
+        }
+        let entry = self.clients.vacant_entry();
+        self.poll.registry().register(
+            &mut stream,
+            Token(entry.key()),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        if back.is_some() {
+            self.report.fault.reconnect_attempts += 1;
+        }
+        entry.insert(Client {
+            stream,
+            state: State::Connecting,
+            dec: Subscriber::with_dialect(self.transport, self.plan.dialect),
+            index,
+            started_ns: now,
+            ids: back.map_or(Ids::default(), |a| a.ids),
+            resume: (None, None),
+            request: request(&path, &self.plan.target, self.transport, &extra),
+            written: 0,
+            retries: 0,
+            retrying: false,
+            resume_id: back.map_or(0, |a| a.resume_id),
+            slow,
+            away_since: back.map(|a| a.since_ns),
+            attempt: back.map_or(0, |a| a.attempt),
+        });
+        self.pending += 1;
+        self.connecting += 1;
+        Ok(())
+    }
+
+    pub(super) fn expire_connects(&mut self, now: u64) {
+        let limit = self.plan.connect_timeout_ms * 1_000_000;
+        // Only connects time out: a connection accepted but not answered
+        // (a starved thread pool) stays open and is reported as waiting.
+        let expired: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.state == State::Connecting && now - c.started_ns > limit)
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
+            self.fail(k, "timeout".into());
+        }
+    }
+
+    /// Client `key`'s socket is ready.
+    pub(super) fn handle(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        if c.state == State::Connecting {
+            match c.stream.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(key, cause(&e).into()),
+                Ok(None) => {}
+            }
+            match c.stream.peer_addr() {
+                Ok(_) => {
+                    let now = mono_ns();
+                    c.state = State::Requested;
+                    self.connecting -= 1;
+                    // A connection bringing a subscriber back is counted by
+                    // the reconnect figures, not as one more connection.
+                    if c.away_since.is_none() {
+                        let _ = self
+                            .connect_hist
+                            .record(((now - c.started_ns) / 1000).max(1));
+                        self.report.connected += 1;
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
+                Err(e) => return self.fail(key, cause(&e).into()),
+            }
+        }
+        self.write(key);
+        self.read(key);
+    }
+
+    fn write(&mut self, key: usize) {
+        let Some(c) = self.clients.get_mut(key) else {
+            return;
+        };
+        while c.written < c.request.len() {
+            match c.stream.write(&c.request[c.written..]) {
+                Ok(n) => c.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail(key, cause(&e).into()),
+            }
+        }
+        if c.written == c.request.len() && !c.request.is_empty() {
+            c.request = Vec::new();
+            c.written = 0;
+            let _ = self
+                .poll
+                .registry()
+                .reregister(&mut c.stream, Token(key), Interest::READABLE);
+            if self.transport == Transport::Longpoll && c.state == State::Requested {
+                // A long-poll is subscribed once its request is out; the
+                // answer comes when a message does.
+                self.mark_subscribed(key);
+            }
+        }
+    }
+
+    /// Client `key` is subscribed: counted as new, or as back after a drop.
+    fn mark_subscribed(&mut self, key: usize) {
+        let now = mono_ns();
+        let c = &mut self.clients[key];
+        c.state = State::Subscribed;
+        self.pending -= 1;
+        match c.away_since.take() {
+            Some(since) => {
+                c.attempt = 0;
+                self.report.fault.reconnects += 1;
+                let _ = self
+                    .reconnect_hist
+                    .record((now.saturating_sub(since) / 1000).max(1));
+            }
+            None => self.report.subscribed += 1,
+        }
+        if c.slow {
+            // A slow consumer: never read again.
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        loop {
+            let Some(c) = self.clients.get_mut(key) else {
+                return;
+            };
+            if c.slow && c.state == State::Subscribed {
+                return;
+            }
+            match c.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    if c.state == State::Subscribed {
+                        self.dropped_by_server(key);
+                    } else {
+                        self.fail(key, "closed".into());
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.report.wire.bytes_total += n as u64;
+                    let data = std::mem::take(&mut self.buf);
+                    let ok = self.feed(key, &data[..n]);
+                    self.buf = data;
+                    if !ok {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if c.state == State::Subscribed {
+                        self.dropped_by_server(key);
+                    } else {
+                        self.fail(key, cause(&e).into());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes bytes of client `key`; false when it was closed.
+    fn feed(&mut self, key: usize, mut data: &[u8]) -> bool {
+        let now = mono_ns();
+        while !data.is_empty() {
+            let c = &mut self.clients[key];
+            let mut out = Vec::new();
+            let used = match c.dec.feed(data, &mut out) {
+                Ok(u) => u,
+                Err(_) => {
+                    self.report.delivery.protocol_errors += 1;
+                    self.fail(key, "protocol".into());
+                    return false;
+                }
+            };
+            data = &data[used..];
+            for ev in out {
+                match ev {
+                    ClientEvent::Head(h) => {
+                        if !self.head(key, h) {
+                            return false;
+                        }
+                    }
+                    ClientEvent::Item(item) => self.item(key, item, now),
+                    ClientEvent::End => {
+                        let c = &mut self.clients[key];
+                        if c.retrying {
+                            c.retrying = false;
+                            c.dec.reset();
+                            self.resend.push((now + RETRY_DELAY_NS, key));
+                            continue;
+                        }
+                        if self.transport != Transport::Longpoll {
+                            self.dropped_by_server(key);
+                            return false;
+                        }
+                        self.repoll(key);
+                    }
+                }
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        true
+    }
+
+    /// A response head for client `key`; false when it is not to be read on
+    /// (closed, or a slow consumer from now on).
+    fn head(&mut self, key: usize, h: ResponseHead) -> bool {
+        self.report.wire.bytes_head += h.len as u64;
+        // nchan ends a long-poll that timed out with 408.
+        let empty_poll = self.plan.dialect == Dialect::Nchan
+            && self.transport == Transport::Longpoll
+            && matches!(h.status, 304 | 408);
+        let c = &mut self.clients[key];
+        if (500..=503).contains(&h.status) && !h.close && c.retries < self.plan.retry_5xx {
+            // Read the error to its end, then ask again.
+            c.retries += 1;
+            c.retrying = true;
+            self.report.retried += 1;
+            return true;
+        }
+        if h.status != 200 && h.status != 204 && !empty_poll {
+            self.fail(key, format!("http_{}", h.status));
+            return false;
+        }
+        if h.status == 200 && (h.last_modified.is_some() || h.etag.is_some()) {
+            c.resume = (h.last_modified, h.etag);
+        }
+        // A long-poll says what left the backlog in its head.
+        if let Some(k) = h.missed {
+            self.report.delivery.missed_reported += k;
+            c.ids.handle_missed(k);
+        }
+        if c.state == State::Requested {
+            self.mark_subscribed(key);
+            if self.clients[key].slow {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn item(&mut self, key: usize, item: Item, now: u64) {
+        let c = &mut self.clients[key];
+        if c.slow {
+            return;
+        }
+        if let Item::Message { id, .. } = &item {
+            c.resume_id = *id;
+        }
+        let (id, data) = match item {
+            Item::Heartbeat => {
+                self.report.wire.heartbeats += 1;
+                return;
+            }
+            Item::Missed(k) => {
+                self.report.delivery.missed_reported += k;
+                c.ids.handle_missed(k);
+                return;
+            }
+            Item::Message { id, data } => (Some(id), data),
+            Item::Opaque { data, .. } => (None, data),
+        };
+        self.report.wire.bytes_payload += data.len() as u64;
+        let stamp = parse_stamp(&data);
+        let id = match self.plan.ids {
+            IdCheck::Server => id,
+            IdCheck::Sequence => stamp.and_then(|s| s.seq),
+        };
+        match id.map(|id| c.ids.handle_id(id)) {
+            Some(Seen::Duplicate) => {
+                self.report.delivery.duplicates += 1;
+                return;
+            }
+            Some(Seen::OutOfOrder) => {
+                self.report.delivery.out_of_order += 1;
+                return;
+            }
+            Some(Seen::New(gap)) => {
+                if let Some(gap) = gap {
+                    self.gaps.push((self.plan.channels.name(c.index), gap));
+                }
+            }
+            // Nothing to check it by (an Opaque frame read by server ids, or
+            // a body without a sequence): delivered, but counted unstamped.
+            None => self.report.delivery.unstamped += 1,
+        }
+        self.report.delivery.received += 1;
+        match stamp {
+            Some(Stamp {
+                scheduled_ns,
+                sent_ns,
+                ..
+            }) => {
+                let corrected = (now.saturating_sub(scheduled_ns) / 1000).max(1);
+                let raw = (now.saturating_sub(sent_ns) / 1000).max(1);
+                let _ = self.latency.record(corrected);
+                let _ = self.latency_raw.record(raw);
+                let idx = now.saturating_sub(self.plan.epoch_ns)
+                    / (self.plan.interval_ms.max(1) * 1_000_000);
+                let e = self
+                    .intervals
+                    .entry(idx)
+                    .or_insert_with(|| (hist::new_histogram(), hist::new_histogram()));
+                let _ = e.0.record(corrected);
+                let _ = e.1.record(raw);
+            }
+            None if id.is_some() => self.report.delivery.unstamped += 1,
+            None => {}
+        }
+    }
+
+    /// Sends again the requests of clients whose retry is due.
+    pub(super) fn resend_due(&mut self, now: u64) {
+        if self.resend.is_empty() {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = self.resend.drain(..).partition(|(t, _)| *t <= now);
+        self.resend = later;
+        for (_, key) in due {
+            let Some(c) = self.clients.get(key) else {
+                continue;
+            };
+            // A long-poll that has had messages resumes after them; else the
+            // first request again.
+            if self.transport == Transport::Longpoll
+                && (c.resume_id > 0 || c.resume.0.is_some() || c.resume.1.is_some())
+            {
+                self.repoll(key);
+                continue;
+            }
+            let path = self.path(c.index);
+            self.ask(key, request(&path, &self.plan.target, self.transport, ""));
+        }
+    }
+
+    /// Asks again after a long-poll's answer, resuming after what it had.
+    fn repoll(&mut self, key: usize) {
+        let mut path = self.path(self.clients[key].index);
+        let c = &mut self.clients[key];
+        c.dec.reset();
+        let mut extra = String::new();
+        if self.plan.dialect == Dialect::Nchan {
+            if let Some(lm) = &c.resume.0 {
+                extra.push_str(&format!("If-Modified-Since: {lm}\r\n"));
+            }
+            if let Some(tag) = &c.resume.1 {
+                extra.push_str(&format!("If-None-Match: {tag}\r\n"));
+            }
+        } else {
+            add_query(&mut path, &self.plan.since_param, c.resume_id);
+        }
+        let again = request(&path, &self.plan.target, self.transport, &extra);
+        self.ask(key, again);
+    }
+
+    /// Sends client `key` a request again on its connection.
+    fn ask(&mut self, key: usize, request: Vec<u8>) {
+        let c = &mut self.clients[key];
+        c.request = request;
+        c.written = 0;
+        let _ = self.poll.registry().reregister(
+            &mut c.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        self.write(key);
+    }
+
+    /// The subscribe path of subscriber `index`.
+    fn path(&self, index: usize) -> String {
+        self.plan
+            .path
+            .replace("{channel}", &self.plan.channels.name(index))
+            .replace("{transport}", self.transport.name())
+    }
+}
+
+/// Appends `param=value` to `path`'s query.
+fn add_query(path: &mut String, param: &str, value: u64) {
+    path.push(if path.contains('?') { '&' } else { '?' });
+    path.push_str(&format!("{param}={value}"));
+}
+
+/// The `failed` cause of an error.
+pub(super) fn cause(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ETIMEDOUT) => "timeout",
+        Some(libc::ECONNRESET) | Some(libc::EPIPE) => "reset",
+        Some(libc::EADDRNOTAVAIL) => "no_ports",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "fd_limit",
+        _ => "other",
+    }
+}
