@@ -34,7 +34,7 @@
 //! Gaps are resolved at the end against the ids the coordinator excuses
 //! ([`Finish::excused`]: publishes that failed, so no one was due them).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,7 @@ mod finish;
 mod ids;
 pub mod protocol;
 mod socket;
+mod sse;
 mod subscriber;
 
 pub use ids::{Excused, Gap, Ids, Seen};
@@ -83,6 +84,9 @@ struct Worker {
     pending: usize,
     /// TCP connects in flight.
     connecting: usize,
+    /// When each connect in flight started, and its client, oldest first;
+    /// entries whose connect ended are dropped when they reach the front.
+    connect_queue: VecDeque<(u64, usize)>,
     /// Clients to send their request again, with when (`mono_ns`).
     resend: Vec<(u64, usize)>,
     /// Subscribers away, to connect again when due.
@@ -164,6 +168,7 @@ impl Worker {
             started: 0,
             pending: 0,
             connecting: 0,
+            connect_queue: VecDeque::new(),
             resend: Vec::new(),
             away: Vec::new(),
             churn_on: false,
@@ -213,7 +218,7 @@ impl Worker {
                 if token >= ATTACK_BASE {
                     self.handle_attacker(token - ATTACK_BASE);
                 } else {
-                    self.handle(token);
+                    self.handle(token, ev.is_read_closed() || ev.is_error());
                 }
             }
             let now = mono_ns();
