@@ -100,6 +100,12 @@ pub struct PublishReport {
     /// due them (a server restarting refuses some).
     #[serde(skip)]
     pub failed_seqs: HashMap<String, Vec<u64>>,
+    /// Of them, those whose request was sent and whose answer never came
+    /// (timed out, reset, closed): the server may have published them.
+    #[serde(skip)]
+    pub unanswered_seqs: HashMap<String, Vec<u64>>,
+    /// How many publishes lost their answer (`unanswered_seqs`).
+    pub unanswered: u64,
     /// Microseconds actual sends lagged their schedule, worst case.
     pub max_lag_us: u64,
 }
@@ -194,9 +200,16 @@ fn publish_thread(
                 let last = r.last_ids.entry(channel).or_default();
                 *last = (*last).max(id.unwrap_or(seq));
             }
-            Err(cause) => {
+            Err(Failed { cause, sent }) => {
                 conn = None;
                 *r.failed.entry(cause).or_default() += 1;
+                if sent {
+                    r.unanswered += 1;
+                    r.unanswered_seqs
+                        .entry(channel.clone())
+                        .or_default()
+                        .push(seq);
+                }
                 r.failed_seqs.entry(channel).or_default().push(seq);
             }
         }
@@ -204,29 +217,64 @@ fn publish_thread(
     }
 }
 
+/// A publish that failed: why, and whether its request may have reached
+/// the server (written, wholly or in part, and no answer read).
+struct Failed {
+    cause: String,
+    sent: bool,
+}
+
 /// One publish on a keep-alive connection: (the id the server gave, if it
-/// gave one; subscribers it reported, else 0), or a failure cause. `2xx`
+/// gave one; subscribers it reported, else 0), or why it failed. `2xx`
 /// answers `200`-`202` count: ours is `202`, nchan's `201` or `202`, Pushpin's `200`.
 fn publish_one(
     conn: &mut Option<TcpStream>,
     plan: &PublishPlan,
     channel: &str,
     body: &str,
-) -> Result<(Option<u64>, u64), String> {
-    let io_cause = |e: io::Error| match e.kind() {
+) -> Result<(Option<u64>, u64), Failed> {
+    let fresh = conn.is_none();
+    let at_connect = |cause: String| Failed { cause, sent: false };
+    if fresh {
+        connect(conn, plan).map_err(at_connect)?;
+    }
+    exchange(conn, plan, channel, body).map_err(|(cause, answered)| Failed {
+        sent: !answered,
+        cause,
+    })
+}
+
+/// Why an I/O operation failed, as a `failed` cause.
+fn io_cause(e: io::Error) -> String {
+    match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timeout".to_string(),
         io::ErrorKind::ConnectionRefused => "refused".to_string(),
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "reset".to_string(),
         _ => "io".to_string(),
-    };
-    if conn.is_none() {
-        let s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(io_cause)?;
-        s.set_nodelay(true).map_err(io_cause)?;
-        s.set_read_timeout(Some(plan.timeout)).map_err(io_cause)?;
-        s.set_write_timeout(Some(plan.timeout)).map_err(io_cause)?;
-        *conn = Some(s);
     }
-    let s = conn.as_mut().expect("connected above");
+}
+
+fn connect(conn: &mut Option<TcpStream>, plan: &PublishPlan) -> Result<(), String> {
+    let s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(io_cause)?;
+    s.set_nodelay(true).map_err(io_cause)?;
+    s.set_read_timeout(Some(plan.timeout)).map_err(io_cause)?;
+    s.set_write_timeout(Some(plan.timeout)).map_err(io_cause)?;
+    *conn = Some(s);
+    Ok(())
+}
+
+/// Writes the publish and reads its answer; a failure says whether an
+/// answer (an error status) came.
+fn exchange(
+    conn: &mut Option<TcpStream>,
+    plan: &PublishPlan,
+    channel: &str,
+    body: &str,
+) -> Result<(Option<u64>, u64), (String, bool)> {
+    let lost = |e: io::Error| (io_cause(e), false);
+    let Some(s) = conn.as_mut() else {
+        return Err(("io".into(), true));
+    };
     let path = plan.path.replace("{channel}", channel);
     let auth = plan
         .token
@@ -242,17 +290,17 @@ fn publish_one(
         plan.target,
         body.len()
     );
-    s.write_all(req.as_bytes()).map_err(io_cause)?;
+    s.write_all(req.as_bytes()).map_err(lost)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         if let Status::Complete(head) =
-            parse_response_head(&buf).map_err(|_| "bad_response".to_string())?
+            parse_response_head(&buf).map_err(|_| ("bad_response".to_string(), false))?
         {
             let want = head.len + head.content_length.unwrap_or(0);
             if buf.len() >= want {
                 if !(200..=202).contains(&head.status) {
-                    return Err(format!("http_{}", head.status));
+                    return Err((format!("http_{}", head.status), true));
                 }
                 let v: serde_json::Value =
                     serde_json::from_slice(&buf[head.len..want]).unwrap_or_default();
@@ -264,9 +312,9 @@ fn publish_one(
                 return Ok((id, subscribers));
             }
         }
-        let n = s.read(&mut chunk).map_err(io_cause)?;
+        let n = s.read(&mut chunk).map_err(lost)?;
         if n == 0 {
-            return Err("closed".into());
+            return Err(("closed".into(), false));
         }
         buf.extend_from_slice(&chunk[..n]);
     }

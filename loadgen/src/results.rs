@@ -221,7 +221,15 @@ pub struct Loadgen {
     pub workers: u64,
     /// CPU seconds of workers and publisher during the publish phase.
     pub publish_cpu: f64,
+    /// Of them, the workers' alone.
+    pub publish_cpu_workers: f64,
     pub cpu_per_delivery_us: Option<f64>,
+    /// The workers' resident memory, summed: before their first connect,
+    /// and at the end of the hold, bytes.
+    pub rss_start: u64,
+    pub rss_at_step: u64,
+    /// (rss_at_step - rss_start) / held connections, bytes.
+    pub rss_per_conn: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -231,6 +239,12 @@ pub struct Delivery {
     #[serde(flatten)]
     pub counts: DeliveryCounts,
     pub delivered_fraction: Option<f64>,
+    /// Publishes whose answer was lost at the publisher that subscribers
+    /// received: counted as published (see `run::reconcile`).
+    pub reconciled: u64,
+    /// Publishes whose answer was lost that no subscriber received: counted
+    /// as not published.
+    pub unconfirmed: u64,
     /// Scheduled send to receipt (coordinated omission corrected), microseconds.
     pub latency_us: Summary,
     /// Actual send to receipt, microseconds.

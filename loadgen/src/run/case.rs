@@ -23,6 +23,7 @@ use super::sampling::SamplerThread;
 use super::server::{stats_subscribers, Server};
 use super::target::Target;
 use super::workers::Workers;
+use super::{consistency, reconcile};
 use super::{RunArgs, PEER_RETRIES, PER_WORKER};
 use crate::clock::{mono_ns, self_cpu};
 use crate::peers;
@@ -169,7 +170,7 @@ impl<'a> CaseRun<'a> {
             },
             finish: Finish::default(),
             cpu_before: None,
-            cpu_after: (None, 0.0),
+            cpu_after: (None, 0.0, 0.0),
             fault: s.fault.as_ref().map(fault::hook),
         };
         run.cap_ramp_rate();
@@ -253,12 +254,12 @@ impl<'a> CaseRun<'a> {
         }
     }
 
-    /// CPU now: the server's, and the load generator's.
+    /// CPU now: the server's, the load generator's, and its workers'.
     fn cpu_now(&self) -> CpuReading {
         let sample = self.last_sample();
         let workers = self.workers.cpu();
         let (u, s) = self_cpu();
-        (sample, workers + (u + s))
+        (sample, workers + (u + s), workers)
     }
 
     /// Starts the workers, and waits until every connection is up or failed
@@ -374,6 +375,8 @@ impl<'a> CaseRun<'a> {
             pb.finish_and_clear();
         }
         self.case.server.at_step = self.last_sample();
+        let p = self.workers.total();
+        (self.case.loadgen.rss_start, self.case.loadgen.rss_at_step) = (p.rss_start, p.rss);
         if self.case.failure.is_none() {
             self.with_fault(|f, run| f.hold_end(run));
         }
@@ -390,6 +393,7 @@ impl<'a> CaseRun<'a> {
             self.finish.expect = report.last_ids.clone();
             let mut finish = std::mem::take(&mut self.finish);
             self.with_fault(|f, run| f.publish_over(run, &report, &mut finish));
+            reconcile::candidates(&report, self.ids, &mut finish);
             self.finish = finish;
             let t_drain = Instant::now();
             while t_drain.elapsed().as_secs_f64() < s.publish.drain_secs {
@@ -479,6 +483,7 @@ impl<'a> CaseRun<'a> {
             .unwrap_or_default();
         self.workers
             .merge_into(&mut self.case, self.dir, &self.label, self.epoch_ns)?;
+        reconcile::settle(&mut self.case, &self.workers.candidates(), self.ids);
         let c = &mut self.case;
         if c.connections.retried > 0 {
             c.notes.push(format!(
@@ -502,6 +507,10 @@ impl<'a> CaseRun<'a> {
                 .get_or_insert_with(|| "a load generator worker did not report".into());
         }
         judge_connections(case);
+        let wrong = consistency::contradictions(case);
+        if case.failure.is_none() && !wrong.is_empty() {
+            case.failure = Some(format!("figures contradict: {}", wrong.join("; ")));
+        }
         if case.failure.is_some() {
             case.status = "failed".into();
         }

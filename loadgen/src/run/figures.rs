@@ -7,7 +7,7 @@ use crate::sampler::Sample;
 
 /// A CPU reading: the server's sample, and the load generator's CPU seconds
 /// (its workers and this process).
-pub(super) type CpuReading = (Option<Sample>, f64);
+pub(super) type CpuReading = (Option<Sample>, f64, f64);
 
 /// Fills in `case.server` and `case.loadgen` from the samples and readings.
 pub(super) fn summarise_server(
@@ -32,7 +32,11 @@ pub(super) fn summarise_server(
             }
         }
     }
-    if let Some((Some(b), lg_before)) = cpu_before {
+    let lg = &mut case.loadgen;
+    if conns > 0.0 && lg.rss_at_step > 0 {
+        lg.rss_per_conn = Some((lg.rss_at_step as f64 - lg.rss_start as f64) / conns);
+    }
+    if let Some((Some(b), lg_before, workers_before)) = cpu_before {
         if let Some(a) = &cpu_after.0 {
             srv.publish_cpu_user = a.cpu_user - b.cpu_user;
             srv.publish_cpu_sys = a.cpu_sys - b.cpu_sys;
@@ -42,6 +46,7 @@ pub(super) fn summarise_server(
             srv.cpu_per_delivery_us =
                 Some((srv.publish_cpu_user + srv.publish_cpu_sys) * 1e6 / received);
             case.loadgen.publish_cpu = cpu_after.1 - lg_before;
+            case.loadgen.publish_cpu_workers = cpu_after.2 - workers_before;
             case.loadgen.cpu_per_delivery_us = Some(case.loadgen.publish_cpu * 1e6 / received);
         }
     }
@@ -113,8 +118,10 @@ mod tests {
             ("hold".to_string(), sample(2_500_000, 0, 0.0)),
             ("end".to_string(), sample(2_000_000, 0, 0.0)),
         ];
-        let before = (Some(sample(0, 0, 1.0)), 10.0);
-        let after = (Some(sample(0, 0, 3.0)), 10.5);
+        case.loadgen.rss_start = 3_000_000;
+        case.loadgen.rss_at_step = 3_200_000;
+        let before = (Some(sample(0, 0, 1.0)), 10.0, 9.0);
+        let after = (Some(sample(0, 0, 3.0)), 10.5, 9.4);
         summarise_server(&mut case, &samples, Some(before), after);
         let s = &case.server;
         assert_eq!(s.peak_rss, 2_500_000);
@@ -126,6 +133,8 @@ mod tests {
         // 2 s user + 1 s system over 1000 deliveries.
         assert_eq!(s.cpu_per_delivery_us, Some(3000.0));
         assert_eq!(case.loadgen.cpu_per_delivery_us, Some(500.0));
+        assert!((case.loadgen.publish_cpu_workers - 0.4).abs() < 1e-9);
+        assert_eq!(case.loadgen.rss_per_conn, Some(2_000.0));
     }
 
     #[test]

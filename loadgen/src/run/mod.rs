@@ -29,8 +29,10 @@ use crate::sampler;
 use crate::scenario::{Fault, Scenario};
 
 mod case;
+mod consistency;
 mod fault;
 mod figures;
+mod reconcile;
 mod sampling;
 mod server;
 mod target;

@@ -18,7 +18,7 @@ use crate::hist::{self, Interval, Summary};
 use crate::results::{Case, FaultResult};
 use crate::sampler::Sampler;
 use crate::worker::protocol::write_line;
-use crate::worker::{FaultCounts, Finish, FromWorker, Plan, Progress, Report, ToWorker};
+use crate::worker::{Candidate, FaultCounts, Finish, FromWorker, Plan, Progress, Report, ToWorker};
 
 /// A worker process and what it said last.
 struct WorkerProc {
@@ -108,6 +108,13 @@ impl Workers {
 
     pub fn all_reported(&self) -> bool {
         self.procs.iter().all(|w| w.report.is_some())
+    }
+
+    /// What every worker counted of the candidates (see `reconcile`).
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.reports()
+            .flat_map(|r| r.candidates.iter().cloned())
+            .collect()
     }
 
     fn reports(&self) -> impl Iterator<Item = &Report> {

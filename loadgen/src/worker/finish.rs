@@ -1,12 +1,13 @@
 //! The end of a worker: what every subscriber was due and lost, whether the
 //! slow consumers were dropped, and the histograms, into the report.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 
 use mio::net::TcpStream;
 
 use super::subscriber::State;
-use super::{Excused, Finish, Worker};
+use super::{Candidate, Excused, Finish, Gap, Worker};
 use crate::clock::self_cpu;
 use crate::hist;
 
@@ -19,7 +20,15 @@ impl Worker {
             .iter()
             .filter(|(_, c)| matches!(c.state, State::Requested | State::Subscribed) && !c.slow)
             .count() as u64;
-        let excused = Excused::new(finish.excused);
+        let mut tally = Tally::new(&finish.candidates, &self.gaps);
+        let mut excused = finish.excused;
+        for (channel, ids) in &finish.candidates {
+            excused
+                .entry(channel.clone())
+                .or_default()
+                .extend(ids.iter().copied());
+        }
+        let excused = Excused::new(excused);
         let mut slow = Vec::new();
         let d = &mut self.report.delivery;
         for (key, c) in self.clients.iter() {
@@ -39,8 +48,12 @@ impl Worker {
                 (State::Requested | State::Connecting, Some(_)) | (State::Subscribed, _) => {
                     d.expected += due;
                     d.lost += c.ids.lost_at_end(last, &excused, &channel);
+                    tally.count(&channel, c.index, c.ids.last());
                 }
-                (State::Requested, None) => d.expected += due,
+                (State::Requested, None) => {
+                    d.expected += due;
+                    tally.count(&channel, c.index, 0);
+                }
                 (State::Connecting | State::Closed, _) => {}
             }
         }
@@ -50,11 +63,13 @@ impl Worker {
             if let Some(&last) = finish.expect.get(&channel) {
                 d.expected += excused.due(&channel, last);
                 d.lost += a.ids.lost_at_end(last, &excused, &channel);
+                tally.count(&channel, a.index, a.ids.last());
             }
         }
-        for (channel, gap) in std::mem::take(&mut self.gaps) {
+        for (_, channel, gap) in std::mem::take(&mut self.gaps) {
             d.lost += gap.lost(&excused, &channel);
         }
+        self.report.candidates = tally.into_counts();
         // A slow consumer the server dropped reads to the end of what was
         // queued for it, then finds the connection closed.
         for key in slow {
@@ -81,6 +96,62 @@ impl Worker {
                 (i, hist::encode(c), hist::encode(r))
             })
             .collect();
+    }
+}
+
+/// What the subscribers saw of the ids whose publish lost its answer.
+struct Tally<'a> {
+    /// Per channel, its candidate ids and their places in `counts`.
+    ids: HashMap<&'a str, Vec<(u64, usize)>>,
+    /// Per subscriber index, the ids it never received (its jumps).
+    holes: HashMap<usize, Vec<(u64, u64)>>,
+    counts: Vec<Candidate>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(candidates: &'a HashMap<String, Vec<u64>>, gaps: &[(usize, String, Gap)]) -> Tally<'a> {
+        let mut t = Tally {
+            ids: HashMap::new(),
+            holes: HashMap::new(),
+            counts: Vec::new(),
+        };
+        for (channel, ids) in candidates {
+            for &id in ids {
+                t.ids
+                    .entry(channel.as_str())
+                    .or_default()
+                    .push((id, t.counts.len()));
+                t.counts.push(Candidate {
+                    channel: channel.clone(),
+                    id,
+                    ..Candidate::default()
+                });
+            }
+        }
+        if !t.counts.is_empty() {
+            for (index, _, g) in gaps {
+                t.holes.entry(*index).or_default().push((g.first, g.last));
+            }
+        }
+        t
+    }
+
+    /// Subscriber `index` on `channel`, due its messages, reached id `last`.
+    fn count(&mut self, channel: &str, index: usize, last: u64) {
+        let Some(ids) = self.ids.get(channel) else {
+            return;
+        };
+        let holes = self.holes.get(&index).map_or(&[][..], Vec::as_slice);
+        for &(id, at) in ids {
+            self.counts[at].due += 1;
+            if id <= last && !holes.iter().any(|&(a, b)| a <= id && id <= b) {
+                self.counts[at].received += 1;
+            }
+        }
+    }
+
+    fn into_counts(self) -> Vec<Candidate> {
+        self.counts
     }
 }
 

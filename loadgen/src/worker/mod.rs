@@ -58,8 +58,8 @@ mod subscriber;
 
 pub use ids::{Excused, Gap, Ids, Seen};
 pub use protocol::{
-    Channels, FaultCounts, Finish, FromWorker, IdCheck, Plan, Progress, Report, ToWorker,
-    WorkerFault, RETRY_DELAY_NS,
+    Candidate, Channels, FaultCounts, Finish, FromWorker, IdCheck, Plan, Progress, Report,
+    ToWorker, WorkerFault, RETRY_DELAY_NS,
 };
 
 use attack::{Attacker, ATTACK_BASE};
@@ -97,9 +97,12 @@ struct Worker {
     churn_last_ns: u64,
     attack_on: bool,
     attackers: Slab<Attacker>,
-    /// Gaps not covered by a missed report, on each subscriber's channel:
-    /// settled at the end against the ids nobody was due.
-    gaps: Vec<(String, Gap)>,
+    /// Jumps in the ids of each subscriber (its index), on its channel: the
+    /// part not covered by a missed report is settled at the end against
+    /// the ids nobody was due; all of it tells which ids it never received.
+    gaps: Vec<(usize, String, Gap)>,
+    /// Resident memory before the first connect, bytes.
+    rss_start: u64,
     reconnect_hist: Histogram<u64>,
     attacker_life: Histogram<u64>,
     rng: u64,
@@ -177,6 +180,7 @@ impl Worker {
             attack_on: false,
             attackers: Slab::new(),
             gaps: Vec::new(),
+            rss_start: resident_bytes(),
             reconnect_hist: hist::new_histogram(),
             attacker_life: hist::new_histogram(),
             rng: seed | 1,
@@ -267,7 +271,21 @@ impl Worker {
             away: self.away.len() as u64,
             storm_closed: self.report.fault.storm_closed,
             attackers: self.attackers.len() as u64,
+            rss: resident_bytes(),
+            rss_start: self.rss_start,
         };
         protocol::write_line(io::stdout().lock(), &FromWorker::Progress(p))
     }
+}
+
+/// This process's resident memory, bytes (`/proc/self/statm`; 0 where it
+/// cannot be read).
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
 }

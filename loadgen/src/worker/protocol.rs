@@ -140,6 +140,25 @@ pub struct Finish {
     /// Ids on each channel that no subscriber was due (their publish failed).
     #[serde(default)]
     pub excused: HashMap<String, Vec<u64>>,
+    /// Ids on each channel whose publish lost its answer: excused here too,
+    /// and each counted in the report ([`Report::candidates`]), so that the
+    /// coordinator can tell from what the subscribers saw whether it was
+    /// published after all.
+    #[serde(default)]
+    pub candidates: HashMap<String, Vec<u64>>,
+}
+
+/// One id whose publish lost its answer, as one worker's subscribers saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Candidate {
+    pub channel: String,
+    pub id: u64,
+    /// Subscribers that would have been due it (counted in `expected` for
+    /// the channel).
+    pub due: u64,
+    /// Of them, those that received it.
+    pub received: u64,
 }
 
 /// A line from a worker to the coordinator.
@@ -176,6 +195,11 @@ pub struct Progress {
     /// Slowloris connections open now.
     #[serde(default)]
     pub attackers: u64,
+    /// The worker's resident memory now, and before its first connect, bytes.
+    #[serde(default)]
+    pub rss: u64,
+    #[serde(default)]
+    pub rss_start: u64,
 }
 
 /// Everything a worker measured.
@@ -205,6 +229,9 @@ pub struct Report {
     pub intervals: Vec<(u64, String, String)>,
     #[serde(default)]
     pub fault: FaultCounts,
+    /// What the subscribers saw of each of [`Finish::candidates`].
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
 }
 
 /// What a worker counted of the fault it injected.
@@ -259,6 +286,8 @@ impl std::ops::AddAssign<&Progress> for Progress {
         self.away += o.away;
         self.storm_closed += o.storm_closed;
         self.attackers += o.attackers;
+        self.rss += o.rss;
+        self.rss_start += o.rss_start;
     }
 }
 
@@ -330,7 +359,7 @@ mod tests {
         assert!(matches!(back, ToWorker::Disconnect { reset: true }));
         let back = round_trip_to_worker(&ToWorker::Finish(Finish {
             expect: HashMap::from([("bc".into(), 9)]),
-            excused: HashMap::new(),
+            ..Finish::default()
         }));
         assert!(matches!(back, ToWorker::Finish(f) if f.expect["bc"] == 9));
     }

@@ -15,7 +15,7 @@ use mio::{Interest, Token};
 use super::away::Away;
 use super::socket::{open_socket_with, request};
 use super::sse::{Event, SseReader};
-use super::{IdCheck, Ids, Seen, Worker, RETRY_DELAY_NS};
+use super::{Gap, IdCheck, Ids, Seen, Worker, RETRY_DELAY_NS};
 use crate::clock::{mono_ns, parse_stamp, Stamp};
 use crate::hist;
 
@@ -550,6 +550,7 @@ impl Worker {
             IdCheck::Server => id,
             IdCheck::Sequence => stamp.and_then(|s| s.seq),
         };
+        let before = c.ids.last();
         match id.map(|id| c.ids.handle_id(id)) {
             Some(Seen::Duplicate) => {
                 self.report.delivery.duplicates += 1;
@@ -560,8 +561,17 @@ impl Worker {
                 return;
             }
             Some(Seen::New(gap)) => {
-                if let Some(gap) = gap {
-                    self.gaps.push((self.plan.channels.name(c.index), gap));
+                let id = id.unwrap_or_default();
+                if id > before + 1 {
+                    // A jump covered by missed reports is kept too: those
+                    // ids did not arrive either.
+                    let gap = gap.unwrap_or(Gap {
+                        first: before + 1,
+                        last: id - 1,
+                        uncovered: 0,
+                    });
+                    self.gaps
+                        .push((c.index, self.plan.channels.name(c.index), gap));
                 }
             }
             // Nothing to check it by (an Opaque frame read by server ids, or
