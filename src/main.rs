@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use dispatchers::{Kind, Options};
 
 mod chart;
+mod compare;
+mod floor;
 mod report;
 
 #[derive(Parser)]
@@ -34,8 +36,13 @@ enum Command {
     Chart(ChartArgs),
     /// Write one self-contained HTML page per result directory; runs nothing.
     Report(ReportArgs),
+    /// Compare two runs figure by figure; exit 99 when one regresses past the threshold.
+    Compare(CompareArgs),
     /// List the dispatchers and transports.
     List,
+    /// The fan-out floor: a plain write loop to SSE subscribers (a run's `floor` target).
+    #[command(hide = true)]
+    Floor(FloorArgs),
     /// A load generator worker process (started by `run`; reads its plan on stdin).
     #[command(hide = true)]
     Worker,
@@ -70,6 +77,35 @@ struct RunArgs {
     /// PID of the external server, to sample its memory, threads and CPU.
     #[arg(long, requires = "target")]
     pid: Option<u32>,
+    /// Run every case N times, each with a fresh server; figures get their median and range.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: Option<u32>,
+    /// Pin the server and the load generator: server=LIST,loadgen=LIST (e.g. server=0,loadgen=1).
+    #[arg(long, value_name = "server=LIST,loadgen=LIST")]
+    cpus: Option<String>,
+    /// Also run the floor (a plain write loop) and give fan-out figures their ratio to it.
+    #[arg(long)]
+    floor: bool,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The run before: a results directory or its run.json.
+    a: PathBuf,
+    /// The run after.
+    b: PathBuf,
+    /// A figure worse than this many percent (beyond the noise) is a regression: exit 99.
+    #[arg(long, default_value_t = 10.0)]
+    threshold: f64,
+}
+
+#[derive(clap::Args)]
+struct FloorArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A second listener (publishing and /stats), as serve's.
+    #[arg(long)]
+    publish_listen: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -333,7 +369,10 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
     let only_peers = (!a.peers.is_empty()).then_some(a.peers.clone());
-    let scenario = match scenario.with_overrides(only, only_peers, a.steps.clone(), a.quick) {
+    let scenario = match scenario
+        .with_overrides(only, only_peers, a.steps.clone(), a.quick)
+        .and_then(|s| s.with_run_options(a.repeat, a.cpus.as_deref(), a.floor))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cometbench: {e}");
@@ -370,6 +409,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     })?;
     let mut out = std::io::stdout().lock();
     loadgen::results::write_table(&mut out, &outcome.run.cases)?;
+    loadgen::results::write_capacity(&mut out, &outcome.run.capacity)?;
     writeln!(out, "results: {}", outcome.dir.display())?;
     if !outcome.run.thresholds.passed {
         for b in &outcome.run.thresholds.broken {
@@ -392,6 +432,22 @@ fn main() -> ExitCode {
             loadgen::worker::main().map_err(anyhow::Error::from)
         }
         Command::Serve(a) => serve(a),
+        Command::Floor(a) => {
+            raise_nofile();
+            floor::run(a.listen, a.publish_listen)
+        }
+        Command::Compare(a) => {
+            let o = compare::Options {
+                a: a.a,
+                b: a.b,
+                threshold_pct: a.threshold,
+            };
+            match compare::run(&o, std::io::stdout().lock()) {
+                Ok(0) => Ok(()),
+                Ok(_) => return ExitCode::from(EXIT_THRESHOLD),
+                Err(e) => Err(e),
+            }
+        }
         Command::Chart(a) => chart::run(
             &chart::Options {
                 dirs: a.dirs,

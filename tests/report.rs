@@ -298,6 +298,9 @@ fn the_broadcast_10k_page_holds_its_charts_table_notes_and_provenance() {
             "p99 ms",
             "p99.9 ms",
             "CPU us/msg",
+            "delivered",
+            "LG us/msg",
+            "LG/conn",
             "errors",
             "status"
         ]
@@ -319,8 +322,8 @@ fn the_broadcast_10k_page_holds_its_charts_table_notes_and_provenance() {
         );
         assert_eq!(tds[4], case["server"]["threads"].to_string());
         match case["failure"].as_str() {
-            Some(f) => assert_eq!(tds[11], format!("FAILED: {f}")),
-            None => assert_eq!(tds[11], case["status"].as_str().unwrap()),
+            Some(f) => assert_eq!(tds[14], format!("FAILED: {f}")),
+            None => assert_eq!(tds[14], case["status"].as_str().unwrap()),
         }
     }
 
@@ -443,7 +446,7 @@ fn hostile_text_in_a_run_stays_text() {
     assert!(items.iter().any(|i| i == evil_note), "the note, as text");
     let rows = table_rows(&doc);
     assert_eq!(rows[0].0, evil_target);
-    assert_eq!(rows[0].1[11], "FAILED: &amp; \"quoted\" 'single' ]]> <!--");
+    assert_eq!(rows[0].1[14], "FAILED: &amp; \"quoted\" 'single' ]]> <!--");
     assert!(text_of(doc.root()).contains("'</code></pre><b>x</b>'"));
 }
 

@@ -9,4 +9,5 @@ pub mod results;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod spread;
 pub mod worker;

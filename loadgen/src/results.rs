@@ -3,13 +3,14 @@
 //! Every figure is measured, never derived from another run; a step that
 //! failed says why in `failure` and keeps what was measured up to then.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
 use crate::hist::Summary;
 use crate::sampler::{Machine, Sample};
+use crate::spread::{self, Spread, WIDE};
 
 /// The version of this document's shape.
 pub const SCHEMA: &str = "cometbench-run/1";
@@ -24,6 +25,28 @@ pub struct Run {
     pub machine: Machine,
     pub cases: Vec<Case>,
     pub thresholds: ThresholdResult,
+    /// The cores the server and the load generator were pinned to, when
+    /// they were (`--cpus`, the scenario's `[placement]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::scenario::Placement>,
+    /// A capacity run's result per target and transport.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<Capacity>,
+}
+
+/// How many subscribers a target held within the scenario's p99 bound.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Capacity {
+    pub target: String,
+    pub transport: String,
+    pub slo_p99_ms: f64,
+    /// The largest step whose broadcast p99 stayed within the bound (and
+    /// whose case was ok); null when the first step already did not.
+    pub held: Option<u64>,
+    /// The first step that did not, and why; stepping stopped there.
+    pub failed_at: Option<u64>,
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,6 +86,23 @@ pub struct Case {
     /// The fault injected and its pass line, when the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultResult>,
+    /// Which repeat this is, from 1 (0 in a run written before repeats).
+    pub repeat: u32,
+    /// With repeats: every repeat, the first included, each a whole case;
+    /// this case's own figures are the first repeat's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<Case>,
+    /// With repeats: per headline figure (its path in the case), the median
+    /// and min-max over the repeats (see [`crate::spread`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub spread: BTreeMap<String, Spread>,
+    /// Per fan-out figure, this case's (median) over the floor's (median) at
+    /// the same transport and step in the same run.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub floor_ratio: BTreeMap<String, f64>,
+    /// Capacity runs: whether the case held the scenario's p99 bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_held: Option<bool>,
 }
 
 /// A fault injected into one case, what it did, and whether the pass line held.
@@ -212,6 +252,9 @@ pub struct Server {
     pub cpu_per_delivery_us: Option<f64>,
     /// How the server process ended, when it did on its own.
     pub exit: Option<String>,
+    /// The CPUs the server may run on, read at the end of the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -230,6 +273,9 @@ pub struct Loadgen {
     pub rss_at_step: u64,
     /// (rss_at_step - rss_start) / held connections, bytes.
     pub rss_per_conn: Option<f64>,
+    /// The CPUs the (first) worker may run on, read at the end of the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -325,71 +371,177 @@ impl Case {
     }
 }
 
-fn bytes(b: Option<f64>) -> String {
-    match b {
-        None => "-".into(),
-        Some(b) if b.abs() >= 10_240.0 => format!("{:.1} KiB", b / 1024.0),
-        Some(b) => format!("{b:.0} B"),
-    }
-}
-
-fn ms(us: u64, count: u64) -> String {
-    if count == 0 {
-        "-".into()
+fn bytes(b: f64) -> String {
+    if b.abs() >= 10_240.0 {
+        format!("{:.1} KiB", b / 1024.0)
     } else {
-        format!("{:.1}", us as f64 / 1000.0)
+        format!("{b:.0} B")
     }
 }
 
-fn us(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) => format!("{v:.1}"),
+fn ms(us: f64) -> String {
+    format!("{:.1}", us / 1000.0)
+}
+
+fn us(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn fraction(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+/// Figure `key` of `c` as a cell: `-` without a value; over repeats
+/// `median [min-max]`, with `*` after a range wider than [`WIDE`] of its median.
+fn cell(c: &Case, key: &str, fmt: fn(f64) -> String) -> String {
+    match c.spread.get(key) {
+        Some(s) => format!(
+            "{} [{}-{}]{}",
+            fmt(s.median),
+            fmt(s.min),
+            fmt(s.max),
+            if s.width() > WIDE { "*" } else { "" }
+        ),
+        None => spread::value(c, key).map_or("-".into(), fmt),
     }
+}
+
+/// The table's columns; the last one, the status, is not padded.
+const HEADER: [&str; 16] = [
+    "target",
+    "transport",
+    "conns",
+    "RSS/conn",
+    "kernel/conn",
+    "threads",
+    "procs",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "CPU us/msg",
+    "delivered",
+    "LG us/msg",
+    "LG/conn",
+    "errors",
+    "status",
+];
+
+fn row(c: &Case) -> Vec<String> {
+    let status = match &c.failure {
+        Some(f) => format!("FAILED: {f}"),
+        None => c.status.clone(),
+    };
+    vec![
+        c.target.clone(),
+        c.transport.clone(),
+        format!("{}/{}", c.connections.connected, c.step),
+        cell(c, "server.rss_per_conn", bytes),
+        cell(c, "server.kernel_per_conn", bytes),
+        c.server.threads.to_string(),
+        c.server.processes.to_string(),
+        cell(c, "delivery.latency_us.p50", ms),
+        cell(c, "delivery.latency_us.p99", ms),
+        cell(c, "delivery.latency_us.p999", ms),
+        cell(c, "server.cpu_per_delivery_us", us),
+        cell(c, "delivery.delivered_fraction", fraction),
+        cell(c, "loadgen.cpu_per_delivery_us", us),
+        cell(c, "loadgen.rss_per_conn", bytes),
+        c.errors().to_string(),
+        status,
+    ]
+}
+
+/// A capacity run's result: per target, the largest count that held the bound.
+pub fn write_capacity<W: Write>(mut w: W, capacity: &[Capacity]) -> io::Result<()> {
+    for c in capacity {
+        let held = c
+            .held
+            .map_or("no step".to_string(), |n| format!("{n} subscribers"));
+        let stop = match (c.failed_at, &c.why) {
+            (Some(n), Some(why)) => format!("; stopped at {n}: {why}"),
+            _ => "; every step held".into(),
+        };
+        writeln!(
+            w,
+            "capacity at p99 <= {} ms: {} {}: {held}{stop}",
+            c.slo_p99_ms, c.target, c.transport
+        )?;
+    }
+    Ok(())
+}
+
+/// Each fan-out figure against the floor of the same run, when it has one.
+fn write_floor<W: Write>(w: &mut W, cases: &[Case]) -> io::Result<()> {
+    let with: Vec<&Case> = cases.iter().filter(|c| !c.floor_ratio.is_empty()).collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "against the floor (same run, same transport and step; 1.00 = the floor):"
+    )?;
+    writeln!(
+        w,
+        "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "target", "transport", "conns", "p50", "p99", "p99.9", "CPU"
+    )?;
+    for c in with {
+        let r = |k: &str| {
+            c.floor_ratio
+                .get(k)
+                .map_or("-".into(), |v| format!("{v:.2}"))
+        };
+        writeln!(
+            w,
+            "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            c.target,
+            c.transport,
+            c.step,
+            r("delivery.latency_us.p50"),
+            r("delivery.latency_us.p99"),
+            r("delivery.latency_us.p999"),
+            r("server.cpu_per_delivery_us"),
+        )?;
+    }
+    Ok(())
 }
 
 /// The comparison table printed at the end of a run, then each target's notes.
 pub fn write_table<W: Write>(mut w: W, cases: &[Case]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<22} {:<9} {:>11} {:>10} {:>11} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>7}  status",
-        "target",
-        "transport",
-        "conns",
-        "RSS/conn",
-        "kernel/conn",
-        "threads",
-        "procs",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "CPU us/msg",
-        "errors"
-    )?;
-    for c in cases {
-        let l = &c.delivery.latency_us;
-        let status = match &c.failure {
-            Some(f) => format!("FAILED: {f}"),
-            None => c.status.clone(),
-        };
+    let repeats = cases.iter().any(|c| !c.spread.is_empty());
+    // A range widens a column: the widths are the widest cell's.
+    let rows: Vec<Vec<String>> = cases.iter().map(row).collect();
+    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, v) in r.iter().enumerate() {
+            widths[i] = widths[i].max(v.len());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut out = String::new();
+        for (i, v) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(&format!("  {v}"));
+            } else if i < 2 {
+                out.push_str(&format!("{v:<w$} ", w = widths[i]));
+            } else {
+                out.push_str(&format!("{v:>w$} ", w = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    writeln!(w, "{}", line(&HEADER.map(String::from)))?;
+    for r in &rows {
+        writeln!(w, "{}", line(r))?;
+    }
+    if repeats {
         writeln!(
             w,
-            "{:<22} {:<9} {:>11} {:>10} {:>11} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>7}  {}",
-            c.target,
-            c.transport,
-            format!("{}/{}", c.connections.connected, c.step),
-            bytes(c.server.rss_per_conn),
-            bytes(c.server.kernel_per_conn),
-            c.server.threads,
-            c.server.processes,
-            ms(l.p50, l.count),
-            ms(l.p99, l.count),
-            ms(l.p999, l.count),
-            us(c.server.cpu_per_delivery_us),
-            c.errors(),
-            status
+            "figures over repeats: median [min-max]; * where the range passes {:.0}% of the median",
+            WIDE * 100.0
         )?;
     }
+    write_floor(&mut w, cases)?;
     // Each fault's pass line, item by item.
     for c in cases {
         let Some(f) = &c.fault else { continue };

@@ -28,9 +28,14 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
     let max = rows
         .iter()
         .flat_map(|e| {
+            let c = &e.case;
+            let top = |key: &str, own: Option<f64>| match c.figure(key, own) {
+                (_, Some((_, hi))) => Some(hi),
+                (v, None) => v,
+            };
             [
-                e.case.server.cpu_per_delivery_us,
-                e.case.loadgen.cpu_per_delivery_us,
+                top("server.cpu_per_delivery_us", c.server.cpu_per_delivery_us),
+                top("loadgen.cpu_per_delivery_us", c.loadgen.cpu_per_delivery_us),
             ]
         })
         .flatten()
@@ -48,9 +53,18 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
         let yc = (n - 1 - i) as f64;
         let failed = e.case.is_failed();
         notes.extend(failure_note(g, e));
-        for (v, fill, y) in [
-            (e.case.server.cpu_per_delivery_us, Fill::Solid, yc + 0.19),
-            (e.case.loadgen.cpu_per_delivery_us, LOADGEN, yc - 0.19),
+        let c = &e.case;
+        for ((v, range), fill, y) in [
+            (
+                c.figure("server.cpu_per_delivery_us", c.server.cpu_per_delivery_us),
+                Fill::Solid,
+                yc + 0.19,
+            ),
+            (
+                c.figure("loadgen.cpu_per_delivery_us", c.loadgen.cpu_per_delivery_us),
+                LOADGEN,
+                yc - 0.19,
+            ),
         ] {
             let Some(v) = v else { continue };
             marks.push(Mark::Bar {
@@ -59,6 +73,13 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
                 color,
                 fill,
             });
+            if let Some((lo, hi)) = range {
+                marks.push(Mark::Range {
+                    from: (lo, y),
+                    to: (hi, y),
+                    color,
+                });
+            }
             marks.push(Mark::Text {
                 at: (v, y),
                 text: format!("{} µs", plain(v)),

@@ -105,6 +105,13 @@ pub enum Mark {
         text: String,
         anchor: Anchor,
     },
+    /// A figure's range over repeats: a bar from `from` to `to` with a cap
+    /// across each end (an error bar; the median is the line's or bar's).
+    Range {
+        from: (f64, f64),
+        to: (f64, f64),
+        color: RGBColor,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -141,7 +141,12 @@ pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
         .filter(|e| e.case.delivery.latency_us.count > 0)
         .flat_map(|e| {
             let l = &e.case.delivery.latency_us;
-            [ms(l.p50), ms(l.p99)]
+            // The ranges over repeats must fit too.
+            let ranges = ["delivery.latency_us.p50", "delivery.latency_us.p99"]
+                .into_iter()
+                .filter_map(|k| e.case.spread.get(k))
+                .flat_map(|s| [s.min / 1000.0, s.max / 1000.0]);
+            [ms(l.p50), ms(l.p99)].into_iter().chain(ranges)
         })
         .filter(|v| *v > 0.0)
         .collect();
@@ -167,21 +172,35 @@ pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
             .filter(|e| &e.case.target == target && &e.case.transport == transport)
             .collect();
         let color = target_color(target, theme);
-        let pts = |f: &dyn Fn(&super::results::Summary) -> u64| -> Vec<SweepPoint> {
+        // The median over repeats where there are repeats, with its range.
+        let pts = |key: &str, f: &dyn Fn(&super::results::Summary) -> u64| -> Vec<SweepPoint> {
             entries
                 .iter()
                 .map(|e| {
                     let l = &e.case.delivery.latency_us;
+                    let own = (l.count > 0).then(|| f(l) as f64);
                     SweepPoint {
                         step: e.case.step,
-                        value: (l.count > 0).then(|| ms(f(l))),
+                        value: e.case.figure(key, own).0.map(|us| us / 1000.0),
                         failed: e.case.is_failed(),
                     }
                 })
                 .collect()
         };
-        let p50 = pts(&|l| l.p50);
-        let p99 = pts(&|l| l.p99);
+        let p50 = pts("delivery.latency_us.p50", &|l| l.p50);
+        let p99 = pts("delivery.latency_us.p99", &|l| l.p99);
+        for e in &entries {
+            for key in ["delivery.latency_us.p50", "delivery.latency_us.p99"] {
+                if let (_, Some((lo, hi))) = e.case.figure(key, None) {
+                    let x = (e.case.step as f64).log10();
+                    marks.push(Mark::Range {
+                        from: (x, fy(lo / 1000.0)),
+                        to: (x, fy(hi / 1000.0)),
+                        color,
+                    });
+                }
+            }
+        }
         if p50.iter().all(|p| p.value.is_none()) {
             missing.push(series_name(g, entries[0]));
         }

@@ -299,6 +299,9 @@ fn draw_legend<DB: DrawingBackend>(
 }
 
 /// A polyline in pixel coordinates on `area`.
+/// Half the width of an error bar's cap, pixels.
+const RANGE_CAP: i32 = 9;
+
 fn draw_path<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     pts: &[(i32, i32)],
@@ -507,6 +510,24 @@ fn draw_panel<DB: DrawingBackend>(
                         .draw(&Circle::new(*p, DOT_R, color.filled()))
                         .map_err(s)?;
                 }
+            }
+        }
+    }
+    for m in &panel.marks {
+        if let Mark::Range { from, to, color } = m {
+            let a = area_offset(plot, plot.map_coordinate(from));
+            let b = area_offset(plot, plot.map_coordinate(to));
+            let strip = plot.strip_coord_spec();
+            draw_path(&strip, &[a, b], *color, Dash::Solid)?;
+            // Caps across the bar, whichever way it runs.
+            let vertical = (a.0 - b.0).abs() < (a.1 - b.1).abs();
+            for p in [a, b] {
+                let cap = if vertical {
+                    [(p.0 - RANGE_CAP, p.1), (p.0 + RANGE_CAP, p.1)]
+                } else {
+                    [(p.0, p.1 - RANGE_CAP), (p.0, p.1 + RANGE_CAP)]
+                };
+                draw_path(&strip, &cap, *color, Dash::Solid)?;
             }
         }
     }

@@ -125,11 +125,13 @@ pub struct KernelMem {
 #[serde(default)]
 pub struct Loadgen {
     pub cpu_per_delivery_us: Option<f64>,
+    pub rss_per_conn: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Delivery {
+    pub delivered_fraction: Option<f64>,
     pub received: u64,
     pub lost: u64,
     pub duplicates: u64,
@@ -184,6 +186,16 @@ pub struct Spread {
 }
 
 impl Case {
+    /// Figure `key` (its path in the case, as `spread` keys it) as charts
+    /// draw it: the median over repeats with the range, or the case's own
+    /// value without one. `own` is that value.
+    pub fn figure(&self, key: &str, own: Option<f64>) -> (Option<f64>, Option<(f64, f64)>) {
+        match self.spread.get(key) {
+            Some(s) => (Some(s.median), Some((s.min, s.max))),
+            None => (own, None),
+        }
+    }
+
     /// Errors counted against thresholds, summed as the load generator
     /// sums them (`loadgen::results::Case::errors`): failed connects,
     /// server disconnects, protocol errors, losses, duplicates, reorders.

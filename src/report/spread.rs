@@ -23,6 +23,9 @@ pub enum Figure {
     P99,
     P999,
     CpuPerDelivery,
+    DeliveredFraction,
+    LoadgenCpuPerDelivery,
+    LoadgenRssPerConn,
 }
 
 impl Figure {
@@ -35,6 +38,9 @@ impl Figure {
             Figure::P99 => "delivery.latency_us.p99",
             Figure::P999 => "delivery.latency_us.p999",
             Figure::CpuPerDelivery => "server.cpu_per_delivery_us",
+            Figure::DeliveredFraction => "delivery.delivered_fraction",
+            Figure::LoadgenCpuPerDelivery => "loadgen.cpu_per_delivery_us",
+            Figure::LoadgenRssPerConn => "loadgen.rss_per_conn",
         }
     }
 
@@ -49,6 +55,9 @@ impl Figure {
             Figure::P99 => latency(l.p99),
             Figure::P999 => latency(l.p999),
             Figure::CpuPerDelivery => c.server.cpu_per_delivery_us,
+            Figure::DeliveredFraction => c.delivery.delivered_fraction,
+            Figure::LoadgenCpuPerDelivery => c.loadgen.cpu_per_delivery_us,
+            Figure::LoadgenRssPerConn => c.loadgen.rss_per_conn,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::spread::{shown, Figure, Shown, WIDE};
 use crate::chart::results::Case;
 
 /// The header, as the terminal table has it.
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 16] = [
     "target",
     "transport",
     "conns",
@@ -25,6 +25,9 @@ const COLUMNS: [&str; 13] = [
     "p99 ms",
     "p99.9 ms",
     "CPU us/msg",
+    "delivered",
+    "LG us/msg",
+    "LG/conn",
     "errors",
     "status",
 ];
@@ -43,6 +46,10 @@ fn ms(us: f64) -> String {
 
 fn us(v: f64) -> String {
     format!("{v:.1}")
+}
+
+fn fraction(v: f64) -> String {
+    format!("{v:.4}")
 }
 
 /// One figure's cell: `-` without a value, the range after the value.
@@ -88,6 +95,9 @@ fn row(c: &Case) -> String {
         figure_cell(shown(c, Figure::P99), ms),
         figure_cell(shown(c, Figure::P999), ms),
         figure_cell(shown(c, Figure::CpuPerDelivery), us),
+        figure_cell(shown(c, Figure::DeliveredFraction), fraction),
+        figure_cell(shown(c, Figure::LoadgenCpuPerDelivery), us),
+        figure_cell(shown(c, Figure::LoadgenRssPerConn), bytes),
         num(c.errors().to_string()),
         format!("<td class=\"status\">{}</td>", esc(&status)),
     ];
@@ -157,7 +167,8 @@ mod tests {
     #[test]
     fn units_round_as_the_terminal_table_does() {
         type Unit = fn(f64) -> String;
-        let cases: [(Unit, f64, &str); 6] = [
+        let cases: [(Unit, f64, &str); 7] = [
+            (fraction, 0.5, "0.5000"),
             (bytes, 300.4, "300 B"),
             (bytes, 10_239.0, "10239 B"),
             (bytes, 10_240.0, "10.0 KiB"),

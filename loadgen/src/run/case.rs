@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::fault::{self, FaultHook, Publishing};
 use super::figures::{judge_connections, summarise_server, CpuReading};
+use super::placement::affinity_of;
 use super::sampling::SamplerThread;
 use super::server::{stats_subscribers, Server};
 use super::target::Target;
@@ -77,6 +78,8 @@ pub(super) struct Shared<'a> {
     pub dir: &'a Path,
     /// `samples.jsonl`.
     pub samples_file: &'a Arc<Mutex<File>>,
+    /// Which repeat of the case this is, from 1.
+    pub repeat: u32,
 }
 
 impl<'a> CaseRun<'a> {
@@ -109,10 +112,14 @@ impl<'a> CaseRun<'a> {
             args,
             dir,
             samples_file,
+            repeat,
         } = *shared;
         let s = &args.scenario;
         let started = Instant::now();
-        let label = format!("{}-{}-{}", target.label(), transport.name(), step);
+        let mut label = format!("{}-{}-{}", target.label(), transport.name(), step);
+        if repeat > 1 {
+            label.push_str(&format!("-r{repeat}"));
+        }
         let mut case = target.case(transport, step);
         let log = dir.join(format!("{label}.server.log"));
         let (server, sub_path, pub_path) = match target {
@@ -377,6 +384,8 @@ impl<'a> CaseRun<'a> {
         self.case.server.at_step = self.last_sample();
         let p = self.workers.total();
         (self.case.loadgen.rss_start, self.case.loadgen.rss_at_step) = (p.rss_start, p.rss);
+        self.case.server.cpus = self.server.pid.and_then(|p| affinity_of(p).ok());
+        self.case.loadgen.cpus = self.workers.first_pid().and_then(|p| affinity_of(p).ok());
         if self.case.failure.is_none() {
             self.with_fault(|f, run| f.hold_end(run));
         }

@@ -28,11 +28,14 @@ use crate::results::{self, Case, Run, ThresholdResult};
 use crate::sampler;
 use crate::scenario::{Fault, Scenario};
 
+mod capacity;
 mod case;
 mod consistency;
 mod fault;
 mod figures;
+mod placement;
 mod reconcile;
+mod repeat;
 mod sampling;
 mod server;
 mod target;
@@ -40,6 +43,9 @@ mod workers;
 
 use case::{CaseRun, Shared};
 use target::Target;
+
+pub use placement::affinity_of;
+pub use repeat::FLOOR;
 
 /// Answers 500-503 to a peer's subscribes retried per connection (our
 /// dispatchers' refusals are never retried: they are what is measured).
@@ -108,6 +114,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     if let Some(f) = &s.fault {
         check_fault_targets(f, &targets)?;
     }
+    placement::set(s.placement.as_ref())?;
     let mut run = Run {
         schema: results::SCHEMA.into(),
         scenario: serde_json::to_value(s)?,
@@ -117,23 +124,44 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         machine: sampler::machine(),
         cases: Vec::new(),
         thresholds: ThresholdResult::default(),
-    };
-    let shared = Shared {
-        args: &args,
-        dir: &dir,
-        samples_file: &samples_file,
+        placement: s.placement.clone(),
+        capacity: Vec::new(),
     };
     for target in &targets {
         for &transport in &s.transports {
+            let mut capacity = capacity::Stepping::new(s, target.label(), transport.name());
             for &step in &s.steps {
-                let case = CaseRun::run(&shared, target, transport, step)
-                    .unwrap_or_else(|e| target.failed_case(transport, step, e));
-                say(&case);
+                if !capacity.goes_on() {
+                    break;
+                }
+                let mut repeats = Vec::new();
+                for r in 1..=s.repeat {
+                    let shared = Shared {
+                        args: &args,
+                        dir: &dir,
+                        samples_file: &samples_file,
+                        repeat: r,
+                    };
+                    let mut case = CaseRun::run(&shared, target, transport, step)
+                        .unwrap_or_else(|e| target.failed_case(transport, step, e));
+                    case.repeat = r;
+                    say(&case);
+                    let skipped = case.status == "skipped";
+                    repeats.push(case);
+                    if skipped {
+                        // Nothing was run: nothing to repeat.
+                        break;
+                    }
+                }
+                let mut case = repeat::combine(repeats);
+                capacity.judge(&mut case);
                 run.cases.push(case);
                 write_json(&dir.join("run.json"), &run)?;
             }
+            run.capacity.extend(capacity.result());
         }
     }
+    repeat::floor_ratios(&mut run.cases);
     run.thresholds = check_thresholds(s, &run.cases);
     run.finished_at = utc(SystemTime::now(), Precision::Seconds);
     write_json(&dir.join("run.json"), &run)?;
@@ -182,8 +210,16 @@ fn write_json(path: &Path, run: &Run) -> Result<()> {
 fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
     let t = &s.thresholds;
     let mut broken = Vec::new();
-    for c in cases {
-        let name = format!("{} {} {}", c.target, c.transport, c.step);
+    // Every repeat is judged.
+    let all = cases.iter().flat_map(|c| match c.repeats.as_slice() {
+        [] => std::slice::from_ref(c),
+        r => r,
+    });
+    for c in all {
+        let mut name = format!("{} {} {}", c.target, c.transport, c.step);
+        if c.repeat > 1 {
+            name.push_str(&format!(" repeat {}", c.repeat));
+        }
         if let Some(max) = t.max_errors {
             if c.errors() > max {
                 broken.push(format!("{name}: {} errors > {max}", c.errors()));

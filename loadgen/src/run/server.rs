@@ -64,10 +64,13 @@ impl Server {
             .append(true)
             .open(&log)
             .with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .arg("--dispatcher")
-            .arg(name)
+        let mut cmd = Command::new(exe);
+        super::placement::server(&mut cmd);
+        match name {
+            super::FLOOR => cmd.arg(super::FLOOR),
+            _ => cmd.arg("serve").arg("--dispatcher").arg(name),
+        };
+        let mut child = cmd
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)

@@ -26,14 +26,17 @@ impl Target {
         if let Some(e) = external {
             return Ok(vec![Target::External(e.clone())]);
         }
-        let mut t: Vec<Target> = s
-            .dispatchers
-            .iter()
-            .map(|d| Target::Dispatcher {
-                name: d.name.clone(),
-                args: s.server_args.iter().chain(&d.args).cloned().collect(),
-            })
-            .collect();
+        let mut t: Vec<Target> = Vec::new();
+        if s.floor {
+            t.push(Target::Dispatcher {
+                name: super::FLOOR.into(),
+                args: Vec::new(),
+            });
+        }
+        t.extend(s.dispatchers.iter().map(|d| Target::Dispatcher {
+            name: d.name.clone(),
+            args: s.server_args.iter().chain(&d.args).cloned().collect(),
+        }));
         for name in &s.peers {
             let peer = peers::find(name).with_context(|| {
                 format!(
@@ -56,6 +59,7 @@ impl Target {
 
     pub fn kind(&self) -> &'static str {
         match self {
+            Target::Dispatcher { name, .. } if name == super::FLOOR => "floor",
             Target::Dispatcher { .. } => "dispatcher",
             Target::Peer(_) => "peer",
             Target::External(_) => "external",
@@ -98,6 +102,16 @@ impl Target {
                 let mut case = self.case(transport, step);
                 case.status = "skipped".into();
                 case.connections.requested = step;
+                Some(case)
+            }
+            Target::Dispatcher { name, .. }
+                if name == super::FLOOR && transport != Transport::Sse =>
+            {
+                let mut case = self.case(transport, step);
+                case.status = "skipped".into();
+                case.connections.requested = step;
+                case.notes
+                    .push("the floor speaks SSE only: a plain write loop of one SSE frame".into());
                 Some(case)
             }
             _ => None,

@@ -82,6 +82,11 @@ impl Workers {
         sum
     }
 
+    /// The first worker's process id, while there is one.
+    pub fn first_pid(&self) -> Option<u32> {
+        self.procs.first().map(|w| w.child.id())
+    }
+
     /// CPU seconds the workers have used.
     pub fn cpu(&self) -> f64 {
         self.procs
@@ -251,7 +256,9 @@ fn write_hlog(
 }
 
 fn spawn(exe: &Path, plan: Plan, tx: mpsc::Sender<(usize, FromWorker)>) -> Result<WorkerProc> {
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    super::placement::loadgen(&mut cmd);
+    let mut child = cmd
         .arg("worker")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

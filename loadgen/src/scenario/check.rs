@@ -21,10 +21,47 @@ impl Scenario {
         self.check_times().map_err(refused)?;
         self.check_publish().map_err(refused)?;
         self.check_thresholds().map_err(refused)?;
+        self.check_repeats().map_err(refused)?;
         match &self.fault {
             Some(fault) => fault.check(self).map_err(refused),
             None => Ok(()),
         }
+    }
+
+    /// Repeats, placement and the capacity bound in range.
+    pub(super) fn check_repeats(&self) -> Result<(), Refusal> {
+        if !(1..=100).contains(&self.repeat) {
+            return refuse(
+                "repeat",
+                format!("repeat must be 1-100, got {}", self.repeat),
+            );
+        }
+        if let Some(p) = &self.placement {
+            for (field, list) in [
+                ("placement.server", &p.server),
+                ("placement.loadgen", &p.loadgen),
+            ] {
+                if list.is_empty() || list.iter().any(|&c| c >= 1024) {
+                    return refuse(
+                        field,
+                        format!("{field} must list CPUs 0-1023, got {list:?}"),
+                    );
+                }
+            }
+        }
+        if !(self.slo_p99_ms.is_finite() && self.slo_p99_ms > 0.0) {
+            return refuse(
+                "slo_p99_ms",
+                format!("slo_p99_ms must be > 0, got {}", self.slo_p99_ms),
+            );
+        }
+        if self.capacity && self.publish.pattern != Pattern::Broadcast {
+            return refuse(
+                "capacity",
+                "capacity steps a broadcast: it needs [publish] pattern = \"broadcast\"".into(),
+            );
+        }
+        Ok(())
     }
 
     /// The name, and dispatchers and peers each listed once.

@@ -36,6 +36,15 @@
 //! p99_ms = 150.0
 //! min_delivered_fraction = 1.0
 //!
+//! repeat = 1                              # each case this many times, each with a fresh server
+//! floor = false                           # also run the floor server, and ratios to it
+//! capacity = false                        # step each target until p99 > slo_p99_ms, then stop it
+//! slo_p99_ms = 250.0                      # the bound of capacity
+//!
+//! [placement]                             # optional: pin the processes (sched_setaffinity)
+//! server = [0]                            # CPUs of the server, all its processes
+//! loadgen = [1]                           # CPUs of the load generator's workers and coordinator
+//!
 //! [fault]                                 # optional: one fault per run, see [`Fault`]
 //! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart
 //! reset = true                            # disconnect, churn: RST instead of FIN
@@ -122,6 +131,88 @@ pub struct Scenario {
     /// the run (a broken one exits 99 like a threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// Every case is run this many times, each with a fresh server; the
+    /// headline figures are summarised over them (see [`crate::spread`]).
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
+    /// Runs the floor (`cometbench floor`, a plain write loop: the fastest
+    /// fan-out this machine allows) as a target before the others, and
+    /// gives every fan-out figure its ratio to the floor's.
+    #[serde(default)]
+    pub floor: bool,
+    /// The cores the server and the load generator are pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// Steps each target until a case's broadcast p99 passes `slo_p99_ms`,
+    /// then stops stepping it; the largest step that held is its capacity.
+    #[serde(default)]
+    pub capacity: bool,
+    /// The p99 bound of `capacity`, milliseconds.
+    #[serde(default = "default_slo_p99_ms")]
+    pub slo_p99_ms: f64,
+}
+
+/// Where the processes run: CPU numbers as `sched_setaffinity` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    /// The server under test, all its processes (ours or a peer's).
+    pub server: Vec<usize>,
+    /// The load generator: its workers, and the coordinator (publisher, sampler).
+    pub loadgen: Vec<usize>,
+}
+
+impl Placement {
+    /// Reads `server=LIST,loadgen=LIST`, a LIST being CPU numbers and
+    /// ranges separated by commas: `server=0,loadgen=1`,
+    /// `server=0-1,loadgen=2,3`.
+    pub fn parse(text: &str) -> Result<Placement, String> {
+        let mut server = None;
+        let mut loadgen = None;
+        let mut current: Option<&mut Option<Vec<usize>>> = None;
+        for part in text.split(',') {
+            let part = part.trim();
+            let list = if let Some(v) = part.strip_prefix("server=") {
+                current = Some(&mut server);
+                v
+            } else if let Some(v) = part.strip_prefix("loadgen=") {
+                current = Some(&mut loadgen);
+                v
+            } else {
+                part
+            };
+            let Some(slot) = current.as_mut() else {
+                return Err(format!("expected server=LIST,loadgen=LIST, got {text:?}"));
+            };
+            slot.get_or_insert_with(Vec::new)
+                .extend(cpu_list(list).map_err(|e| format!("{e} in {text:?}"))?);
+        }
+        match (server, loadgen) {
+            (Some(server), Some(loadgen)) => Ok(Placement { server, loadgen }),
+            _ => Err(format!(
+                "both server=LIST and loadgen=LIST are needed, got {text:?}"
+            )),
+        }
+    }
+}
+
+/// `3` or `0-2`.
+fn cpu_list(item: &str) -> Result<Vec<usize>, String> {
+    let num = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{s:?} is not a CPU number"))
+    };
+    match item.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b {
+                return Err(format!("{item:?} is an empty range"));
+            }
+            Ok((a..=b).collect())
+        }
+        None => Ok(vec![num(item)?]),
+    }
 }
 
 /// A dispatcher and the flags passed to `cometbench serve --dispatcher NAME`.
@@ -235,6 +326,14 @@ fn default_warmup_secs() -> f64 {
 
 fn default_sample_interval_ms() -> u64 {
     500
+}
+
+fn default_repeat() -> u32 {
+    1
+}
+
+fn default_slo_p99_ms() -> f64 {
+    250.0
 }
 
 fn transport_list() -> String {

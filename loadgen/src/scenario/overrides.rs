@@ -1,8 +1,8 @@
 //! What the command line changes in a scenario: `--dispatcher`, `--peer`,
-//! `--steps` and `--quick`.
+//! `--steps`, `--quick`, `--repeat`, `--cpus` and `--floor`.
 
 use super::check::check_steps;
-use super::{DispatcherSpec, Scenario, ScenarioError, DISPATCHERS, PEERS};
+use super::{DispatcherSpec, Placement, Scenario, ScenarioError, DISPATCHERS, PEERS};
 
 impl Scenario {
     /// Applies the command line: only the named dispatchers and peers (when
@@ -96,6 +96,31 @@ impl Scenario {
                 self.publish.duration_secs = f.quicken(full, self.publish.duration_secs);
             }
         }
+        Ok(self)
+    }
+}
+
+impl Scenario {
+    /// `--repeat N`, `--cpus server=LIST,loadgen=LIST` and `--floor`, each
+    /// when given, over what the scenario says.
+    pub fn with_run_options(
+        mut self,
+        repeat: Option<u32>,
+        cpus: Option<&str>,
+        floor: bool,
+    ) -> Result<Scenario, ScenarioError> {
+        if let Some(n) = repeat {
+            self.repeat = n;
+        }
+        if let Some(text) = cpus {
+            self.placement = Some(
+                Placement::parse(text)
+                    .map_err(|e| ScenarioError::invalid("--cpus", "placement", e))?,
+            );
+        }
+        self.floor |= floor;
+        self.check_repeats()
+            .map_err(|(field, message)| ScenarioError::invalid("command line", &field, message))?;
         Ok(self)
     }
 }

@@ -98,8 +98,80 @@ fn full_file_parses() {
             min_delivered_fraction: Some(1.0),
         },
         fault: None,
+        repeat: 1,
+        floor: false,
+        placement: None,
+        capacity: false,
+        slo_p99_ms: 250.0,
     };
     assert_eq!(s, expected);
+}
+
+#[test]
+fn repeats_floor_placement_and_capacity() {
+    let text = format!(
+        "{MINIMAL}repeat = 3\nfloor = true\ncapacity = true\nslo_p99_ms = 100.0\n\
+         [placement]\nserver = [0]\nloadgen = [1, 2]\n[publish]\npattern = \"broadcast\"\nrate = 1.0\n"
+    );
+    let s = Scenario::from_str(&text, "t.toml").unwrap();
+    assert_eq!(
+        (s.repeat, s.floor, s.capacity, s.slo_p99_ms),
+        (3, true, true, 100.0)
+    );
+    assert_eq!(
+        s.placement,
+        Some(Placement {
+            server: vec![0],
+            loadgen: vec![1, 2]
+        })
+    );
+    for (bad, field) in [
+        ("repeat = 0\n", "repeat"),
+        ("slo_p99_ms = -1.0\n", "slo_p99_ms"),
+        (
+            "[placement]\nserver = []\nloadgen = [1]\n",
+            "placement.server",
+        ),
+        ("[placement]\nserver = [0]\n", "placement"),
+    ] {
+        let err = Scenario::from_str(&format!("{MINIMAL}{bad}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{bad}: {err}");
+    }
+    // Capacity steps a broadcast.
+    let err = Scenario::from_str(&format!("{MINIMAL}capacity = true\n"), "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("capacity"), "{err}");
+}
+
+#[test]
+fn cpus_on_the_command_line() {
+    let p = Placement::parse("server=0,loadgen=1").unwrap();
+    assert_eq!((p.server, p.loadgen), (vec![0], vec![1]));
+    let p = Placement::parse("server=0-1,3,loadgen=2").unwrap();
+    assert_eq!((p.server, p.loadgen), (vec![0, 1, 3], vec![2]));
+    for bad in [
+        "0,1",
+        "server=0",
+        "server=x,loadgen=1",
+        "server=2-1,loadgen=0",
+    ] {
+        assert!(Placement::parse(bad).is_err(), "{bad}");
+    }
+    let s = Scenario::from_str(MINIMAL, "min.toml")
+        .unwrap()
+        .with_run_options(Some(2), Some("server=0,loadgen=1"), true)
+        .unwrap();
+    assert_eq!((s.repeat, s.floor), (2, true));
+    assert_eq!(s.placement.unwrap().loadgen, vec![1]);
+    let err = Scenario::from_str(MINIMAL, "min.toml")
+        .unwrap()
+        .with_run_options(None, Some("loadgen=1"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--cpus"), "{err}");
 }
 
 #[test]
