@@ -371,7 +371,8 @@ impl Case {
     }
 }
 
-fn bytes(b: f64) -> String {
+/// Bytes as the table prints them: `B` below 10 KiB, else `KiB` to a tenth.
+pub fn bytes(b: f64) -> String {
     if b.abs() >= 10_240.0 {
         format!("{:.1} KiB", b / 1024.0)
     } else {
@@ -379,15 +380,18 @@ fn bytes(b: f64) -> String {
     }
 }
 
-fn ms(us: f64) -> String {
+/// Microseconds as milliseconds to a tenth.
+pub fn ms(us: f64) -> String {
     format!("{:.1}", us / 1000.0)
 }
 
-fn us(v: f64) -> String {
+/// Microseconds to a tenth.
+pub fn us(v: f64) -> String {
     format!("{v:.1}")
 }
 
-fn fraction(v: f64) -> String {
+/// A fraction to four places.
+pub fn fraction(v: f64) -> String {
     format!("{v:.4}")
 }
 

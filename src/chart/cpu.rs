@@ -80,8 +80,10 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
                     color,
                 });
             }
+            // The value after the bar, or after its range.
+            let end = range.map_or(v, |(_, hi)| hi.max(v));
             marks.push(Mark::Text {
-                at: (v, y),
+                at: (end, y),
                 text: format!("{} µs", plain(v)),
                 anchor: Anchor::Left,
             });

@@ -1,12 +1,14 @@
 //! The comparison table `cometbench run` prints, as HTML, with each fault's
 //! pass line under it.
 //!
-//! The columns, units and rounding are those of `loadgen::results::write_table`,
-//! which writes plain text to a terminal and exposes no rows to reuse; a
-//! column added there is added here too. A figure with a spread over repeats
+//! The columns, units and rounding are those of `loadgen::results::write_table`
+//! (its formatters are used here), which writes plain text to a terminal and
+//! exposes no rows to reuse; a column added there is added here too. A figure with a spread over repeats
 //! shows `median [min–max]` (see [`super::spread`]).
 
 use std::fmt::Write;
+
+use loadgen::results::{bytes, fraction, ms, us};
 
 use super::html::esc;
 use super::spread::{shown, Figure, Shown, WIDE};
@@ -31,26 +33,6 @@ const COLUMNS: [&str; 16] = [
     "errors",
     "status",
 ];
-
-fn bytes(b: f64) -> String {
-    if b.abs() >= 10_240.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{b:.0} B")
-    }
-}
-
-fn ms(us: f64) -> String {
-    format!("{:.1}", us / 1000.0)
-}
-
-fn us(v: f64) -> String {
-    format!("{v:.1}")
-}
-
-fn fraction(v: f64) -> String {
-    format!("{v:.4}")
-}
 
 /// One figure's cell: `-` without a value, the range after the value.
 fn figure_cell(s: Shown, fmt: fn(f64) -> String) -> String {
