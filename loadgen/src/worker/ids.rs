@@ -93,10 +93,11 @@ impl Gap {
 pub struct Excused(HashMap<String, Vec<u64>>);
 
 impl Excused {
-    /// `ids` per channel, in any order.
+    /// `ids` per channel, in any order; an id named twice is excused once.
     pub fn new(mut ids: HashMap<String, Vec<u64>>) -> Excused {
         for v in ids.values_mut() {
             v.sort_unstable();
+            v.dedup();
         }
         Excused(ids)
     }
@@ -120,6 +121,13 @@ mod tests {
 
     fn seen(ids: &mut Ids, list: &[u64]) -> Vec<Seen> {
         list.iter().map(|&id| ids.handle_id(id)).collect()
+    }
+
+    #[test]
+    fn an_id_excused_twice_counts_once() {
+        let e = Excused::new(HashMap::from([("c".to_string(), vec![3, 2, 3])]));
+        assert_eq!(e.count("c", 1, 5), 2);
+        assert_eq!(e.due("c", 5), 3);
     }
 
     #[test]
