@@ -2,14 +2,17 @@
 //!
 //! Bytes and time in, bytes and events out: HTTP/1.1 request parsing
 //! ([`request`]), routing ([`route`]), the four transports and their framing
-//! ([`transport`]), the channel hub with ids and backlog ([`hub`]), the
-//! per-connection state machine every dispatcher drives ([`Conn`]), and the
-//! client-side decoders ([`client`]) that the load generator and tests use.
+//! ([`transport`]), the channel hub with ids, backlog and message lifetimes
+//! ([`hub`]), the per-connection state machine every dispatcher drives
+//! ([`Conn`]), the glue that answers its events against a hub ([`broker`]),
+//! and the client-side decoders ([`client`]) that the load generator and
+//! tests use.
 //!
 //! It leaves out everything that waits: no sockets, no threads, no clock.
 //! Time is always passed in as an `Instant`, so heartbeats and timeouts are
 //! tested with a fake clock.
 
+pub mod broker;
 pub mod client;
 pub mod config;
 pub mod conn;
@@ -19,8 +22,9 @@ pub mod request;
 pub mod route;
 pub mod transport;
 
+pub use broker::{Accepted, Answer, Broker};
 pub use config::Config;
-pub use conn::{Conn, Event};
-pub use hub::{Hub, HubStats, Published, Replay};
+pub use conn::{Conn, Event, Refusal};
+pub use hub::{ChannelLimit, Hub, HubStats, Limits, Published, Replay};
 pub use message::Message;
 pub use transport::Transport;

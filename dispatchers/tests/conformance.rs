@@ -507,6 +507,67 @@ pub fn stop_does_not_wait_for_a_client_that_does_not_read(kind: Kind) {
     drop(s);
 }
 
+/// An answer given before the request's body is read (`401`, `413`) reaches
+/// a client that sends the head, then the body a moment later in two writes,
+/// as HTTP libraries do. Closing with that body unread would make the kernel
+/// reset the connection, and the client would see "connection reset" or
+/// "broken pipe" instead of the answer; the server reads and discards what
+/// still comes (a lingering close) and closes after the client's end.
+pub fn early_answer_survives_a_late_body(kind: Kind) {
+    const TRIES: usize = 10;
+    let srv = server(
+        kind,
+        Config {
+            publish_token: Some("s3cret".into()),
+            max_message: 1024,
+            ..quick()
+        },
+    );
+    let a = srv.addr;
+    let mut lost = Vec::new();
+    for (auth, len, want) in [("wrong", 4096, 401), ("s3cret", 100_000, 413)] {
+        for i in 0..TRIES {
+            match late_body(a, auth, len) {
+                Ok(status) if status == want => {}
+                other => lost.push(format!("{want} try {i}: {other:?}")),
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{}: {} of {} answers lost: {lost:?}",
+        kind.name(),
+        lost.len(),
+        2 * TRIES
+    );
+    srv.stop();
+}
+
+/// Sends a publish head, then `len` bytes of body in two writes with pauses
+/// between; returns the status read back, or why there was none.
+fn late_body(a: std::net::SocketAddr, auth: &str, len: usize) -> Result<u16, String> {
+    let pause = Duration::from_millis(30);
+    let mut s = TcpStream::connect(a).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /pub/early HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {auth}\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("head: {e}"))?;
+    let body = vec![b'x'; len];
+    for half in body.chunks(len.div_ceil(2)) {
+        std::thread::sleep(pause);
+        s.write_all(half).map_err(|e| format!("body: {e}"))?;
+    }
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&got);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no answer: {text:?}"))
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -524,6 +585,7 @@ macro_rules! conformance {
             #[test] fn stop_delivers_what_was_accepted() { super::stop_delivers_what_was_accepted($kind) }
             #[test] fn publish_refused_once_stopping() { super::publish_refused_once_stopping($kind) }
             #[test] fn stop_does_not_wait_for_a_client_that_does_not_read() { super::stop_does_not_wait_for_a_client_that_does_not_read($kind) }
+            #[test] fn early_answer_survives_a_late_body() { super::early_answer_survives_a_late_body($kind) }
         }
     )*};
 }

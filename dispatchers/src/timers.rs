@@ -1,4 +1,5 @@
-//! Connection deadlines: one heap per ring, with lazy deletion.
+//! Connection deadlines of an event loop (a reactor, a ring): one heap per
+//! loop, with lazy deletion.
 //!
 //! A connection's deadline often moves (every request, every heartbeat), and
 //! removing an entry from a binary heap is O(n); so an entry is never removed
@@ -15,48 +16,53 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// One heap entry: when, and for which connection (slab key, generation).
-pub(super) type Entry = (Instant, u32, u32);
+pub(crate) type Entry = (Instant, u32, u32);
 
 #[derive(Debug, Default)]
-pub(super) struct Timers {
+pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
 }
 
 impl Timers {
-    pub(super) fn push(&mut self, at: Instant, key: u32, gen: u32) {
+    /// Arms deadline `at` for connection `key` of generation `gen`, whose
+    /// slot keeps the deadline it has in the heap in `armed`: a later
+    /// deadline keeps the earlier entry, which re-arms when it fires.
+    pub(crate) fn arm(&mut self, armed: &mut Option<Instant>, at: Instant, key: u32, gen: u32) {
+        if armed.is_some_and(|a| a <= at) {
+            return;
+        }
+        *armed = Some(at);
         self.heap.push(Reverse((at, key, gen)));
     }
 
     /// The earliest entry's time, stale or not: waking early for a stale entry
     /// costs one loop turn.
-    pub(super) fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Takes out the earliest entry if it is due at `now`.
-    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         match self.heap.peek() {
             Some(Reverse((at, _, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
         }
     }
 
-    /// Whether stale entries clearly outnumber the `live` connections.
-    pub(super) fn needs_compaction(&self, live: usize) -> bool {
-        self.heap.len() > 2 * live + 1024
+    /// Sweeps the stale entries once they clearly outnumber the `live`
+    /// connections; `is_live` tells an entry its slot still armed.
+    pub(crate) fn compact(&mut self, live: usize, mut is_live: impl FnMut(&Entry) -> bool) {
+        if self.heap.len() > 2 * live + 1024 {
+            self.heap.retain(|Reverse(e)| is_live(e));
+        }
     }
 
-    /// Keeps only the entries `valid` accepts.
-    pub(super) fn retain(&mut self, mut valid: impl FnMut(&Entry) -> bool) {
-        self.heap.retain(|Reverse(e)| valid(e));
-    }
-
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// Gives back room kept from a peak (after a compaction).
-    pub(super) fn shrink(&mut self) {
+    pub(crate) fn shrink(&mut self) {
         if self.heap.capacity() > 1024 && self.heap.len() < self.heap.capacity() / 4 {
             self.heap.shrink_to(self.heap.len() * 2);
         }
@@ -72,8 +78,9 @@ mod tests {
     fn pops_in_order_only_when_due() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        t.push(t0 + Duration::from_secs(2), 1, 0);
-        t.push(t0 + Duration::from_secs(1), 2, 0);
+        let (mut a, mut b) = (None, None);
+        t.arm(&mut a, t0 + Duration::from_secs(2), 1, 0);
+        t.arm(&mut b, t0 + Duration::from_secs(1), 2, 0);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(t.pop_due(t0), None);
         let now = t0 + Duration::from_secs(3);
@@ -83,15 +90,27 @@ mod tests {
     }
 
     #[test]
+    fn a_later_deadline_keeps_the_earlier_entry() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let mut armed = None;
+        t.arm(&mut armed, t0 + Duration::from_secs(5), 1, 0);
+        t.arm(&mut armed, t0 + Duration::from_secs(9), 1, 0);
+        assert_eq!((t.len(), armed), (1, Some(t0 + Duration::from_secs(5))));
+        t.arm(&mut armed, t0 + Duration::from_secs(2), 1, 0);
+        assert_eq!((t.len(), armed), (2, Some(t0 + Duration::from_secs(2))));
+    }
+
+    #[test]
     fn compaction_keeps_valid_entries() {
         let t0 = Instant::now();
         let mut t = Timers::default();
         for i in 0..3000u32 {
-            t.push(t0 + Duration::from_millis(i as u64), i % 10, i);
+            t.arm(&mut None, t0 + Duration::from_millis(i as u64), i % 10, i);
         }
-        assert!(t.needs_compaction(10));
-        t.retain(|&(_, _, gen)| gen >= 2990);
+        t.compact(1000, |_| false);
+        assert_eq!(t.len(), 3000, "not yet worth a sweep");
+        t.compact(10, |&(_, _, gen)| gen >= 2990);
         assert_eq!(t.len(), 10);
-        assert!(!t.needs_compaction(10));
     }
 }
