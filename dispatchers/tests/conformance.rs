@@ -507,6 +507,70 @@ pub fn stop_does_not_wait_for_a_client_that_does_not_read(kind: Kind) {
     drop(s);
 }
 
+/// Channels come and go: `/stats` `channels` counts the live ones; past
+/// `max_channels` a request that would make one more is `503` on either
+/// route and nothing else changes; a message leaves the backlog at
+/// `message_ttl`, and a channel left with no subscriber and no message is
+/// removed by the housekeeping tick, with no traffic; a held one stays.
+pub fn channels_expire_and_are_bounded(kind: Kind) {
+    let ttl = Duration::from_secs(2);
+    let srv = server(
+        kind,
+        Config {
+            message_ttl: ttl,
+            max_channels: 3,
+            ..quick()
+        },
+    );
+    let a = srv.addr;
+    let mut held = Sub::open(a, "held", Transport::Sse, "", "");
+    held.wait_head();
+    assert_eq!(publish(a, "a", "one"), 1);
+    assert_eq!(publish(a, "b", "two"), 1);
+    let born = Instant::now();
+    assert_eq!(stats(a)["channels"], 3);
+    let (head, body) = request(a, comet::client::publish_request("c", "x", None).as_bytes());
+    assert_eq!(
+        (head.status, String::from_utf8_lossy(&body).as_ref()),
+        (503, "too many channels\n"),
+        "{}",
+        kind.name()
+    );
+    let (head, _) = request(
+        a,
+        b"GET /sub/c?transport=longpoll HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(head.status, 503, "{}", kind.name());
+    // The channels there are take requests as before.
+    assert_eq!(publish(a, "held", "to the held one"), 1);
+    assert_eq!(held.wait_messages(1), vec![(1, "to the held one".into())]);
+    let st = stats(a);
+    assert_eq!(
+        (st["channels"].as_u64(), st["published"].as_u64()),
+        (Some(3), Some(3))
+    );
+    // Past their lifetime a and b go; the held channel stays, without its message.
+    let end = Instant::now() + ttl + Duration::from_secs(8);
+    while stats(a)["channels"] != 1 {
+        assert!(Instant::now() < end, "{}: {}", kind.name(), stats(a));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(born.elapsed() >= ttl, "{}: expired early", kind.name());
+    let mut late = Sub::open(a, "held", Transport::Longpoll, "&since=0", "");
+    assert_eq!(late.wait_head().missed, Some(1), "{}", kind.name());
+    // Room again; and a channel made again starts a new life.
+    assert_eq!(publish(a, "a", "new life"), 1);
+    assert_eq!(publish(a, "c", "at last"), 1);
+    drop(held);
+    // Its last subscriber gone, nothing of "held" is left: removed at once.
+    let end = Instant::now() + Duration::from_secs(5);
+    while stats(a)["channels"] != 2 {
+        assert!(Instant::now() < end, "{}: {}", kind.name(), stats(a));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.stop();
+}
+
 /// An answer given before the request's body is read (`401`, `413`) reaches
 /// a client that sends the head, then the body a moment later in two writes,
 /// as HTTP libraries do. Closing with that body unread would make the kernel
@@ -586,6 +650,7 @@ macro_rules! conformance {
             #[test] fn publish_refused_once_stopping() { super::publish_refused_once_stopping($kind) }
             #[test] fn stop_does_not_wait_for_a_client_that_does_not_read() { super::stop_does_not_wait_for_a_client_that_does_not_read($kind) }
             #[test] fn early_answer_survives_a_late_body() { super::early_answer_survives_a_late_body($kind) }
+            #[test] fn channels_expire_and_are_bounded() { super::channels_expire_and_are_bounded($kind) }
         }
     )*};
 }
