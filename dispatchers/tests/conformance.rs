@@ -1,5 +1,5 @@
 //! One conformance suite, run against every dispatcher: real sockets on
-//! 127.0.0.1, port 0, the wire protocol of DESIGN section 3.
+//! 127.0.0.1, port 0, the wire protocol of `docs/DESIGN.md`.
 
 mod common;
 
@@ -9,25 +9,11 @@ use std::time::{Duration, Instant};
 
 use comet::client::Item;
 use comet::{Config, Transport};
-use common::*;
 use dispatchers::{Kind, Options, Running};
+use testkit::*;
 
 fn server(kind: Kind, config: Config) -> Running {
-    server_with(kind, config, 64)
-}
-
-fn server_with(kind: Kind, config: Config, pool_size: usize) -> Running {
-    dispatchers::start(
-        kind,
-        Options {
-            config,
-            threads: 2,
-            pool_size,
-            thread_stack: 256 * 1024,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
+    common::start(kind, config, 64)
 }
 
 fn quick() -> Config {
@@ -61,6 +47,8 @@ pub fn transports_in_order(kind: Kind) {
     let sent: Vec<String> = (0..5).map(|i| format!("message {i}\nline two")).collect();
     for (i, m) in sent.iter().enumerate() {
         assert_eq!(publish(a, "room", m), i as u64 + 1);
+        // Another channel's messages, with the same ids, reach nobody here.
+        assert_eq!(publish(a, "other", "not for room"), i as u64 + 1);
     }
     let want: Vec<(u64, String)> = sent
         .iter()
@@ -77,17 +65,21 @@ pub fn transports_in_order(kind: Kind) {
     srv.stop();
 }
 
+/// Long-polls on one keep-alive connection: answered at once from the
+/// backlog with `since`, held otherwise, `204` on timeout. Everything else
+/// goes over one control connection, so the server must have accepted two.
 pub fn longpoll_repoll_with_since(kind: Kind) {
     let srv = server(kind, quick());
     let a = srv.addr;
+    let mut ctl = Control::connect(a);
     let mut lp = Sub::open(a, "lp", Transport::Longpoll, "", "");
-    wait_subscribers(a, 1, Duration::from_secs(5));
-    publish(a, "lp", "first");
+    ctl.wait_subscribers(1, Duration::from_secs(5));
+    ctl.publish("lp", "first");
     assert_eq!(lp.wait_messages(1), vec![(1, "first".to_string())]);
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     // Published while no poll is open: the next poll with since gets them all.
     for m in ["second", "third", "fourth"] {
-        publish(a, "lp", m);
+        ctl.publish("lp", m);
     }
     lp.items.clear();
     lp.repoll("lp", "&since=1");
@@ -104,8 +96,8 @@ pub fn longpoll_repoll_with_since(kind: Kind) {
     lp.items.clear();
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     lp.repoll("lp", "&since=4");
-    wait_subscribers(a, 1, Duration::from_secs(5));
-    publish(a, "lp", "fifth");
+    ctl.wait_subscribers(1, Duration::from_secs(5));
+    ctl.publish("lp", "fifth");
     assert_eq!(lp.wait_messages(1), vec![(5, "fifth".into())]);
     // A timeout answers 204 on the same connection.
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
@@ -113,6 +105,14 @@ pub fn longpoll_repoll_with_since(kind: Kind) {
     lp.repoll("lp", "&since=5&timeout=1");
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     assert_eq!(lp.head.as_ref().unwrap().status, 204);
+    let st = ctl.stats();
+    assert_eq!(
+        st["accepted"],
+        2,
+        "{}: the polls and the control: {st}",
+        kind.name()
+    );
+    assert_eq!(st["delivered"], 5, "{st}");
     srv.stop();
 }
 
@@ -295,7 +295,7 @@ pub fn disconnected_client_is_removed(kind: Kind) {
 
 pub fn broadcast_to_1000_sse(kind: Kind) {
     // The pool must hold every subscriber, or the rest would (rightly) wait.
-    let srv = server_with(kind, quick(), 1100);
+    let srv = common::start(kind, quick(), 1100);
     let a = srv.addr;
     let mut subs: Vec<Sub> = (0..1000)
         .map(|_| Sub::open(a, "all", Transport::Sse, "", ""))
@@ -315,14 +315,20 @@ pub fn keep_alive_and_pipelining(kind: Kind) {
     let a = srv.addr;
     let mut s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"POST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n").unwrap();
-    let mut r = read_responses(&mut s, 3).into_iter();
+    s.write_all(b"POST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /nope HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n").unwrap();
+    let mut r = read_responses(&mut s, 4).into_iter();
     let (h1, b1) = r.next().unwrap();
     let (h2, b2) = r.next().unwrap();
     let (h3, _) = r.next().unwrap();
-    assert_eq!((h1.status, h2.status, h3.status), (202, 202, 200));
+    let (h4, b4) = r.next().unwrap();
+    assert_eq!(
+        (h1.status, h2.status, h3.status, h4.status),
+        (202, 202, 404, 200)
+    );
     assert!(String::from_utf8_lossy(&b1).contains("\"id\":1"));
     assert!(String::from_utf8_lossy(&b2).contains("\"id\":2"));
+    let st: serde_json::Value = serde_json::from_slice(&b4).unwrap();
+    assert_eq!(st["published"], 2, "{st}");
     // HTTP/1.0 is answered and closed.
     let (h, _) = request(a, b"GET /stats HTTP/1.0\r\n\r\n");
     assert_eq!(h.status, 200);
@@ -507,6 +513,41 @@ pub fn stop_does_not_wait_for_a_client_that_does_not_read(kind: Kind) {
     drop(s);
 }
 
+/// A stop with streams held and connections that never sent a byte is
+/// prompt, closes every one of them, and closes the listener.
+pub fn stop_is_prompt_and_closes_the_listener(kind: Kind) {
+    let srv = common::start(kind, quick(), 100);
+    let a = srv.addr;
+    let mut subs: Vec<Sub> = (0..20)
+        .map(|_| Sub::open(a, "stay", Transport::Sse, "", ""))
+        .collect();
+    for s in &mut subs {
+        s.wait_head();
+    }
+    let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(a).unwrap()).collect();
+    let t0 = Instant::now();
+    srv.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "{}: {:?}",
+        kind.name(),
+        t0.elapsed()
+    );
+    for s in &mut subs {
+        assert!(
+            s.read_to_close(Duration::from_secs(2)),
+            "{}: still open",
+            kind.name()
+        );
+    }
+    drop(idle);
+    assert!(
+        TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_err(),
+        "{}: still listening",
+        kind.name()
+    );
+}
+
 /// Channels come and go: `/stats` `channels` counts the live ones; past
 /// `max_channels` a request that would make one more is `503` on either
 /// route and nothing else changes; a message leaves the backlog at
@@ -651,6 +692,7 @@ macro_rules! conformance {
             #[test] fn stop_does_not_wait_for_a_client_that_does_not_read() { super::stop_does_not_wait_for_a_client_that_does_not_read($kind) }
             #[test] fn early_answer_survives_a_late_body() { super::early_answer_survives_a_late_body($kind) }
             #[test] fn channels_expire_and_are_bounded() { super::channels_expire_and_are_bounded($kind) }
+            #[test] fn stop_is_prompt_and_closes_the_listener() { super::stop_is_prompt_and_closes_the_listener($kind) }
         }
     )*};
 }
