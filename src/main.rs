@@ -179,7 +179,7 @@ const MALLOC_TUNABLES: &str =
 /// is already set (the user's own choice, or we are the restarted process).
 ///
 /// A server that lost ten thousand connections at once must give their memory
-/// back (issue 6: RSS within 5% of the baseline). glibc keeps it in three
+/// back (RSS within 5% of the baseline). glibc keeps it in three
 /// places that `malloc_trim` cannot reach, measured with `scripts/storm.py`
 /// (10,000 SSE subscribers closed at once, 2026-11-30): each thread's tcache
 /// holds freed chunks that pin pages all over the heap (reactor with 2

@@ -57,7 +57,7 @@ use crate::mailbox::Mailbox;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
 use crate::spare::Spare;
-use crate::timers::Timers;
+use crate::timers::{Armed, Timers};
 use crate::{listen, settings_json, Kind, Options, Running};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -79,6 +79,16 @@ struct Slot {
     gen: u32,
     /// Writable interest is registered.
     writable: bool,
+}
+
+impl Armed for Slot {
+    fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    fn gen(&self) -> u32 {
+        self.gen
+    }
 }
 
 struct Reactor {
@@ -439,29 +449,16 @@ impl Reactor {
     fn arm_timer(&mut self, key: usize) {
         let slot = &mut self.conns[key];
         if let Some(at) = slot.conn.poll_timeout() {
-            self.timers.arm(&mut slot.armed, at, key as u32, slot.gen);
+            self.timers.arm_slot(slot, at, key);
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        // Entries pushed while firing are left to the next turn, so a zero
-        // interval cannot spin here.
         let mut budget = self.timers.len();
-        while budget > 0 {
-            budget -= 1;
-            let Some((at, key, gen)) = self.timers.pop_due(now) else {
-                break;
-            };
-            let key = key as usize;
-            let Some(slot) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if slot.gen != gen || slot.armed != Some(at) {
-                continue;
-            }
-            slot.armed = None;
-            if slot.conn.poll_timeout().is_some_and(|d| d <= now) {
-                slot.conn.handle_timeout(now);
+        while let Some(key) = self.timers.pop_due_slot(now, &mut self.conns, &mut budget) {
+            let conn = &mut self.conns[key].conn;
+            if conn.poll_timeout().is_some_and(|d| d <= now) {
+                conn.handle_timeout(now);
             }
             self.settle(key, now);
         }
@@ -477,13 +474,7 @@ impl Reactor {
     fn housekeeping(&mut self, now: Instant) {
         shrink_slab(&mut self.conns);
         self.local.shrink(self.conns.capacity());
-        let conns = &self.conns;
-        self.timers.compact(conns.len(), |&(at, key, gen)| {
-            conns
-                .get(key as usize)
-                .is_some_and(|s| s.gen == gen && s.armed == Some(at))
-        });
-        self.timers.shrink();
+        self.timers.compact_slots(&mut self.conns);
         self.shared.housekeeping(now);
     }
 

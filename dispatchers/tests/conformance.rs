@@ -16,6 +16,15 @@ fn server(kind: Kind, config: Config) -> Running {
     common::start(kind, config, 64)
 }
 
+/// Publishing needs the token `s3cret`; a message is at most 1 KiB.
+fn guarded() -> Config {
+    Config {
+        publish_token: Some("s3cret".into()),
+        max_message: 1024,
+        ..quick()
+    }
+}
+
 fn quick() -> Config {
     Config {
         heartbeat: Duration::from_secs(1),
@@ -206,14 +215,7 @@ pub fn iframe_cannot_be_broken_out_of(kind: Kind) {
 }
 
 pub fn errors_have_the_right_status(kind: Kind) {
-    let srv = server(
-        kind,
-        Config {
-            publish_token: Some("s3cret".into()),
-            max_message: 1024,
-            ..quick()
-        },
-    );
+    let srv = server(kind, guarded());
     let a = srv.addr;
     let status = |raw: &[u8]| request(a, raw).0.status;
     assert_eq!(status(b"GET /sub/bad!name HTTP/1.1\r\n\r\n"), 400);
@@ -620,14 +622,7 @@ pub fn channels_expire_and_are_bounded(kind: Kind) {
 /// still comes (a lingering close) and closes after the client's end.
 pub fn early_answer_survives_a_late_body(kind: Kind) {
     const TRIES: usize = 10;
-    let srv = server(
-        kind,
-        Config {
-            publish_token: Some("s3cret".into()),
-            max_message: 1024,
-            ..quick()
-        },
-    );
+    let srv = server(kind, guarded());
     let a = srv.addr;
     let mut lost = Vec::new();
     for (auth, len, want) in [("wrong", 4096, 401), ("s3cret", 100_000, 413)] {

@@ -57,6 +57,10 @@ impl<G: Clone + PartialEq> Channel<G> {
         if backlog > 0 {
             if self.backlog.len() == backlog {
                 self.backlog.pop_front();
+            } else if self.backlog.capacity() == 0 {
+                // A first push would make room for four; most channels of
+                // a million-channel server never hold a second message.
+                self.backlog.reserve_exact(1);
             }
             self.backlog.push_back((now, message.clone()));
         }

@@ -69,7 +69,7 @@ use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
-use crate::timers::Timers;
+use crate::timers::{Armed, Timers};
 
 /// Submission queue entries; a fuller queue is submitted early.
 const SQ_ENTRIES: u32 = 1024;
@@ -104,6 +104,16 @@ struct Slot {
     close_pending: bool,
     /// A shutdown of the write side is in flight (see `# Closing`).
     shut_pending: bool,
+}
+
+impl Armed for Slot {
+    fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    fn gen(&self) -> u32 {
+        self.gen
+    }
 }
 
 /// A ring and everything its thread owns.
@@ -672,27 +682,14 @@ impl Ring {
     fn arm_timer(&mut self, key: usize) {
         let slot = &mut self.conns[key];
         if let Some(at) = slot.conn.poll_timeout() {
-            self.timers.arm(&mut slot.armed, at, key as u32, slot.gen);
+            self.timers.arm_slot(slot, at, key);
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        // Entries pushed while firing are left to the next turn, so a zero
-        // interval cannot spin here.
         let mut budget = self.timers.len();
-        while budget > 0 {
-            budget -= 1;
-            let Some((at, key, gen)) = self.timers.pop_due(now) else {
-                break;
-            };
-            let key = key as usize;
-            let Some(slot) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if slot.gen != gen || slot.armed != Some(at) {
-                continue;
-            }
-            slot.armed = None;
+        while let Some(key) = self.timers.pop_due_slot(now, &mut self.conns, &mut budget) {
+            let slot = &mut self.conns[key];
             if slot.closing {
                 continue;
             }
@@ -713,13 +710,7 @@ impl Ring {
     fn housekeeping(&mut self, now: Instant) {
         shrink_slab(&mut self.conns);
         self.local.shrink(self.conns.capacity());
-        let conns = &self.conns;
-        self.timers.compact(conns.len(), |&(at, key, gen)| {
-            conns
-                .get(key as usize)
-                .is_some_and(|s| s.gen == gen && s.armed == Some(at))
-        });
-        self.timers.shrink();
+        self.timers.compact_slots(&mut self.conns);
         if self.cqes.capacity() > 1024 {
             // Cleared every turn; a burst's batch size need not stay.
             self.cqes = Vec::new();
