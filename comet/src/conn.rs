@@ -55,6 +55,12 @@ use crate::request::{parse_head, Head, Status, MAX_HEADER_BLOCK, MAX_REQUEST_LIN
 use crate::route::{route, Route};
 use crate::transport::{self, Frame, Transport};
 
+mod bearer;
+mod respond;
+mod start;
+
+pub use respond::service_unavailable;
+
 /// Something the dispatcher must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -332,43 +338,14 @@ impl Conn {
             self.advance_input(now);
             return;
         }
-        let chunked = !self.http10;
-        if !chunked {
-            // An HTTP/1.0 stream ends only when the connection does
-            // (`head_start` then says `Connection: close`).
-            self.keep_alive = false;
-        }
-        // Nothing more is read from a streaming client: drop what it pipelined.
-        self.input = Vec::new();
-        let mut head = self.head_start(200);
-        head.push_str("Content-Type: ");
-        head.push_str(transport.content_type());
-        head.push_str("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-        if chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n");
-        }
-        head.push_str("\r\n");
-        self.push(Bytes::from(head));
-        if let Some(p) = transport::prelude(transport, self.config.sse_retry_ms, chunked) {
-            self.push(p);
-        }
-        if replay.missed > 0 {
-            self.push(transport::missed_notice(transport, replay.missed, chunked));
-        }
-        let frame = Frame::Stream { transport, chunked };
-        for m in &replay.messages {
-            self.push(m.frame(frame));
-        }
-        // Everything queued so far is the start of the stream, not lag.
-        self.replay_queued = self.queued;
-        self.sub_deadline = Some(now + self.config.heartbeat);
-        self.read_deadline = None;
-        self.phase = Phase::Subscribed(Sub {
+        self.start_stream(
             channel,
             transport,
+            &replay.messages,
+            replay.missed,
             last_id,
-            chunked,
-        });
+            now,
+        );
     }
 
     /// A message published on the subscribed channel. Returns whether it was
@@ -657,213 +634,33 @@ impl Conn {
     fn handle_head(&mut self, head: Head, now: Instant) {
         self.http10 = head.http10;
         self.keep_alive = head.keep_alive;
-        // A body we do not read would be taken for the next request.
         let has_body = head.content_length.unwrap_or(0) > 0;
         self.unread = has_body || head.transfer_encoding;
         if head.transfer_encoding {
             self.keep_alive = false;
             return self.respond_text(501, "request bodies need Content-Length", now);
         }
-        let r = match route(&head) {
-            Ok(r) => r,
-            Err(e) => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let allow = match e {
-                    crate::route::RouteError::MethodNotAllowed(a) => Some(a),
-                    _ => None,
-                };
-                let reason = match &e {
-                    crate::route::RouteError::BadRequest(r) => r,
-                    crate::route::RouteError::NotFound => "not found",
-                    crate::route::RouteError::MethodNotAllowed(_) => "method not allowed",
-                };
-                let mut extra = vec![];
-                if let Some(a) = allow {
-                    extra.push(("Allow", a.to_string()));
-                }
-                return self.respond_body(
-                    e.status(),
-                    &extra,
-                    "text/plain",
-                    format!("{reason}\n"),
-                    now,
-                );
-            }
-        };
-        match r {
-            Route::Preflight => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let mut extra = vec![("Allow", "GET, POST, OPTIONS".to_string())];
-                if self.config.allow_origin.is_some() {
-                    extra.push((
-                        "Access-Control-Allow-Methods",
-                        "GET, POST, OPTIONS".to_string(),
-                    ));
-                    extra.push((
-                        "Access-Control-Allow-Headers",
-                        "Last-Event-ID, Authorization, Content-Type, Cache-Control".to_string(),
-                    ));
-                    extra.push(("Access-Control-Max-Age", "600".to_string()));
-                }
-                self.respond(204, &extra, Some(Bytes::new()), now);
-            }
-            Route::Stats => {
-                if has_body {
-                    self.keep_alive = false;
-                }
+        let route = route(&head);
+        if has_body && !matches!(route, Ok(Route::Publish { .. })) {
+            // A body we do not read would be taken for the next request.
+            self.keep_alive = false;
+        }
+        match route {
+            Err(e) => self.respond_route_error(e, now),
+            Ok(Route::Preflight) => self.respond_preflight(now),
+            Ok(Route::Stats) => {
                 self.read_deadline = None;
                 self.phase = Phase::Waiting(Pending::Stats);
                 self.events.push_back(Event::Stats);
             }
-            Route::Subscribe {
+            Ok(Route::Subscribe {
                 channel,
                 transport,
                 since,
                 timeout,
-            } => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let poll_timeout = timeout
-                    .map_or(self.config.poll_timeout, Duration::from_secs)
-                    .min(self.config.max_poll_timeout);
-                let channel: Arc<str> = channel.into();
-                self.read_deadline = None;
-                self.phase = Phase::Waiting(Pending::Subscribe {
-                    channel: channel.clone(),
-                    transport,
-                    poll_timeout,
-                });
-                self.events.push_back(Event::Subscribe { channel, since });
-            }
-            Route::Publish { channel } => {
-                if let Some(token) = &self.config.publish_token {
-                    let given = head.authorization.as_deref().unwrap_or("");
-                    if !bearer_matches(given, token) {
-                        self.keep_alive = false;
-                        let extra = [("WWW-Authenticate", "Bearer".to_string())];
-                        return self.respond_body(
-                            401,
-                            &extra,
-                            "text/plain",
-                            "publish token required\n".into(),
-                            now,
-                        );
-                    }
-                }
-                let Some(len) = head.content_length else {
-                    self.keep_alive = false;
-                    return self.respond_text(411, "Content-Length required", now);
-                };
-                if len > self.config.max_message {
-                    self.keep_alive = false;
-                    return self.respond_text(413, "message too large", now);
-                }
-                // An HTTP/1.0 client's expectation is ignored (RFC 9110 section 10.1.1).
-                if head.expect_continue && !head.http10 {
-                    self.push(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
-                }
-                self.phase = Phase::Body {
-                    channel: channel.into(),
-                    len,
-                };
-            }
+            }) => self.begin_subscribe(channel, transport, since, timeout),
+            Ok(Route::Publish { channel }) => self.begin_publish(channel, &head, now),
         }
-    }
-
-    fn respond_poll(&mut self, messages: &[Arc<Message>], missed: u64, now: Instant) {
-        let mut body = Vec::with_capacity(messages.len() + 2);
-        body.push(Bytes::from_static(b"["));
-        for (i, m) in messages.iter().enumerate() {
-            if i > 0 {
-                body.push(Bytes::from_static(b","));
-            }
-            body.push(m.frame(Frame::Object));
-        }
-        body.push(Bytes::from_static(b"]"));
-        let len: usize = body.iter().map(Bytes::len).sum();
-        let mut head = self.head_start(200);
-        head.push_str("Content-Type: application/json\r\nCache-Control: no-cache\r\n");
-        if missed > 0 {
-            head.push_str(&format!("X-Comet-Missed: {missed}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
-        self.push(Bytes::from(head));
-        for b in body {
-            self.push(b);
-        }
-        self.after_response(now);
-    }
-
-    fn respond_text(&mut self, status: u16, text: &str, now: Instant) {
-        self.respond_body(status, &[], "text/plain", format!("{text}\n"), now);
-    }
-
-    fn respond_json(&mut self, status: u16, body: String, now: Instant) {
-        self.respond_body(status, &[], "application/json", body, now);
-    }
-
-    fn respond_body(
-        &mut self,
-        status: u16,
-        extra: &[(&str, String)],
-        content_type: &str,
-        body: String,
-        now: Instant,
-    ) {
-        let mut extra = extra.to_vec();
-        extra.push(("Content-Type", content_type.to_string()));
-        self.respond(status, &extra, Some(Bytes::from(body)), now);
-    }
-
-    /// Queues a whole response and moves on to the next request.
-    fn respond(
-        &mut self,
-        status: u16,
-        extra: &[(&str, String)],
-        body: Option<Bytes>,
-        now: Instant,
-    ) {
-        let mut head = self.head_start(status);
-        for (k, v) in extra {
-            head.push_str(k);
-            head.push_str(": ");
-            head.push_str(v);
-            head.push_str("\r\n");
-        }
-        let body = body.unwrap_or_default();
-        if status != 204 {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        self.push(Bytes::from(head));
-        if !body.is_empty() {
-            self.push(body);
-        }
-        self.after_response(now);
-    }
-
-    /// Status line and the headers every response carries.
-    fn head_start(&self, status: u16) -> String {
-        let mut h = format!(
-            "HTTP/1.1 {status} {}\r\nServer: cometbench\r\n",
-            reason(status)
-        );
-        if let Some(origin) = &self.config.allow_origin {
-            h.push_str("Access-Control-Allow-Origin: ");
-            h.push_str(origin);
-            h.push_str("\r\n");
-        }
-        if !self.keep_alive {
-            h.push_str("Connection: close\r\n");
-        } else if self.http10 {
-            h.push_str("Connection: keep-alive\r\n");
-        }
-        h
     }
 
     fn finish_request(&mut self, _now: Instant) {
@@ -938,54 +735,4 @@ impl Conn {
         self.read_deadline = None;
         self.sub_deadline = None;
     }
-}
-
-/// Whether an `Authorization` value is `Bearer <token>`. The scheme name is
-/// case-insensitive (RFC 9110 section 11.1), so `bearer` counts; the token is
-/// compared in constant time. The scheme is public, so comparing it normally
-/// tells an attacker nothing.
-fn bearer_matches(authorization: &str, token: &str) -> bool {
-    let Some((scheme, credentials)) = authorization.split_once(' ') else {
-        return false;
-    };
-    // `auth-scheme 1*SP token68`: more than one space is still the same value.
-    let credentials = credentials.trim_start_matches(' ');
-    scheme.eq_ignore_ascii_case("Bearer")
-        && constant_time_eq(credentials.as_bytes(), token.as_bytes())
-}
-
-/// Compares without an early exit, so timing tells nothing of where a guess is wrong.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for (i, &y) in b.iter().enumerate() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ y;
-    }
-    diff == 0
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        431 => "Request Header Fields Too Large",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// A whole `503` response, for a dispatcher that cannot take a connection on
-/// (no thread or descriptor to spare) and closes it.
-pub fn service_unavailable() -> &'static [u8] {
-    b"HTTP/1.1 503 Service Unavailable\r\nServer: cometbench\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n\r\nserver at its connection limit\n"
 }
