@@ -28,6 +28,7 @@ pub mod memory;
 
 /// An answer now, or a promise that the owner hands it to the `Conn` later.
 #[derive(Debug)]
+#[must_use = "a connection waits for its answer"]
 pub enum Answer<T> {
     Now(T),
     /// The owner will call the `Conn`'s `handle_*` with the answer, then
