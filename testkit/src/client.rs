@@ -103,6 +103,16 @@ pub fn wait_subscribers(addr: SocketAddr, n: u64, within: Duration) {
     }
 }
 
+/// What one read of a subscriber's socket came to.
+enum Got {
+    /// Bytes (or a timeout before `end`): read on.
+    Data,
+    /// EOF or a reset.
+    Closed,
+    /// The time ran out.
+    Late,
+}
+
 /// One subscriber connection.
 pub struct Sub {
     pub stream: TcpStream,
@@ -176,22 +186,11 @@ impl Sub {
     /// Reads until `done(self)` or the time runs out; returns whether it held.
     pub fn read_until(&mut self, within: Duration, done: impl Fn(&Sub) -> bool) -> bool {
         let end = Instant::now() + within;
-        let mut buf = [0u8; 8192];
         while !done(self) {
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            self.stream.set_read_timeout(Some(end - now)).unwrap();
-            match self.stream.read(&mut buf) {
-                Ok(0) => return done(self),
-                Ok(n) => self.feed(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return done(self),
+            match self.read_once(end) {
+                Got::Data => {}
+                Got::Closed => return done(self),
+                Got::Late => return false,
             }
         }
         true
@@ -201,23 +200,38 @@ impl Sub {
     /// whether it did within `within`.
     pub fn read_to_close(&mut self, within: Duration) -> bool {
         let end = Instant::now() + within;
-        let mut buf = [0u8; 8192];
         loop {
-            let now = Instant::now();
-            if now >= end {
-                return false;
+            match self.read_once(end) {
+                Got::Data => {}
+                Got::Closed => return true,
+                Got::Late => return false,
             }
-            self.stream.set_read_timeout(Some(end - now)).unwrap();
-            match self.stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => self.feed(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return true,
+        }
+    }
+
+    /// One read, waiting until `end` at most; what it read is decoded.
+    fn read_once(&mut self, end: Instant) -> Got {
+        let now = Instant::now();
+        if now >= end {
+            return Got::Late;
+        }
+        self.stream.set_read_timeout(Some(end - now)).unwrap();
+        let mut buf = [0u8; 8192];
+        match self.stream.read(&mut buf) {
+            Ok(0) => Got::Closed,
+            Ok(n) => {
+                self.feed(&buf[..n]);
+                Got::Data
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Got::Data
+            }
+            Err(_) => Got::Closed,
         }
     }
 
