@@ -2,7 +2,7 @@
 //! wake-ups; every one drives the same sans-IO core ([`comet::Conn`]),
 //! answers its events with the same glue ([`broker::GroupBroker`]) and
 //! shares the same hub ([`shared::Shared`]), so they differ only in how they
-//! wait. The two event loops share their timer heap ([`timers`]), inbox
+//! wait. The two event loops share their timer heap (`timers.rs`), inbox
 //! ([`mailbox`]) and the names of their steps (`settle`, `deliver_inbox`,
 //! `expire`, `housekeeping`); the two thread dispatchers share everything
 //! but how they get a thread ([`blocking`]).

@@ -11,7 +11,7 @@
 //!    `WouldBlock` and write until `WouldBlock`, then *settle* the
 //!    connection: answer its events against the hub, write, shut down or
 //!    close it as it asks, and arm its deadline.
-//! 3. Fire due deadlines ([`Reactor::expire`]) and, once a second,
+//! 3. Fire due deadlines (`expire`) and, once a second,
 //!    housekeeping.
 //!
 //! The uring loop (`uring/ring.rs`) takes the same steps under the same

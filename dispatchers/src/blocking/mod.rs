@@ -1,8 +1,8 @@
 //! Blocking I/O for the two thread dispatchers: one connection served by one
-//! thread with blocking `std::net` ([`served`]), its inbox ([`inbox`]), the
-//! set of live connections a stop wakes ([`live`]), the accept loop they
-//! share ([`accept`]), and the separate publish listener (`serve
-//! --publish-listen`) of every dispatcher ([`publish`]).
+//! thread with blocking `std::net` (`served.rs`), its inbox (`inbox.rs`), the
+//! set of live connections a stop wakes (`live.rs`), the accept loop they
+//! share (`accept.rs`), and the separate publish listener (`serve
+//! --publish-listen`) of every dispatcher (`publish.rs`).
 //!
 //! A connection thread waits on one thing at a time. While the peer may send a
 //! request, or a lingering close reads what it still sends

@@ -13,9 +13,9 @@
 //! (the accept completes with ENFILE) and the ring goes on.
 //!
 //! What the rings share is the hub ([`Shared`]). A publish is handed to each
-//! ring with subscribers on the channel once, through its
-//! [`Mailbox`](crate::mailbox::Mailbox) (a channel and an eventfd the ring
-//! keeps a read armed on), and the ring writes to its own subscribers.
+//! ring with subscribers on the channel once, through its mailbox
+//! ([`crate::mailbox::Mailbox`]: a channel and an eventfd the ring keeps a
+//! read armed on), and the ring writes to its own subscribers.
 //!
 //! # Buffer ownership
 //! The kernel reads and writes user memory until an operation's CQE, not

@@ -9,7 +9,7 @@
 //!    the hub, queues a send if output is pending and none is in flight,
 //!    shuts the write side down or closes it as it asks, and arms its
 //!    deadline.
-//! 3. Fire due deadlines ([`Ring::expire`]) the same way and, once a second,
+//! 3. Fire due deadlines (`expire`) the same way and, once a second,
 //!    housekeeping.
 //!
 //! The reactor (`reactor.rs`) takes the same steps under the same names;
