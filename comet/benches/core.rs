@@ -13,7 +13,7 @@ use criterion::{
     Throughput,
 };
 
-use comet::broker::{self, memory::Memory};
+use comet::glue::{self, memory::Memory};
 use comet::request::parse_head;
 use comet::transport::Frame;
 use comet::{client, Config, Conn, Limits, Message, Transport};
@@ -123,7 +123,7 @@ fn publish(c: &mut Criterion) {
         .map(|key| {
             let mut conn = Conn::new(config.clone(), now);
             conn.handle_read(request.as_bytes(), now);
-            broker::drain(&mut conn, &mut memory.broker(key), now);
+            glue::drain(&mut conn, &mut memory.backend(key), now);
             let n = written(&conn);
             conn.handle_written(n);
             conn

@@ -22,7 +22,7 @@
 //! An event is answered once: a `Subscribe` with `handle_subscribed` or
 //! `handle_refused`, a `Publish` with `handle_published` or
 //! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe` needs none.
-//! [`crate::broker::drain`] does this against a [`crate::broker::Broker`],
+//! [`crate::glue::drain`] does this against a [`crate::glue::Backend`],
 //! after every `handle_*` call. The answer may come later than the event (a
 //! broker on another thread): until it does, input is kept but not acted on.
 //!

@@ -4,7 +4,7 @@
 //! ([`request`]), routing ([`route`]), the four transports and their framing
 //! ([`transport`]), the channel hub with ids, backlog and message lifetimes
 //! ([`hub`]), the per-connection state machine every dispatcher drives
-//! ([`Conn`]), the glue that answers its events against a hub ([`broker`]),
+//! ([`Conn`]), the glue that answers its events against a hub ([`glue`]),
 //! and the client-side decoders ([`client`]) that the load generator and
 //! tests use.
 //!
@@ -12,19 +12,19 @@
 //! Time is always passed in as an `Instant`, so heartbeats and timeouts are
 //! tested with a fake clock.
 
-pub mod broker;
 pub mod client;
 pub mod config;
 pub mod conn;
+pub mod glue;
 pub mod hub;
 pub mod message;
 pub mod request;
 pub mod route;
 pub mod transport;
 
-pub use broker::{Accepted, Answer, Broker};
 pub use config::Config;
 pub use conn::{Conn, Event, Refusal};
+pub use glue::{Accepted, Answer, Backend};
 pub use hub::{ChannelLimit, Hub, HubStats, Limits, Published, Replay};
 pub use message::Message;
 pub use transport::Transport;

@@ -6,7 +6,7 @@
 //! # The harness
 //! [`Harness`] plays a single-group dispatcher: it feeds bytes
 //! (`handle_read`), moves time (`handle_timeout`), answers every event with
-//! the dispatchers' own glue ([`comet::broker::answer`]) against an
+//! the dispatchers' own glue ([`comet::glue::answer`]) against an
 //! in-memory hub ([`Memory`]), hands each published message to the
 //! channel's subscribers (`handle_message`) before the next event is
 //! answered, and takes every conn's output (`poll_transmit` then
@@ -18,9 +18,9 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet::broker::memory::Memory;
-use comet::broker::{self, Accepted, Answer, Broker};
 use comet::client::{self, ClientEvent, Item, ResponseHead, Subscriber};
+use comet::glue::memory::Memory;
+use comet::glue::{self, Accepted, Answer, Backend};
 use comet::request::Status;
 use comet::{Config, Conn, Event, Hub, Limits, Refusal, Replay, Transport};
 
@@ -48,14 +48,14 @@ struct Harness {
     publisher: Option<u32>,
 }
 
-/// A broker that notes every event it is asked to answer, then passes it on.
+/// A backend that notes every event it is asked to answer, then passes it on.
 struct Recorder<'a, B> {
     inner: B,
     id: u32,
     events: &'a mut Vec<(u32, Event)>,
 }
 
-impl<B: Broker> Broker for Recorder<'_, B> {
+impl<B: Backend> Backend for Recorder<'_, B> {
     fn subscribe(
         &mut self,
         channel: &Arc<str>,
@@ -219,11 +219,11 @@ impl Harness {
             let now = self.now;
             let conn = self.conns.get_mut(&id).expect("no such conn");
             let mut recorder = Recorder {
-                inner: self.memory.broker(id),
+                inner: self.memory.backend(id),
                 id,
                 events: &mut self.events,
             };
-            if !broker::answer(conn, &mut recorder, now) {
+            if !glue::answer(conn, &mut recorder, now) {
                 return any;
             }
             any = true;

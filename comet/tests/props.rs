@@ -6,21 +6,21 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet::broker::{self, memory::Memory};
 use comet::client::{
     parse_longpoll, parse_response_head, ChunkedDecoder, ClientEvent, Item, SseDecoder,
     StreamDecoder, Subscriber,
 };
+use comet::glue::{self, memory::Memory};
 use comet::{Config, Conn, Limits, Transport};
 use proptest::prelude::*;
 
 /// Plays the dispatcher for one conn (key 1): answers its events with the
 /// dispatchers' glue and hands it what was published on its channel.
 fn drive(conn: &mut Conn, memory: &mut Memory<u32>, now: Instant) {
-    broker::drain(conn, &mut memory.broker(1), now);
+    glue::drain(conn, &mut memory.backend(1), now);
     while let Some(m) = memory.take_published() {
         conn.handle_message(&m, now);
-        broker::drain(conn, &mut memory.broker(1), now);
+        glue::drain(conn, &mut memory.backend(1), now);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The four dispatchers of cometbench. Each owns only I/O, waiting and
 //! wake-ups; every one drives the same sans-IO core ([`comet::Conn`]),
-//! answers its events with the same glue ([`broker::GroupBroker`]) and
+//! answers its events with the same glue ([`backend::GroupBackend`]) and
 //! shares the same hub ([`shared::Shared`]), so they differ only in how they
 //! wait. The two event loops share their timer heap (`timers.rs`), inbox
 //! ([`mailbox`]) and the names of their steps (`settle`, `deliver_inbox`,
@@ -37,8 +37,8 @@ use std::time::Duration;
 /// How long a stop waits for connections to take their last output.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
+pub mod backend;
 pub mod blocking;
-pub mod broker;
 pub mod counters;
 pub mod group;
 pub mod hangup;

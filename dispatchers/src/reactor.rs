@@ -50,7 +50,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::broker::GroupBroker;
+use crate::backend::GroupBackend;
 use crate::group::Group;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
@@ -354,7 +354,7 @@ impl Reactor {
                     slot.conn.handle_read(&self.buf[..n], now);
                     // Answer events between reads: the conn acts on no
                     // more input while one is waiting.
-                    GroupBroker::new(&self.shared, &self.group, Some((&mut self.local, key)))
+                    GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
                         .drain(&mut slot.conn, now);
                     if slot.conn.is_done() {
                         return;
@@ -406,12 +406,12 @@ impl Reactor {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        GroupBroker::new(&self.shared, &self.group, Some((&mut self.local, key)))
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
             .drain(&mut slot.conn, now);
         self.flush(key);
         let slot = &mut self.conns[key];
         // Closing can raise an Unsubscribe (a write failed): answer it too.
-        GroupBroker::new(&self.shared, &self.group, Some((&mut self.local, key)))
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
             .drain(&mut slot.conn, now);
         if slot.conn.poll_shutdown(now) {
             // A failure means the peer is gone: the next read says so.

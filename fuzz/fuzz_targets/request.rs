@@ -8,7 +8,7 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet::broker::{self, memory::Memory};
+use comet::glue::{self, memory::Memory};
 use comet::{Config, Conn, Limits};
 use libfuzzer_sys::fuzz_target;
 
@@ -49,15 +49,15 @@ fuzz_target!(|data: &[u8]| {
 /// Answers the events, delivers what was published, writes what is queued
 /// and shuts down when asked, as a dispatcher's turn does.
 fn settle(conn: &mut Conn, memory: &mut Memory<u8>, now: Instant) {
-    broker::drain(conn, &mut memory.broker(0), now);
+    glue::drain(conn, &mut memory.backend(0), now);
     while let Some(m) = memory.take_published() {
         conn.handle_message(&m, now);
-        broker::drain(conn, &mut memory.broker(0), now);
+        glue::drain(conn, &mut memory.backend(0), now);
     }
     let mut iov = [IoSlice::new(&[]); 8];
     let n = conn.poll_transmit(&mut iov);
     let written: usize = iov[..n].iter().map(|b| b.len()).sum();
     conn.handle_written(written);
-    broker::drain(conn, &mut memory.broker(0), now);
+    glue::drain(conn, &mut memory.backend(0), now);
     let _ = conn.poll_shutdown(now);
 }

@@ -14,7 +14,7 @@ use comet::{Conn, Message};
 
 use super::inbox::{ThreadInbox, Woken};
 use super::live::Live;
-use crate::broker::GroupBroker;
+use crate::backend::GroupBackend;
 use crate::group::Group;
 use crate::hangup::{Watch, Watcher};
 use crate::Shared;
@@ -148,7 +148,7 @@ impl Served<'_> {
     }
 
     fn drain(&mut self) {
-        GroupBroker::new(self.shared, &self.group, None).drain(&mut self.conn, Instant::now());
+        GroupBackend::new(self.shared, &self.group, None).drain(&mut self.conn, Instant::now());
     }
 
     /// Idle or mid-request: block on the socket until bytes, EOF or the deadline.

@@ -63,7 +63,7 @@ use slab::Slab;
 use super::bufs::BufRing;
 use super::eventfd::EventFd;
 use super::op::{Gather, Op, Send, Token, GEN_MASK};
-use crate::broker::GroupBroker;
+use crate::backend::GroupBackend;
 use crate::group::Group;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
@@ -661,7 +661,7 @@ impl Ring {
         if slot.closing {
             return;
         }
-        GroupBroker::new(&self.shared, &self.group, Some((&mut self.local, key)))
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
             .drain(&mut slot.conn, now);
         if slot.conn.is_done() {
             self.close(key);

@@ -1,12 +1,12 @@
 //! The hub as one connection of one group sees it: the dispatchers'
-//! [`comet::Broker`], so that every dispatcher answers a connection's events
-//! with the same glue as the core's tests ([`comet::broker::drain`]).
+//! [`comet::Backend`], so that every dispatcher answers a connection's events
+//! with the same glue as the core's tests ([`comet::glue::drain`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use comet::{Accepted, Answer, Broker, Conn, Refusal, Replay};
+use comet::{Accepted, Answer, Backend, Conn, Refusal, Replay};
 
 use crate::group::Group;
 use crate::local::LocalSubs;
@@ -14,33 +14,33 @@ use crate::shared::Shared;
 
 /// One connection's view of the shared hub: its group, and (for a group of
 /// many connections) the group's own map and the connection's key in it,
-/// which the broker keeps up to date as the connection joins and leaves.
-pub struct GroupBroker<'a> {
+/// which the backend keeps up to date as the connection joins and leaves.
+pub struct GroupBackend<'a> {
     shared: &'a Shared,
     group: &'a Group,
     local: Option<(&'a mut LocalSubs, usize)>,
 }
 
-impl<'a> GroupBroker<'a> {
+impl<'a> GroupBackend<'a> {
     pub fn new(
         shared: &'a Shared,
         group: &'a Group,
         local: Option<(&'a mut LocalSubs, usize)>,
-    ) -> GroupBroker<'a> {
-        GroupBroker {
+    ) -> GroupBackend<'a> {
+        GroupBackend {
             shared,
             group,
             local,
         }
     }
 
-    /// Answers every event `conn` raised (see [`comet::broker::drain`]).
+    /// Answers every event `conn` raised (see [`comet::glue::drain`]).
     pub fn drain(mut self, conn: &mut Conn, now: Instant) {
-        comet::broker::drain(conn, &mut self, now);
+        comet::glue::drain(conn, &mut self, now);
     }
 }
 
-impl Broker for GroupBroker<'_> {
+impl Backend for GroupBackend<'_> {
     fn subscribe(
         &mut self,
         channel: &Arc<str>,

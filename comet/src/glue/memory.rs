@@ -17,7 +17,7 @@ use crate::conn::Refusal;
 use crate::hub::{ChannelLimit, Hub, Limits, Replay};
 use crate::message::Message;
 
-use super::{Accepted, Answer, Broker};
+use super::{Accepted, Answer, Backend};
 
 /// A single-threaded hub and its subscribers, keyed by `K`.
 #[derive(Debug)]
@@ -39,8 +39,8 @@ impl<K: Ord + Copy + Debug> Memory<K> {
         }
     }
 
-    /// The broker of connection `key`.
-    pub fn broker(&mut self, key: K) -> Owner<'_, K> {
+    /// The backend of connection `key`.
+    pub fn backend(&mut self, key: K) -> Owner<'_, K> {
         Owner { memory: self, key }
     }
 
@@ -101,7 +101,7 @@ pub struct Owner<'a, K> {
     key: K,
 }
 
-impl<K: Ord + Copy + Debug> Broker for Owner<'_, K> {
+impl<K: Ord + Copy + Debug> Backend for Owner<'_, K> {
     fn subscribe(
         &mut self,
         channel: &Arc<str>,

@@ -3,19 +3,19 @@
 //!
 //! Every dispatcher, the test harnesses and the fuzz target answer events
 //! with [`drain`], so the tests exercise the code the dispatchers run. What
-//! differs between them is the [`Broker`]: the hub as the owner of one
-//! connection sees it. A dispatcher's broker is its shared hub behind a lock
+//! differs between them is the [`Backend`]: the hub as the owner of one
+//! connection sees it. A dispatcher's backend is its shared hub behind a lock
 //! and the connection's fan-out group; the tests' is [`memory::Memory`], a
 //! hub in one thread's memory.
 //!
-//! # What a broker may do
+//! # What a backend may do
 //! - Answer later. [`Answer::Later`] leaves the connection waiting (it keeps
 //!   input but acts on none); the owner hands the answer to the `Conn`
 //!   itself (`handle_subscribed`, `handle_published`, `handle_refused`) when
-//!   it comes, then calls [`drain`] again. A broker that asks another process
-//!   for a message id (a Redis link) works so.
+//!   it comes, then calls [`drain`] again. A backend that asks another
+//!   process for a message id (a link to a Redis broker) works so.
 //! - Fan out as it likes. Handing a published message to the subscribers is
-//!   the broker's business, not the glue's: a dispatcher hands it to each
+//!   the backend's business, not the glue's: a dispatcher hands it to each
 //!   group's inbox once, a broadcast channel per topic would do as well.
 
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub struct Accepted {
 }
 
 /// The hub as the owner of one connection sees it.
-pub trait Broker {
+pub trait Backend {
     /// Adds the connection as a subscriber of `channel` and returns its
     /// replay (see [`crate::Hub::subscribe`]), or why it may not join.
     fn subscribe(
@@ -71,24 +71,24 @@ pub trait Broker {
 }
 
 /// Answers the next event `conn` raised; returns whether there was one.
-pub fn answer(conn: &mut Conn, broker: &mut impl Broker, now: Instant) -> bool {
+pub fn answer(conn: &mut Conn, backend: &mut impl Backend, now: Instant) -> bool {
     let Some(event) = conn.poll_event() else {
         return false;
     };
     match event {
-        Event::Subscribe { channel, since } => match broker.subscribe(&channel, since, now) {
+        Event::Subscribe { channel, since } => match backend.subscribe(&channel, since, now) {
             Answer::Now(Ok(replay)) => conn.handle_subscribed(replay, now),
             Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),
             Answer::Later => {}
         },
-        Event::Unsubscribe { channel } => broker.unsubscribe(&channel, now),
-        Event::Publish { channel, data } => match broker.publish(&channel, data, now) {
+        Event::Unsubscribe { channel } => backend.unsubscribe(&channel, now),
+        Event::Publish { channel, data } => match backend.publish(&channel, data, now) {
             Answer::Now(Ok(a)) => conn.handle_published(a.id, a.subscribers, now),
             Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),
             Answer::Later => {}
         },
         Event::Stats => {
-            let json = broker.stats();
+            let json = backend.stats();
             conn.handle_stats(json, now);
         }
     }
@@ -97,6 +97,6 @@ pub fn answer(conn: &mut Conn, broker: &mut impl Broker, now: Instant) -> bool {
 
 /// Answers every event `conn` raised, and those the answers raised in turn.
 /// Call after every `handle_*` call.
-pub fn drain(conn: &mut Conn, broker: &mut impl Broker, now: Instant) {
-    while answer(conn, broker, now) {}
+pub fn drain(conn: &mut Conn, backend: &mut impl Backend, now: Instant) {
+    while answer(conn, backend, now) {}
 }
