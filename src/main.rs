@@ -127,6 +127,13 @@ struct ServeArgs {
     /// Messages kept per channel for since / Last-Event-ID replay.
     #[arg(long, default_value_t = 64)]
     backlog: usize,
+    /// Seconds a message stays in the backlog; a channel with no subscriber
+    /// and no message younger than this is removed.
+    #[arg(long, default_value_t = 3600.0)]
+    message_ttl: f64,
+    /// Channels that may exist at once; a request that would make one more gets 503.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_channels: u64,
     /// Largest publish body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_message: usize,
@@ -185,7 +192,7 @@ const MALLOC_TUNABLES: &str =
 /// is already set (the user's own choice, or we are the restarted process).
 ///
 /// A server that lost ten thousand connections at once must give their memory
-/// back (issue 6: RSS within 5% of the baseline). glibc keeps it in three
+/// back (RSS within 5% of the baseline). glibc keeps it in three
 /// places that `malloc_trim` cannot reach, measured with `scripts/storm.py`
 /// (10,000 SSE subscribers closed at once, 2026-11-30): each thread's tcache
 /// holds freed chunks that pin pages all over the heap (reactor with 2
@@ -232,6 +239,8 @@ fn serve(a: ServeArgs) -> Result<()> {
         heartbeat: secs("heartbeat", a.heartbeat)?,
         poll_timeout: secs("poll-timeout", a.poll_timeout)?,
         backlog: a.backlog,
+        message_ttl: secs("message-ttl", a.message_ttl)?,
+        max_channels: usize::try_from(a.max_channels).unwrap_or(usize::MAX),
         max_message: a.max_message,
         max_queue: a.max_queue,
         publish_token: a.publish_token.clone(),
