@@ -60,6 +60,9 @@ pub(super) struct CaseRun<'a> {
     ramp_rate: f64,
     sampler: Option<SamplerThread>,
     pub workers: Workers,
+    /// Subscribers open when the ramp ended: those a churn or a restart must
+    /// see back. (The merged reports' `subscribed` is not known until the end.)
+    pub held: u64,
     epoch_ns: u64,
     channels: Channels,
     /// What the workers are told at the end.
@@ -162,6 +165,7 @@ impl<'a> CaseRun<'a> {
             ramp_rate: s.ramp.rate,
             sampler: None,
             workers: Workers::none(),
+            held: 0,
             epoch_ns: 0,
             channels: match s.publish.pattern {
                 Pattern::PerUser => Channels::PerUser("u".into()),
@@ -297,6 +301,7 @@ impl<'a> CaseRun<'a> {
             }
         }
         pb.finish_and_clear();
+        self.held = self.workers.total().open;
         self.case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
         if self.ours && self.case.failure.is_none() {
             self.case.connections.server_subscribers = stats_subscribers(self.server.publish_addr);
@@ -452,7 +457,7 @@ impl<'a> CaseRun<'a> {
         while t_back.elapsed().as_secs_f64() < limit_secs {
             self.workers.collect(Duration::from_millis(100));
             let p = self.workers.total();
-            if p.away == 0 && p.open >= self.case.connections.subscribed {
+            if p.away == 0 && p.open >= self.held {
                 fresh += 1;
                 if fresh >= 5 {
                     break;
