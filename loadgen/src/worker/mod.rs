@@ -146,7 +146,7 @@ fn invalid(message: String) -> io::Error {
 
 impl Worker {
     fn new(plan: Plan, transport: Transport, poll: Poll) -> Worker {
-        let seed = mono_ns() ^ ((plan.worker as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+        let seed = mono_ns() ^ (plan.worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Worker {
             report: Report {
                 worker: plan.worker,
