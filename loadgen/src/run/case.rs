@@ -354,6 +354,7 @@ impl<'a> CaseRun<'a> {
                     .as_ref()
                     .map(|f| f.worker(workers, w))
                     .unwrap_or_default(),
+                clock_offset_ns: 0,
             });
             first += count;
         }

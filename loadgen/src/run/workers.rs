@@ -58,6 +58,7 @@ impl Workers {
         match self.rx.recv_timeout(wait) {
             Ok((w, FromWorker::Progress(p))) => self.procs[w].progress = p,
             Ok((w, FromWorker::Report(r))) => self.procs[w].report = Some(*r),
+            Ok((_, FromWorker::Pong(_))) => {}
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every worker has gone: wait as asked rather than spin.
             Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
