@@ -202,6 +202,65 @@ fn two_worker_namespaces_and_the_server_in_a_third() {
     }
 }
 
+/// Hosts named in the scenario, reached through a command (here `ip netns
+/// exec` into a namespace the test makes, as `ssh` would reach another
+/// machine), the server on this machine listening where they reach it, with
+/// a publish token of the run's own: every id arrives exactly once.
+#[test]
+fn named_hosts_reached_through_a_command() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    need_namespaces();
+    // Named as a lab of this process would be, so that its removal takes the
+    // root end of the link too.
+    let prefix = format!("{}{}-9-", cleanup::PREFIX, std::process::id());
+    let _sweep = Sweep(std::process::id());
+    let ns = format!("{prefix}n0");
+    let root_end = cleanup::root_link_name(&prefix);
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip(&["netns", "add", &ns]);
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    ip(&[
+        "link", "add", &root_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+    ]);
+    ip(&["addr", "add", "198.18.255.1/24", "dev", &root_end]);
+    ip(&["link", "set", &root_end, "up"]);
+    ip(&["-n", &ns, "addr", "add", "198.18.255.2/24", "dev", "eth0"]);
+    ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+    let text = SMALL.replace(", { name = \"uring\", args = [\"--threads\", \"2\"] }", "")
+        + &format!(
+            "\n[thresholds]\nmax_errors = 0\nmin_delivered_fraction = 1.0\n\n[hosts]\nnames = [\"{ns}\"]\ncommand = \"ip netns exec {{host}} {{exe}} worker\"\nlisten = \"198.18.255.1\"\n"
+        );
+    let (status, run, _) = run("hosts-named", &text);
+    assert_eq!(status.code(), Some(0), "{}", run["thresholds"]);
+    let c = &run["cases"][0];
+    assert_eq!(c["status"], "ok", "{}", c["failure"]);
+    assert_eq!(c["delivery"]["received"], 400 * 20);
+    assert_eq!(c["delivery"]["expected"], 400 * 20);
+    assert!(c["notes"]
+        .to_string()
+        .contains("started by `ip netns exec {host} {exe} worker`"));
+    assert!(
+        !c["args"].to_string().contains("token"),
+        "the token is not written down"
+    );
+    let h = &c["loadgen"]["hosts"][0];
+    assert_eq!(h["host"], ns.as_str());
+    assert_eq!(h["connected"], 400);
+    assert!(
+        h["offset_ns"].as_i64().unwrap().unsigned_abs() < 1_000_000,
+        "{h}"
+    );
+    drop(_sweep);
+    assert!(!cleanup::list().contains(&ns));
+}
+
 /// A worker whose host's command fails is named with its host and why; the
 /// case goes on with the other host, and so does the run. One that starts
 /// and then dies is named too.
