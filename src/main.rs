@@ -86,6 +86,22 @@ struct RunArgs {
     /// Also run the floor (a plain write loop) and give fan-out figures their ratio to it.
     #[arg(long)]
     floor: bool,
+    /// Where the workers run, instead of the scenario's [hosts]: `local`
+    /// (all here), `netns:N` (N network namespaces the run makes, the server
+    /// in one more), or host names separated by commas (with --host-command
+    /// and --host-listen).
+    #[arg(long)]
+    hosts: Option<String>,
+    /// The command that starts a worker on {host}, split at spaces; {exe} is
+    /// this binary, e.g. 'ssh {host} cometbench worker'.
+    #[arg(long, requires = "hosts")]
+    host_command: Option<String>,
+    /// With host names: the address the server listens on, which the hosts reach.
+    #[arg(long, requires = "hosts")]
+    host_listen: Option<std::net::IpAddr>,
+    /// Name the run (and its results directory) this instead of the scenario's name.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -163,6 +179,13 @@ struct ServeArgs {
     /// Messages kept per channel for since / Last-Event-ID replay.
     #[arg(long, default_value_t = 64)]
     backlog: usize,
+    /// Seconds a message stays in the backlog; a channel with no subscriber
+    /// and no message younger than this is removed.
+    #[arg(long, default_value_t = 3600.0)]
+    message_ttl: f64,
+    /// Channels that may exist at once; a request that would make one more gets 503.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_channels: u64,
     /// Largest publish body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_message: usize,
@@ -221,7 +244,7 @@ const MALLOC_TUNABLES: &str =
 /// is already set (the user's own choice, or we are the restarted process).
 ///
 /// A server that lost ten thousand connections at once must give their memory
-/// back (issue 6: RSS within 5% of the baseline). glibc keeps it in three
+/// back (RSS within 5% of the baseline). glibc keeps it in three
 /// places that `malloc_trim` cannot reach, measured with `scripts/storm.py`
 /// (10,000 SSE subscribers closed at once, 2026-11-30): each thread's tcache
 /// holds freed chunks that pin pages all over the heap (reactor with 2
@@ -268,6 +291,8 @@ fn serve(a: ServeArgs) -> Result<()> {
         heartbeat: secs("heartbeat", a.heartbeat)?,
         poll_timeout: secs("poll-timeout", a.poll_timeout)?,
         backlog: a.backlog,
+        message_ttl: secs("message-ttl", a.message_ttl)?,
+        max_channels: usize::try_from(a.max_channels).unwrap_or(usize::MAX),
         max_message: a.max_message,
         max_queue: a.max_queue,
         publish_token: a.publish_token.clone(),
@@ -369,10 +394,18 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
     let only_peers = (!a.peers.is_empty()).then_some(a.peers.clone());
-    let scenario = match scenario
+    let scenario = scenario
         .with_overrides(only, only_peers, a.steps.clone(), a.quick)
-        .and_then(|s| s.with_run_options(a.repeat, a.cpus.as_deref(), a.floor))
-    {
+        .and_then(|s| match &a.hosts {
+            Some(h) => s.with_hosts(h, a.host_command.clone(), a.host_listen),
+            None => Ok(s),
+        })
+        .and_then(|s| match &a.name {
+            Some(n) => s.with_name(n),
+            None => Ok(s),
+        })
+        .and_then(|s| s.with_run_options(a.repeat, a.cpus.as_deref(), a.floor));
+    let scenario = match scenario {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cometbench: {e}");

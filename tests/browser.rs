@@ -9,57 +9,24 @@
 //! the cometbench server byte for byte (a `Connection: close` is added to the
 //! request so that one connection carries one proxied request).
 //!
-//! Chromium is required: a missing `chromium` fails the test (CI installs the
-//! Debian package, see `.ci/run`). `COMETBENCH_CHROMIUM` names another binary.
+//! Chromium is required: a missing `chromium` fails the test (the test command
+//! installs the Debian package, see `scripts/deps.sh`). `COMETBENCH_CHROMIUM`
+//! names another binary.
 
-#[path = "../dispatchers/tests/common/hostile.rs"]
-mod hostile;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use testkit::{hostile, publish, Server};
+
 /// How long the page may take to report; only a bound, never a measurement.
 const REPORT_WITHIN: Duration = Duration::from_secs(60);
 
 /// Published after the hostile messages; the page reports once it arrives.
 const SENTINEL: &str = "end of the hostile messages";
-
-fn serve(dispatcher: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cometbench"))
-        .args([
-            "serve",
-            "--dispatcher",
-            dispatcher,
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().parse().expect("first line is the address");
-    (child, addr)
-}
-
-fn publish(addr: SocketAddr, channel: &str, data: &str) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(comet::client::publish_request(channel, data, None).as_bytes())
-        .unwrap();
-    s.shutdown(Shutdown::Write).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 202"), "{resp}");
-}
 
 fn host_page(channel: &str, expected: usize) -> String {
     format!(
@@ -202,7 +169,7 @@ fn chromium(url: &str, profile: &std::path::Path) -> Child {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start {bin} ({e}): install the Debian package `chromium` (.ci/run does)")
+            panic!("cannot start {bin} ({e}): install the Debian package `chromium` (scripts/deps.sh does)")
         })
 }
 
@@ -217,7 +184,18 @@ fn stop_group(child: &mut Child) {
 fn check_dispatcher(dispatcher: &str) {
     let mut msgs = hostile::hostile_messages();
     msgs.push(SENTINEL.into());
-    let (mut server, addr) = serve(dispatcher);
+    let server = Server::start(
+        env!("CARGO_BIN_EXE_cometbench"),
+        &[
+            "--dispatcher",
+            dispatcher,
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat",
+            "1",
+        ],
+    );
+    let addr = server.addr;
     let channel = "evil";
     for m in &msgs {
         publish(addr, channel, m);
@@ -234,8 +212,7 @@ fn check_dispatcher(dispatcher: &str) {
     if report.is_err() {
         let _ = browser.stderr.take().unwrap().read_to_string(&mut err);
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&profile);
     let report = report.unwrap_or_else(|_| {
         panic!(

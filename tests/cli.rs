@@ -1,9 +1,11 @@
 //! The real `cometbench` binary: serve, run, and their errors.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+use testkit::Server;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cometbench"))
@@ -27,41 +29,25 @@ fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
     }
 }
 
-/// A reactor server on port 0, and the address its first line of output gives.
-fn serve_reactor() -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = bin()
-        .args([
-            "serve",
-            "--dispatcher",
-            "reactor",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().parse().expect("first line is the address");
-    (child, addr)
+/// A reactor server on port 0.
+fn serve_reactor() -> Server {
+    Server::start(
+        env!("CARGO_BIN_EXE_cometbench"),
+        &["--dispatcher", "reactor", "--listen", "127.0.0.1:0"],
+    )
 }
 
 #[test]
 fn serve_prints_address_and_stops_on_sigterm() {
-    let (mut child, addr) = serve_reactor();
-    let mut s = TcpStream::connect(addr).unwrap();
+    let server = serve_reactor();
+    let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"dispatcher\":\"reactor\""));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let status = server.terminate();
     assert!(status.success(), "{status}");
 }
 
@@ -206,7 +192,8 @@ fn cause_keys() -> &'static [&'static str] {
 /// a broken threshold exits 99.
 #[test]
 fn external_target_and_threshold_exit() {
-    let (mut server, addr) = serve_reactor();
+    let server = serve_reactor();
+    let addr = server.addr;
     let dir = std::env::temp_dir().join(format!("cometbench-ext-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("ext.toml");
@@ -227,12 +214,11 @@ fn external_target_and_threshold_exit() {
             "http://{addr}/sub/{{channel}}?transport={{transport}}"
         ))
         .arg("--pid")
-        .arg(server.id().to_string())
+        .arg(server.child.id().to_string())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(
         out.status.code(),
         Some(99),
@@ -254,4 +240,50 @@ fn external_target_and_threshold_exit() {
     assert!(case["server"]["at_step"]["rss"].as_u64().unwrap() > 0);
     assert_eq!(run["thresholds"]["passed"], false);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--message-ttl` and `--max-channels` reach the hub: past the limit a new
+/// channel is `503`, and once their messages are older than the lifetime the
+/// channels are gone, with no traffic, and `/stats` says so.
+#[test]
+fn serve_expires_channels_and_bounds_them() {
+    let out = bin()
+        .args(["serve", "--dispatcher", "reactor", "--message-ttl", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--message-ttl must be a positive number"),
+        "{err}"
+    );
+
+    let server = Server::start(
+        env!("CARGO_BIN_EXE_cometbench"),
+        &[
+            "--dispatcher",
+            "reactor",
+            "--listen",
+            "127.0.0.1:0",
+            "--message-ttl",
+            "1",
+            "--max-channels",
+            "2",
+        ],
+    );
+    let a = server.addr;
+    assert_eq!(testkit::publish(a, "a", "x"), 1);
+    assert_eq!(testkit::publish(a, "b", "x"), 1);
+    let (head, _) = testkit::request(a, comet::client::publish_request("c", "x", None).as_bytes());
+    assert_eq!(head.status, 503);
+    let st = testkit::stats(a);
+    assert_eq!(st["channels"], 2, "{st}");
+    assert_eq!(st["config"]["message_ttl_secs"], 1.0, "{st}");
+    assert_eq!(st["config"]["max_channels"], 2, "{st}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while testkit::stats(a)["channels"] != 0 {
+        assert!(std::time::Instant::now() < end, "{}", testkit::stats(a));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(testkit::publish(a, "c", "x"), 1);
 }

@@ -2,39 +2,22 @@
 //! loopback only (unless `--insecure-public`), says at start who may publish,
 //! and with `--publish-token` the real server refuses a publish without it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use testkit::Server;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cometbench"))
 }
 
-/// Starts `serve` with `args`; returns the child, the bound address and the
-/// first line it wrote to stderr (the start summary).
-fn serve(args: &[&str]) -> (Child, SocketAddr, String) {
-    let mut child = bin()
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().expect("first line is the address");
-    let mut summary = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut summary)
-        .unwrap();
-    (child, addr, summary)
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// Starts `serve` with `args`; returns it and the first line it wrote to
+/// stderr (the start summary).
+fn serve(args: &[&str]) -> (Server, String) {
+    let server = Server::start(env!("CARGO_BIN_EXE_cometbench"), args);
+    let summary = server.summary();
+    (server, summary)
 }
 
 /// The status of one raw request.
@@ -75,9 +58,8 @@ fn refuses_every_public_listener_without_a_token() {
 
 #[test]
 fn loopback_without_token_says_anyone_may_publish() {
-    let (child, addr, summary) = serve(&["--dispatcher", "reactor", "--listen", "127.0.0.1:0"]);
-    stop(child);
-    assert!(addr.ip().is_loopback());
+    let (server, summary) = serve(&["--dispatcher", "reactor", "--listen", "127.0.0.1:0"]);
+    assert!(server.addr.ip().is_loopback());
     assert!(
         summary.contains("publishing is open to anyone who can connect"),
         "{summary}"
@@ -86,18 +68,19 @@ fn loopback_without_token_says_anyone_may_publish() {
 
 #[test]
 fn insecure_public_starts_and_says_anyone_may_publish() {
-    let (child, addr, summary) = serve(&[
+    let (server, summary) = serve(&[
         "--dispatcher",
         "reactor",
         "--listen",
         "0.0.0.0:0",
         "--insecure-public",
     ]);
+    let addr = server.addr;
     let st = status(
         loopback(addr),
         "POST /pub/open HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
     );
-    stop(child);
+    drop(server);
     assert!(addr.ip().is_unspecified(), "{addr}");
     assert!(summary.contains("anyone who can connect"), "{summary}");
     assert!(st.starts_with("HTTP/1.1 202"), "{st}");
@@ -106,7 +89,7 @@ fn insecure_public_starts_and_says_anyone_may_publish() {
 #[test]
 fn public_with_token_needs_the_token() {
     for dispatcher in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
-        let (child, addr, summary) = serve(&[
+        let (server, summary) = serve(&[
             "--dispatcher",
             dispatcher,
             "--listen",
@@ -114,7 +97,7 @@ fn public_with_token_needs_the_token() {
             "--publish-token",
             "tok-123",
         ]);
-        let a = loopback(addr);
+        let a = loopback(server.addr);
         let pub_ = |auth: &str| {
             status(
                 a,
@@ -132,7 +115,7 @@ fn public_with_token_needs_the_token() {
                 s.read_to_string(&mut body)
             })
             .unwrap();
-        stop(child);
+        drop(server);
         assert!(summary.contains("publishing needs the token"), "{summary}");
         assert!(none.starts_with("HTTP/1.1 401"), "{dispatcher}: {none}");
         assert!(wrong.starts_with("HTTP/1.1 401"), "{dispatcher}: {wrong}");

@@ -4,6 +4,7 @@
 //! Each bench runs about 4 s (1 s warm-up, 3 s measurement), so the whole file
 //! runs in well under a minute: `cargo bench -p comet --bench core -- --noplot`.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +13,10 @@ use criterion::{
     Throughput,
 };
 
+use comet::glue::{self, memory::Memory};
 use comet::request::parse_head;
 use comet::transport::Frame;
-use comet::{client, Config, Conn, Event, Hub, Message, Transport};
+use comet::{client, Config, Conn, Limits, Message, Transport};
 
 /// What a browser's `EventSource` sends on reconnect, give or take.
 const SUBSCRIBE: &[u8] = b"GET /sub/room-42?transport=sse&since=17 HTTP/1.1\r\n\
@@ -115,27 +117,19 @@ const SUBSCRIBERS: usize = 10_000;
 fn publish(c: &mut Criterion) {
     let config = Arc::new(Config::default());
     let now = Instant::now();
-    let mut hub: Hub<u32> = Hub::new(config.backlog);
+    let mut memory: Memory<usize> = Memory::new(Limits::from(&*config));
     let request = client::subscribe_request("room-42", Transport::Sse, None);
     let mut conns: Vec<Conn> = (0..SUBSCRIBERS)
-        .map(|_| {
+        .map(|key| {
             let mut conn = Conn::new(config.clone(), now);
             conn.handle_read(request.as_bytes(), now);
-            while let Some(ev) = conn.poll_event() {
-                match ev {
-                    Event::Subscribe { channel, since } => {
-                        let replay = hub.subscribe(&channel, since, &0);
-                        conn.handle_subscribed(replay, now);
-                    }
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            let n: usize = conn.pending().iter().map(|b| b.len()).sum();
-            conn.advance(n);
+            glue::drain(&mut conn, &mut memory.backend(key), now);
+            let n = written(&conn);
+            conn.handle_written(n);
             conn
         })
         .collect();
-    assert_eq!(hub.stats().subscribers, SUBSCRIBERS as u64);
+    assert_eq!(memory.hub().stats().subscribers, SUBSCRIBERS as u64);
     let data = payload();
 
     let mut g = c.benchmark_group("publish");
@@ -145,22 +139,31 @@ fn publish(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));
     g.bench_function("sse_10k", |b| {
         b.iter(|| {
-            let p = hub.publish("room-42", data.as_str().into());
-            assert_eq!(p.subscribers, SUBSCRIBERS as u64);
-            let mut written = 0;
+            let m = memory
+                .publish("room-42", data.as_str().into(), now)
+                .expect("one channel");
+            assert_eq!(memory.take_published().map(|m| m.id()), Some(m.id()));
+            let mut total = 0;
             for conn in conns.iter_mut() {
-                conn.handle_message(&p.message, now);
-                let n: usize = conn.pending().iter().map(|b| b.len()).sum();
-                conn.advance(n);
-                written += n;
+                conn.handle_message(&m, now);
+                let n = written(conn);
+                conn.handle_written(n);
+                total += n;
             }
-            written
+            total
         })
     });
     g.finish();
     assert!(conns
         .iter()
         .all(|c| !c.is_done() && c.poll_timeout().is_some()));
+}
+
+/// Bytes a `writev` of `conn`'s output would write whole.
+fn written(conn: &Conn) -> usize {
+    let mut iov = [IoSlice::new(&[]); 16];
+    let n = conn.poll_transmit(&mut iov);
+    iov[..n].iter().map(|b| b.len()).sum()
 }
 
 criterion_group!(benches, parse, encode, publish);

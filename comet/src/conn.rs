@@ -1,24 +1,48 @@
 //! One HTTP connection of a Comet server, sans-IO.
 //!
-//! The dispatcher feeds it bytes read (`handle_read`), the passing of time
-//! (`handle_timeout`), messages for its subscription (`handle_message`) and
-//! the answers to the events it raised (`handle_subscribed`, `handle_published`,
-//! `handle_stats`). It takes out bytes to write (`pending` / `advance`),
-//! the next deadline (`poll_timeout`) and events (`poll_event`).
+//! The dispatcher feeds it bytes read (`handle_read`), bytes written
+//! (`handle_written`), the passing of time (`handle_timeout`), messages for
+//! its subscription (`handle_message`) and the answers to the events it
+//! raised (`handle_subscribed`, `handle_published`, `handle_refused`,
+//! `handle_stats`). It takes out bytes to write (`poll_transmit`), when to
+//! shut the write side down (`poll_shutdown`), the next deadline
+//! (`poll_timeout`) and events (`poll_event`); `is_done` says when to close.
 //!
 //! # Buffer ownership
 //! Bytes read are copied into the connection only while a request is
 //! incomplete; once it is parsed the buffer is freed, so an idle subscriber
 //! holds no input buffer. Output is a queue of `Bytes`: message frames are
-//! shared handles to one encoding, never copied per subscriber.
+//! shared handles to one encoding, never copied per subscriber. A
+//! readiness dispatcher borrows the queue as `IoSlice`s
+//! ([`Conn::poll_transmit`]) for one `writev`; a completion dispatcher, whose
+//! kernel reads the buffers after the call returns, clones the `Bytes`
+//! handles ([`Conn::pending`]) and holds them until the write completes.
 //!
 //! # Events
-//! Every event must be answered before more input is handled: a `Subscribe`
-//! with `handle_subscribed`, a `Publish` with `handle_published`, `Stats` with
-//! `handle_stats`. `Unsubscribe` needs no answer. Dispatchers drain
-//! `poll_event` after every `handle_*` call.
+//! An event is answered once: a `Subscribe` with `handle_subscribed` or
+//! `handle_refused`, a `Publish` with `handle_published` or
+//! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe` needs none.
+//! [`crate::glue::drain`] does this against a [`crate::glue::Backend`],
+//! after every `handle_*` call. The answer may come later than the event (a
+//! broker on another thread): until it does, input is kept but not acted on.
+//!
+//! # Closing
+//! A connection ends in one of three ways. Aborted (the peer is gone, or too
+//! slow): [`Conn::is_done`] at once and unsent output is dropped. Closed after
+//! a last response: `is_done` once that response is written. Or, when the
+//! last response was given before its request was read whole (a `401` or
+//! `413` before the body, a head refused before its end, requests pipelined
+//! after a `Connection: close`), *lingering* as nginx does: once the
+//! response is written, [`Conn::poll_shutdown`] asks for the write side to be
+//! shut down, and whatever the client still sends is read and discarded,
+//! until it closes its side or [`Config::linger_timeout`] passes without a
+//! byte, for at most [`Config::linger_time`] and [`Config::linger_bytes`].
+//! Closing with those bytes unread would make the kernel answer them with a
+//! reset, which destroys the response on its way: the client would see
+//! "connection reset" or "broken pipe" instead of the answer.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,21 +55,40 @@ use crate::request::{parse_head, Head, Status, MAX_HEADER_BLOCK, MAX_REQUEST_LIN
 use crate::route::{route, Route};
 use crate::transport::{self, Frame, Transport};
 
+mod bearer;
+mod respond;
+mod start;
+
+pub use respond::service_unavailable;
+
 /// Something the dispatcher must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Join `channel`; answer with [`Conn::handle_subscribed`].
+    /// Join `channel`; answer with [`Conn::handle_subscribed`], or
+    /// [`Conn::handle_refused`].
     Subscribe {
         channel: Arc<str>,
         since: Option<u64>,
     },
     /// Leave `channel` (long-poll answered, client gone, or dropped as slow).
+    /// The name is the hub's, as the subscribe's answer gave it.
     Unsubscribe { channel: Arc<str> },
     /// Publish `data`; answer with [`Conn::handle_published`], or
-    /// [`Conn::handle_publish_refused`] when the server is stopping.
+    /// [`Conn::handle_refused`].
     Publish { channel: Arc<str>, data: Box<str> },
     /// Answer with [`Conn::handle_stats`].
     Stats,
+}
+
+/// Why a subscribe or a publish is refused. Each is answered `503`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server is stopping and takes no more messages: the connection
+    /// closes, so that the client goes elsewhere (or comes back).
+    Stopping,
+    /// The request would make a channel past `Config::max_channels`; the
+    /// connection stays as it was.
+    ChannelLimit,
 }
 
 #[derive(Debug)]
@@ -60,8 +103,20 @@ enum Phase {
     Waiting(Pending),
     /// Holding a long-poll or a stream.
     Subscribed(Sub),
+    /// The last response was given before its request was read whole; what
+    /// the client still sends is discarded (see `# Closing`).
+    Lingering(Linger),
     /// Nothing more is read or queued; the socket closes once output is flushed.
     Closed,
+}
+
+#[derive(Debug)]
+struct Linger {
+    /// When the write side was shut down ([`Conn::poll_shutdown`]); `None`
+    /// while the response is still being written.
+    shut: Option<Instant>,
+    /// Bytes read and discarded.
+    discarded: usize,
 }
 
 #[derive(Debug)]
@@ -109,6 +164,9 @@ pub struct Conn {
     dropped: bool,
     /// No request has begun yet: the header deadline set at accept still runs.
     fresh: bool,
+    /// The request being answered was not read to its end: its head was
+    /// refused before its end, or its body before it came.
+    unread: bool,
 }
 
 /// Input held for a request that is still arriving, beyond which the peer is cut off.
@@ -135,6 +193,7 @@ impl Conn {
             aborted: false,
             dropped: false,
             fresh: true,
+            unread: false,
         }
     }
 
@@ -144,6 +203,15 @@ impl Conn {
     pub fn handle_read(&mut self, data: &[u8], now: Instant) {
         match self.phase {
             Phase::Closed => return,
+            Phase::Lingering(ref mut l) => {
+                l.discarded += data.len();
+                if l.discarded > self.config.linger_bytes {
+                    self.close(true);
+                } else if let Some(shut) = l.shut {
+                    self.read_deadline = Some(self.linger_deadline(shut, now));
+                }
+                return;
+            }
             // A streaming client has nothing more to say; what it sends is ignored.
             Phase::Subscribed(ref s) if s.transport.is_streaming() => return,
             Phase::Idle if !data.is_empty() => self.begin_request(now),
@@ -184,10 +252,15 @@ impl Conn {
             match self.phase {
                 Phase::Head | Phase::Body { .. } => {
                     self.keep_alive = false;
+                    // Closed, not lingering: a client this slow is not waited
+                    // for again (nginx sends nothing at all).
+                    self.unread = false;
+                    self.input = Vec::new();
                     self.respond_text(408, "request timeout", now);
                 }
-                // Output still queued means the peer stopped reading: give up on it.
-                Phase::Idle | Phase::Closed => self.close(true),
+                // Output still queued means the peer stopped reading, or a
+                // lingering close is over: give up on it.
+                Phase::Idle | Phase::Lingering(_) | Phase::Closed => self.close(true),
                 _ => {}
             }
         }
@@ -225,18 +298,26 @@ impl Conn {
     /// progressively would. A client that never reads keeps those frames
     /// alive after the hub has let them go, until what is published after
     /// its replay passes the bound and it is dropped.
+    ///
+    /// # The channel's name
+    /// The connection adopts the hub's name of the channel
+    /// ([`Replay::channel`]) in place of the one it parsed, so a message is
+    /// told to be for this subscription by comparing two pointers, and the
+    /// name is allocated once per channel, not once per subscriber.
     pub fn handle_subscribed(&mut self, replay: Replay, now: Instant) {
         let Phase::Waiting(Pending::Subscribe {
-            channel,
+            channel: asked,
             transport,
             poll_timeout,
         }) = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
-            // Events are answered at once (see `# Events`), so this is a
-            // dispatcher bug; staying closed is the safe reading of it.
+            // An answer with no subscribe waiting for it is a dispatcher
+            // bug; staying closed is the safe reading of it.
             self.phase = Phase::Closed;
             return;
         };
+        debug_assert_eq!(*asked, *replay.channel, "a replay of another channel");
+        let channel = replay.channel;
         let last_id = replay
             .messages
             .last()
@@ -257,43 +338,14 @@ impl Conn {
             self.advance_input(now);
             return;
         }
-        let chunked = !self.http10;
-        if !chunked {
-            // An HTTP/1.0 stream ends only when the connection does
-            // (`head_start` then says `Connection: close`).
-            self.keep_alive = false;
-        }
-        // Nothing more is read from a streaming client: drop what it pipelined.
-        self.input = Vec::new();
-        let mut head = self.head_start(200);
-        head.push_str("Content-Type: ");
-        head.push_str(transport.content_type());
-        head.push_str("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
-        if chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n");
-        }
-        head.push_str("\r\n");
-        self.push(Bytes::from(head));
-        if let Some(p) = transport::prelude(transport, self.config.sse_retry_ms, chunked) {
-            self.push(p);
-        }
-        if replay.missed > 0 {
-            self.push(transport::missed_notice(transport, replay.missed, chunked));
-        }
-        let frame = Frame::Stream { transport, chunked };
-        for m in &replay.messages {
-            self.push(m.frame(frame));
-        }
-        // Everything queued so far is the start of the stream, not lag.
-        self.replay_queued = self.queued;
-        self.sub_deadline = Some(now + self.config.heartbeat);
-        self.read_deadline = None;
-        self.phase = Phase::Subscribed(Sub {
+        self.start_stream(
             channel,
             transport,
+            &replay.messages,
+            replay.missed,
             last_id,
-            chunked,
-        });
+            now,
+        );
     }
 
     /// A message published on the subscribed channel. Returns whether it was
@@ -309,8 +361,12 @@ impl Conn {
         let Phase::Subscribed(sub) = &mut self.phase else {
             return false;
         };
-        // Ids are per channel: another channel's message is not ours, whatever its id.
-        if message.id() <= sub.last_id || **message.channel() != *sub.channel {
+        // Ids are per channel: another channel's message is not ours,
+        // whatever its id. The hub's messages carry the very `Arc` adopted
+        // at subscribe, so the string is compared only for a stray message.
+        let ours =
+            Arc::ptr_eq(message.channel(), &sub.channel) || **message.channel() == *sub.channel;
+        if message.id() <= sub.last_id || !ours {
             return false;
         }
         sub.last_id = message.id();
@@ -339,22 +395,31 @@ impl Conn {
         }
     }
 
-    /// The dispatcher's other answer to [`Event::Publish`]: the server is
-    /// stopping and takes no more messages. `503` and the connection closes,
-    /// so that the publisher goes elsewhere (or comes back) rather than send
-    /// on a connection that is about to end.
-    pub fn handle_publish_refused(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Waiting(Pending::Publish)) {
-            self.keep_alive = false;
-            let extra = [("Retry-After", "1".to_string())];
-            self.respond_body(
-                503,
-                &extra,
-                "text/plain",
-                "server is stopping\n".into(),
-                now,
-            );
+    /// The dispatcher's other answer to [`Event::Publish`] and
+    /// [`Event::Subscribe`]: `503`. When the server is stopping the
+    /// connection closes, so that the client goes elsewhere (or comes back)
+    /// rather than send on a connection that is about to end; past the
+    /// channel limit it stays as the request left it.
+    pub fn handle_refused(&mut self, refusal: Refusal, now: Instant) {
+        if !matches!(
+            self.phase,
+            Phase::Waiting(Pending::Publish | Pending::Subscribe { .. })
+        ) {
+            return;
         }
+        let (extra, text) = match refusal {
+            Refusal::Stopping => {
+                self.keep_alive = false;
+                (
+                    Some(("Retry-After", "1".to_string())),
+                    "server is stopping\n",
+                )
+            }
+            Refusal::ChannelLimit => (None, "too many channels\n"),
+        };
+        let extra: Vec<_> = extra.into_iter().collect();
+        self.respond_body(503, &extra, "text/plain", text.into(), now);
+        self.advance_input(now);
     }
 
     /// The server stops: nothing more is read or queued, a held long-poll
@@ -381,6 +446,7 @@ impl Conn {
 
     // ----- outputs -----
 
+    #[must_use = "every event must be answered"]
     pub fn poll_event(&mut self) -> Option<Event> {
         let e = self.events.pop_front();
         if self.events.is_empty() && self.events.capacity() > 0 {
@@ -389,7 +455,22 @@ impl Conn {
         e
     }
 
-    /// Bytes waiting to be written, in order.
+    /// Fills `iov` with the output waiting to be written, oldest first, and
+    /// returns how many slices it filled: 0 when there is nothing to write.
+    /// Tell the connection what the write took with [`Conn::handle_written`].
+    #[must_use = "the slices filled are what to write"]
+    pub fn poll_transmit<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, b) in iov.iter_mut().zip(&self.out) {
+            *slot = IoSlice::new(b);
+            n += 1;
+        }
+        n
+    }
+
+    /// The output waiting to be written, as `Bytes` handles: for a
+    /// completion dispatcher, which must own what the kernel reads until the
+    /// write completes (see `# Buffer ownership`).
     pub fn pending(&self) -> &VecDeque<Bytes> {
         &self.out
     }
@@ -398,12 +479,28 @@ impl Conn {
         !self.out.is_empty()
     }
 
-    /// `n` bytes of [`Conn::pending`] were written.
+    /// Whether to shut the socket's write side down now: the last response
+    /// of a lingering close is written (see `# Closing`). True once; from
+    /// then on, read and feed what arrives until [`Conn::is_done`].
+    #[must_use = "a lingering close needs the write side shut down"]
+    pub fn poll_shutdown(&mut self, now: Instant) -> bool {
+        let Phase::Lingering(l) = &mut self.phase else {
+            return false;
+        };
+        if l.shut.is_some() || !self.out.is_empty() {
+            return false;
+        }
+        l.shut = Some(now);
+        self.read_deadline = Some(self.linger_deadline(now, now));
+        true
+    }
+
+    /// `n` bytes of the output were written.
     ///
     /// After an abort ([`Conn::handle_close`], a slow subscriber dropped) the
     /// output is gone and this does nothing: a completion-based dispatcher may
     /// learn of a write after the connection was given up.
-    pub fn advance(&mut self, mut n: usize) {
+    pub fn handle_written(&mut self, mut n: usize) {
         if self.aborted {
             return;
         }
@@ -426,6 +523,7 @@ impl Conn {
     }
 
     /// The next time [`Conn::handle_timeout`] is due.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_done() {
             return None;
@@ -457,10 +555,14 @@ impl Conn {
         }
     }
 
-    /// Whether the peer may send a request now (idle or mid-request): thread
-    /// dispatchers block on the socket only then, and on messages otherwise.
+    /// Whether bytes from the peer are expected now (idle, mid-request, or
+    /// lingering): thread dispatchers block on the socket only then, and on
+    /// messages otherwise.
     pub fn is_reading(&self) -> bool {
-        matches!(self.phase, Phase::Idle | Phase::Head | Phase::Body { .. })
+        matches!(
+            self.phase,
+            Phase::Idle | Phase::Head | Phase::Body { .. } | Phase::Lingering(_)
+        )
     }
 
     // ----- internals -----
@@ -478,6 +580,8 @@ impl Conn {
                     match parse_head(&self.input) {
                         Err(e) => {
                             self.keep_alive = false;
+                            // Refused before its end: the rest is on its way.
+                            self.unread = true;
                             self.respond_text(e.status(), "bad request head", now);
                         }
                         Ok(Status::Partial) => break,
@@ -493,6 +597,7 @@ impl Conn {
                         break;
                     }
                     let channel = channel.clone();
+                    self.unread = false;
                     let body: Vec<u8> = self.input.drain(..len).collect();
                     match String::from_utf8(body) {
                         Ok(data) => {
@@ -506,7 +611,9 @@ impl Conn {
                         Err(_) => self.respond_text(400, "message is not UTF-8", now),
                     }
                 }
-                Phase::Waiting(_) | Phase::Subscribed(_) | Phase::Closed => break,
+                Phase::Waiting(_) | Phase::Subscribed(_) | Phase::Lingering(_) | Phase::Closed => {
+                    break
+                }
             }
         }
         if self.input.is_empty() && self.input.capacity() > 0 {
@@ -518,6 +625,7 @@ impl Conn {
     /// now, or from accept for the connection's first request.
     fn begin_request(&mut self, now: Instant) {
         self.phase = Phase::Head;
+        self.unread = false;
         if !std::mem::take(&mut self.fresh) {
             self.read_deadline = Some(now + self.config.header_timeout);
         }
@@ -526,212 +634,33 @@ impl Conn {
     fn handle_head(&mut self, head: Head, now: Instant) {
         self.http10 = head.http10;
         self.keep_alive = head.keep_alive;
-        // A body we do not read would be taken for the next request.
         let has_body = head.content_length.unwrap_or(0) > 0;
+        self.unread = has_body || head.transfer_encoding;
         if head.transfer_encoding {
             self.keep_alive = false;
             return self.respond_text(501, "request bodies need Content-Length", now);
         }
-        let r = match route(&head) {
-            Ok(r) => r,
-            Err(e) => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let allow = match e {
-                    crate::route::RouteError::MethodNotAllowed(a) => Some(a),
-                    _ => None,
-                };
-                let reason = match &e {
-                    crate::route::RouteError::BadRequest(r) => r,
-                    crate::route::RouteError::NotFound => "not found",
-                    crate::route::RouteError::MethodNotAllowed(_) => "method not allowed",
-                };
-                let mut extra = vec![];
-                if let Some(a) = allow {
-                    extra.push(("Allow", a.to_string()));
-                }
-                return self.respond_body(
-                    e.status(),
-                    &extra,
-                    "text/plain",
-                    format!("{reason}\n"),
-                    now,
-                );
-            }
-        };
-        match r {
-            Route::Preflight => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let mut extra = vec![("Allow", "GET, POST, OPTIONS".to_string())];
-                if self.config.allow_origin.is_some() {
-                    extra.push((
-                        "Access-Control-Allow-Methods",
-                        "GET, POST, OPTIONS".to_string(),
-                    ));
-                    extra.push((
-                        "Access-Control-Allow-Headers",
-                        "Last-Event-ID, Authorization, Content-Type, Cache-Control".to_string(),
-                    ));
-                    extra.push(("Access-Control-Max-Age", "600".to_string()));
-                }
-                self.respond(204, &extra, Some(Bytes::new()), now);
-            }
-            Route::Stats => {
-                if has_body {
-                    self.keep_alive = false;
-                }
+        let route = route(&head);
+        if has_body && !matches!(route, Ok(Route::Publish { .. })) {
+            // A body we do not read would be taken for the next request.
+            self.keep_alive = false;
+        }
+        match route {
+            Err(e) => self.respond_route_error(e, now),
+            Ok(Route::Preflight) => self.respond_preflight(now),
+            Ok(Route::Stats) => {
                 self.read_deadline = None;
                 self.phase = Phase::Waiting(Pending::Stats);
                 self.events.push_back(Event::Stats);
             }
-            Route::Subscribe {
+            Ok(Route::Subscribe {
                 channel,
                 transport,
                 since,
                 timeout,
-            } => {
-                if has_body {
-                    self.keep_alive = false;
-                }
-                let poll_timeout = timeout
-                    .map_or(self.config.poll_timeout, Duration::from_secs)
-                    .min(self.config.max_poll_timeout);
-                let channel: Arc<str> = channel.into();
-                self.read_deadline = None;
-                self.phase = Phase::Waiting(Pending::Subscribe {
-                    channel: channel.clone(),
-                    transport,
-                    poll_timeout,
-                });
-                self.events.push_back(Event::Subscribe { channel, since });
-            }
-            Route::Publish { channel } => {
-                if let Some(token) = &self.config.publish_token {
-                    let given = head.authorization.as_deref().unwrap_or("");
-                    if !bearer_matches(given, token) {
-                        self.keep_alive = false;
-                        let extra = [("WWW-Authenticate", "Bearer".to_string())];
-                        return self.respond_body(
-                            401,
-                            &extra,
-                            "text/plain",
-                            "publish token required\n".into(),
-                            now,
-                        );
-                    }
-                }
-                let Some(len) = head.content_length else {
-                    self.keep_alive = false;
-                    return self.respond_text(411, "Content-Length required", now);
-                };
-                if len > self.config.max_message {
-                    self.keep_alive = false;
-                    return self.respond_text(413, "message too large", now);
-                }
-                // An HTTP/1.0 client's expectation is ignored (RFC 9110 section 10.1.1).
-                if head.expect_continue && !head.http10 {
-                    self.push(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
-                }
-                self.phase = Phase::Body {
-                    channel: channel.into(),
-                    len,
-                };
-            }
+            }) => self.begin_subscribe(channel, transport, since, timeout),
+            Ok(Route::Publish { channel }) => self.begin_publish(channel, &head, now),
         }
-    }
-
-    fn respond_poll(&mut self, messages: &[Arc<Message>], missed: u64, now: Instant) {
-        let mut body = Vec::with_capacity(messages.len() + 2);
-        body.push(Bytes::from_static(b"["));
-        for (i, m) in messages.iter().enumerate() {
-            if i > 0 {
-                body.push(Bytes::from_static(b","));
-            }
-            body.push(m.frame(Frame::Object));
-        }
-        body.push(Bytes::from_static(b"]"));
-        let len: usize = body.iter().map(Bytes::len).sum();
-        let mut head = self.head_start(200);
-        head.push_str("Content-Type: application/json\r\nCache-Control: no-cache\r\n");
-        if missed > 0 {
-            head.push_str(&format!("X-Comet-Missed: {missed}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
-        self.push(Bytes::from(head));
-        for b in body {
-            self.push(b);
-        }
-        self.after_response(now);
-    }
-
-    fn respond_text(&mut self, status: u16, text: &str, now: Instant) {
-        self.respond_body(status, &[], "text/plain", format!("{text}\n"), now);
-    }
-
-    fn respond_json(&mut self, status: u16, body: String, now: Instant) {
-        self.respond_body(status, &[], "application/json", body, now);
-    }
-
-    fn respond_body(
-        &mut self,
-        status: u16,
-        extra: &[(&str, String)],
-        content_type: &str,
-        body: String,
-        now: Instant,
-    ) {
-        let mut extra = extra.to_vec();
-        extra.push(("Content-Type", content_type.to_string()));
-        self.respond(status, &extra, Some(Bytes::from(body)), now);
-    }
-
-    /// Queues a whole response and moves on to the next request.
-    fn respond(
-        &mut self,
-        status: u16,
-        extra: &[(&str, String)],
-        body: Option<Bytes>,
-        now: Instant,
-    ) {
-        let mut head = self.head_start(status);
-        for (k, v) in extra {
-            head.push_str(k);
-            head.push_str(": ");
-            head.push_str(v);
-            head.push_str("\r\n");
-        }
-        let body = body.unwrap_or_default();
-        if status != 204 {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        self.push(Bytes::from(head));
-        if !body.is_empty() {
-            self.push(body);
-        }
-        self.after_response(now);
-    }
-
-    /// Status line and the headers every response carries.
-    fn head_start(&self, status: u16) -> String {
-        let mut h = format!(
-            "HTTP/1.1 {status} {}\r\nServer: cometbench\r\n",
-            reason(status)
-        );
-        if let Some(origin) = &self.config.allow_origin {
-            h.push_str("Access-Control-Allow-Origin: ");
-            h.push_str(origin);
-            h.push_str("\r\n");
-        }
-        if !self.keep_alive {
-            h.push_str("Connection: close\r\n");
-        } else if self.http10 {
-            h.push_str("Connection: keep-alive\r\n");
-        }
-        h
     }
 
     fn finish_request(&mut self, _now: Instant) {
@@ -744,12 +673,28 @@ impl Conn {
             self.phase = Phase::Idle;
             self.read_deadline = Some(now + self.config.idle_timeout);
         } else {
-            self.phase = Phase::Closed;
+            // More of what the client sent is still to come, or came and
+            // is unread: see `# Closing`.
+            let linger = std::mem::take(&mut self.unread) || !self.input.is_empty();
+            self.phase = if linger {
+                Phase::Lingering(Linger {
+                    shut: None,
+                    discarded: self.input.len(),
+                })
+            } else {
+                Phase::Closed
+            };
             self.input = Vec::new();
             // The last response gets as long to drain as a request gets to arrive.
             self.read_deadline = Some(now + self.config.header_timeout);
             self.sub_deadline = None;
         }
+    }
+
+    /// When a lingering close whose write side was shut at `shut` ends, if
+    /// nothing more arrives after `now`.
+    fn linger_deadline(&self, shut: Instant, now: Instant) -> Instant {
+        (shut + self.config.linger_time).min(now + self.config.linger_timeout)
     }
 
     fn push(&mut self, b: Bytes) {
@@ -790,54 +735,4 @@ impl Conn {
         self.read_deadline = None;
         self.sub_deadline = None;
     }
-}
-
-/// Whether an `Authorization` value is `Bearer <token>`. The scheme name is
-/// case-insensitive (RFC 9110 section 11.1), so `bearer` counts; the token is
-/// compared in constant time. The scheme is public, so comparing it normally
-/// tells an attacker nothing.
-fn bearer_matches(authorization: &str, token: &str) -> bool {
-    let Some((scheme, credentials)) = authorization.split_once(' ') else {
-        return false;
-    };
-    // `auth-scheme 1*SP token68`: more than one space is still the same value.
-    let credentials = credentials.trim_start_matches(' ');
-    scheme.eq_ignore_ascii_case("Bearer")
-        && constant_time_eq(credentials.as_bytes(), token.as_bytes())
-}
-
-/// Compares without an early exit, so timing tells nothing of where a guess is wrong.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() != b.len()) as u8;
-    for (i, &y) in b.iter().enumerate() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ y;
-    }
-    diff == 0
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        431 => "Request Header Fields Too Large",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
-/// A whole `503` response, for a dispatcher that cannot take a connection on
-/// (no thread or descriptor to spare) and closes it.
-pub fn service_unavailable() -> &'static [u8] {
-    b"HTTP/1.1 503 Service Unavailable\r\nServer: cometbench\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n\r\nserver at its connection limit\n"
 }

@@ -1,19 +1,40 @@
-//! The channel hub: ids, bounded backlogs, and who holds subscribers where.
+//! The channel hub: ids, bounded backlogs, message lifetimes, and who holds
+//! subscribers where.
 //!
 //! The hub is a plain data structure; a multi-threaded dispatcher wraps it in a
 //! lock. It does not know subscribers one by one: it counts them per *group*
 //! (a reactor, a worker thread: whatever owns a set of connections), so that a
 //! publish is handed once to each group with subscribers on the channel, never
 //! once per subscriber across threads.
+//!
+//! # Channels come and go
+//! A channel is made by the first request that names it and removed, with
+//! its memory, once nothing of it is left: no subscriber, and every message
+//! older than [`Limits::message_ttl`]. A message leaves the backlog at that
+//! age. The hub never reads a clock: time is passed in, and something must
+//! call [`Hub::expire`] now and then (a dispatcher's housekeeping tick) so
+//! that channels nobody touches again still go. At most
+//! [`Limits::max_channels`] exist at once; a request that would make one
+//! more is refused ([`ChannelLimit`]) and nothing else changes.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::message::Message;
 
+mod channel;
+
+use channel::Channel;
+
 /// What a subscriber gets when it joins a channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replay {
+    /// The hub's name of the channel; the subscriber keeps this one rather
+    /// than a copy of its own, and messages carry the same `Arc`.
+    pub channel: Arc<str>,
     /// Backlog messages after `since`, oldest first.
     pub messages: Vec<Arc<Message>>,
     /// Messages after `since` that already left the backlog.
@@ -32,57 +53,97 @@ pub struct Published<G> {
     pub subscribers: u64,
 }
 
-#[derive(Debug)]
-struct Channel<G> {
-    /// The same `Arc` as the map's key, shared by every message of the channel.
-    name: Arc<str>,
-    last_id: u64,
-    backlog: VecDeque<Arc<Message>>,
-    /// Subscriber count per group; a handful of entries, so a Vec beats a map.
-    groups: Vec<(G, u64)>,
-}
+/// A request would make a channel past [`Limits::max_channels`]: refused,
+/// with nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelLimit;
 
 /// Totals for `/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HubStats {
+    /// Channels that exist now.
     pub channels: u64,
     pub subscribers: u64,
     pub published: u64,
+}
+
+/// How much the hub keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Messages kept per channel for replay.
+    pub backlog: usize,
+    /// Age at which a message leaves the backlog.
+    pub message_ttl: Duration,
+    /// Channels that may exist at once.
+    pub max_channels: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::from(&Config::default())
+    }
+}
+
+impl From<&Config> for Limits {
+    fn from(c: &Config) -> Limits {
+        Limits {
+            backlog: c.backlog,
+            message_ttl: c.message_ttl,
+            max_channels: c.max_channels,
+        }
+    }
 }
 
 /// Channels by name. `G` identifies a group of connections (compared with `==`).
 #[derive(Debug)]
 pub struct Hub<G> {
     channels: HashMap<Arc<str>, Channel<G>>,
-    backlog: usize,
-    stats: HubStats,
+    /// When each channel with something to expire should be looked at next,
+    /// earliest first; one live entry per channel (its `expires`), stale
+    /// ones skipped when they come out.
+    expiry: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    limits: Limits,
+    subscribers: u64,
+    published: u64,
 }
 
 impl<G: Clone + PartialEq> Hub<G> {
-    /// A hub whose channels keep `backlog` messages each.
-    pub fn new(backlog: usize) -> Hub<G> {
+    pub fn new(limits: Limits) -> Hub<G> {
         Hub {
             channels: HashMap::new(),
-            backlog,
-            stats: HubStats::default(),
+            expiry: BinaryHeap::new(),
+            limits,
+            subscribers: 0,
+            published: 0,
         }
     }
 
-    fn channel(&mut self, name: &str) -> &mut Channel<G> {
+    /// A hub whose channels keep `backlog` messages each, with the other
+    /// limits at their defaults.
+    pub fn with_backlog(backlog: usize) -> Hub<G> {
+        Hub::new(Limits {
+            backlog,
+            ..Limits::default()
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The channel named `name`, made if it does not exist and the limit
+    /// allows; its expired messages are gone.
+    fn channel(&mut self, name: &str, now: Instant) -> Result<&mut Channel<G>, ChannelLimit> {
         if !self.channels.contains_key(name) {
-            self.stats.channels += 1;
+            if self.channels.len() >= self.limits.max_channels {
+                return Err(ChannelLimit);
+            }
             let name: Arc<str> = Arc::from(name);
-            self.channels.insert(
-                name.clone(),
-                Channel {
-                    name,
-                    last_id: 0,
-                    backlog: VecDeque::new(),
-                    groups: Vec::new(),
-                },
-            );
+            self.channels.insert(name.clone(), Channel::new(name));
         }
-        self.channels.get_mut(name).expect("inserted above")
+        let ch = self.channels.get_mut(name).expect("inserted above");
+        ch.trim(self.limits.message_ttl, now);
+        Ok(ch)
     }
 
     /// Adds one subscriber of `group` to `channel` and returns what it missed.
@@ -91,151 +152,137 @@ impl<G: Clone + PartialEq> Hub<G> {
     /// what is gone.
     ///
     /// # A `since` from an earlier life
-    /// Ids are per channel and start at 1 again when the server restarts, so a
-    /// `since` greater than the channel's last id cannot name a message of this
-    /// server: the client's ids come from before a restart. Everything this
-    /// server published on the channel is then new to that client, so it is
-    /// replayed whole, exactly as `since = 0` would be (with `missed` counting
-    /// what already left the backlog). Reading it as "now" instead would lose,
-    /// silently, every message published between the restart and the
-    /// client's reconnect.
-    pub fn subscribe(&mut self, channel: &str, since: Option<u64>, group: &G) -> Replay {
-        self.stats.subscribers += 1;
-        let ch = self.channel(channel);
-        match ch.groups.iter_mut().find(|(g, _)| g == group) {
-            Some((_, n)) => *n += 1,
-            None => ch.groups.push((group.clone(), 1)),
-        }
-        let mut replay = Replay {
-            last_id: ch.last_id,
-            ..Replay::default()
-        };
-        if let Some(since) = since {
-            // See `# A since from an earlier life`.
-            let since = if since > ch.last_id { 0 } else { since };
-            let first = ch.backlog.front().map_or(ch.last_id + 1, |m| m.id());
-            replay.missed = first.saturating_sub(since + 1);
-            replay.messages = ch
-                .backlog
-                .iter()
-                .filter(|m| m.id() > since)
-                .cloned()
-                .collect();
-        }
-        replay
+    /// Ids are per channel and start at 1 again when the server restarts (or
+    /// the channel was removed and made again), so a `since` greater than the
+    /// channel's last id cannot name a message of this channel: the client's
+    /// ids come from before. Everything this server published on the channel
+    /// is then new to that client, so it is replayed whole, exactly as
+    /// `since = 0` would be (with `missed` counting what already left the
+    /// backlog). Reading it as "now" instead would lose, silently, every
+    /// message published between the restart and the client's reconnect.
+    pub fn subscribe(
+        &mut self,
+        channel: &str,
+        since: Option<u64>,
+        group: &G,
+        now: Instant,
+    ) -> Result<Replay, ChannelLimit> {
+        let ch = self.channel(channel, now)?;
+        ch.join(group);
+        let replay = ch.replay(since);
+        self.subscribers += 1;
+        Ok(replay)
     }
 
-    /// Removes one subscriber of `group` from `channel`.
-    pub fn unsubscribe(&mut self, channel: &str, group: &G) {
+    /// Removes one subscriber of `group` from `channel`; the channel goes if
+    /// nothing of it is left.
+    pub fn unsubscribe(&mut self, channel: &str, group: &G, now: Instant) {
+        let ttl = self.limits.message_ttl;
         let Some(ch) = self.channels.get_mut(channel) else {
             return;
         };
-        if let Some(i) = ch.groups.iter().position(|(g, _)| g == group) {
-            self.stats.subscribers -= 1;
-            ch.groups[i].1 -= 1;
-            if ch.groups[i].1 == 0 {
-                ch.groups.swap_remove(i);
-                // A thread dispatcher is a group per connection: after a
-                // storm this list had room for ten thousand (384 KiB).
-                let cap = ch.groups.capacity();
-                if cap > 64 && ch.groups.len() < cap / 4 {
-                    ch.groups.shrink_to(ch.groups.len() * 2);
-                }
-            }
+        if !ch.leave(group) {
+            return;
+        }
+        self.subscribers -= 1;
+        ch.trim(ttl, now);
+        if ch.is_removable(ttl, now) {
+            self.remove(channel);
         }
     }
 
     /// Gives `data` the channel's next id, keeps it in the backlog, and names
     /// the groups to hand it to.
-    pub fn publish(&mut self, channel: &str, data: Box<str>) -> Published<G> {
-        self.stats.published += 1;
-        let backlog = self.backlog;
-        let ch = self.channel(channel);
-        ch.last_id += 1;
-        let message = Arc::new(Message::new(ch.name.clone(), ch.last_id, data));
-        if backlog > 0 {
-            if ch.backlog.len() == backlog {
-                ch.backlog.pop_front();
-            }
-            ch.backlog.push_back(message.clone());
-        }
-        Published {
+    pub fn publish(
+        &mut self,
+        channel: &str,
+        data: Box<str>,
+        now: Instant,
+    ) -> Result<Published<G>, ChannelLimit> {
+        let Limits {
+            backlog,
+            message_ttl,
+            ..
+        } = self.limits;
+        let ch = self.channel(channel, now)?;
+        let message = ch.publish(data, backlog, now);
+        let published = Published {
             message,
             groups: ch.groups.iter().map(|(g, _)| g.clone()).collect(),
-            subscribers: ch.groups.iter().map(|(_, n)| n).sum(),
+            subscribers: ch.subscribers(),
+        };
+        let arm = ch.expires.is_none().then(|| {
+            let at = now + message_ttl;
+            ch.expires = Some(at);
+            (at, ch.name.clone())
+        });
+        if let Some(entry) = arm {
+            self.expiry.push(Reverse(entry));
+        }
+        self.published += 1;
+        Ok(published)
+    }
+
+    /// Expires what is due at `now`: messages past their lifetime leave
+    /// their backlogs, and channels left with nothing are removed. Looks at
+    /// no more than `budget` channels, so that a caller holding a lock can
+    /// let go between batches; returns how many it looked at (`budget`
+    /// means there may be more).
+    pub fn expire(&mut self, now: Instant, budget: usize) -> usize {
+        let ttl = self.limits.message_ttl;
+        let mut seen = 0;
+        while seen < budget {
+            match self.expiry.peek() {
+                Some(Reverse((at, _))) if *at <= now => {}
+                _ => break,
+            }
+            let Some(Reverse((at, name))) = self.expiry.pop() else {
+                break;
+            };
+            seen += 1;
+            let Some(ch) = self.channels.get_mut(&name) else {
+                continue;
+            };
+            if ch.expires != Some(at) {
+                continue;
+            }
+            ch.expires = None;
+            ch.trim(ttl, now);
+            if ch.is_removable(ttl, now) {
+                self.remove(&name);
+            } else if let Some(next) = ch.next_expiry(ttl).filter(|&t| t > now) {
+                ch.expires = Some(next);
+                self.expiry.push(Reverse((next, name)));
+            }
+        }
+        if self.expiry.capacity() > 64 && self.expiry.len() < self.expiry.capacity() / 4 {
+            self.expiry.shrink_to(self.expiry.len() * 2);
+        }
+        seen
+    }
+
+    /// The earliest time [`Hub::expire`] has something to do, if any.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiry.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.channels.remove(name);
+        // A million channels come and go: give the table back as they do.
+        let cap = self.channels.capacity();
+        if cap > 64 && self.channels.len() < cap / 4 {
+            self.channels.shrink_to(self.channels.len() * 2);
         }
     }
 
     pub fn stats(&self) -> HubStats {
-        self.stats
+        HubStats {
+            channels: self.channels.len() as u64,
+            subscribers: self.subscribers,
+            published: self.published,
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(r: &Replay) -> Vec<u64> {
-        r.messages.iter().map(|m| m.id()).collect()
-    }
-
-    #[test]
-    fn ids_backlog_and_missed() {
-        let mut hub: Hub<u32> = Hub::new(3);
-        for i in 1..=5 {
-            let p = hub.publish("a", format!("m{i}").into());
-            assert_eq!(p.message.id(), i);
-            assert_eq!(p.subscribers, 0);
-        }
-        // Backlog holds 3, 4, 5.
-        let r = hub.subscribe("a", Some(0), &1);
-        assert_eq!((ids(&r), r.missed, r.last_id), (vec![3, 4, 5], 2, 5));
-        let r = hub.subscribe("a", Some(3), &1);
-        assert_eq!((ids(&r), r.missed), (vec![4, 5], 0));
-        let r = hub.subscribe("a", Some(5), &1);
-        assert_eq!((ids(&r), r.missed), (vec![], 0));
-        let r = hub.subscribe("a", None, &1);
-        assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 0, 5));
-        // From the future (an earlier life of the server): the whole
-        // backlog, as since=0, with what left it counted.
-        let r = hub.subscribe("a", Some(99), &2);
-        assert_eq!((ids(&r), r.missed), (vec![3, 4, 5], 2));
-        let r = hub.subscribe("a", Some(6), &2);
-        assert_eq!((ids(&r), r.missed), (vec![3, 4, 5], 2));
-        // A channel this life has not seen yet: nothing to replay, nothing missed.
-        let r = hub.subscribe("fresh", Some(7), &2);
-        assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 0, 0));
-        // Other channels have their own ids.
-        assert_eq!(hub.publish("b", "x".into()).message.id(), 1);
-        // a, fresh (made by subscribing) and b.
-        assert_eq!(hub.stats().channels, 3);
-    }
-
-    #[test]
-    fn groups_once_each() {
-        let mut hub: Hub<u32> = Hub::new(8);
-        for g in [1, 1, 2, 1, 3] {
-            hub.subscribe("a", None, &g);
-        }
-        let p = hub.publish("a", "x".into());
-        assert_eq!(p.subscribers, 5);
-        let mut g = p.groups.clone();
-        g.sort();
-        assert_eq!(g, vec![1, 2, 3]);
-        hub.unsubscribe("a", &2);
-        hub.unsubscribe("a", &2); // not subscribed any more: ignored
-        hub.unsubscribe("nope", &1);
-        let p = hub.publish("a", "y".into());
-        assert_eq!((p.subscribers, p.groups.len()), (4, 2));
-        assert_eq!(hub.stats().subscribers, 4);
-    }
-
-    #[test]
-    fn missed_with_empty_backlog() {
-        let mut hub: Hub<u32> = Hub::new(0);
-        hub.publish("a", "x".into());
-        hub.publish("a", "y".into());
-        let r = hub.subscribe("a", Some(0), &1);
-        assert_eq!((ids(&r), r.missed), (vec![], 2));
-    }
-}
+mod tests;

@@ -1,7 +1,8 @@
 //! HTTP/1.1 request heads: parsing with hard size caps.
 //!
-//! Built on `httparse`; this module adds the limits of DESIGN section 3 (request
-//! line 8 KiB, header block 8 KiB) and extracts the few headers the core uses.
+//! Built on `httparse`; this module adds the limits of the wire protocol
+//! (`docs/DESIGN.md`: request line 8 KiB, header block 8 KiB) and extracts
+//! the few headers the core uses.
 
 /// Longest request line accepted, in bytes (longer is `414`).
 pub const MAX_REQUEST_LINE: usize = 8192;

@@ -1,28 +1,28 @@
-//! Scenario tests of [`Conn`] against a [`Hub`], the way a dispatcher drives
+//! Scenario tests of [`Conn`] against a hub, the way a dispatcher drives
 //! them, with no sockets, no threads and no sleeps: time is a fake clock
 //! (`start + Duration`) moved by hand, and output is decoded with
 //! [`comet::client`].
 //!
 //! # The harness
 //! [`Harness`] plays a single-group dispatcher: it feeds bytes
-//! (`handle_read`), moves time (`handle_timeout`), answers every event the way
-//! DESIGN section 3 says (`Subscribe` -> `hub.subscribe` + `handle_subscribed`,
-//! `Unsubscribe` -> `hub.unsubscribe`, `Publish` -> `hub.publish`, then
-//! `handle_message` on every subscriber of the channel, then
-//! `handle_published`, `Stats` -> `handle_stats`), and takes every conn's
-//! output (`pending` then `advance`) unless the conn is marked stalled (a
-//! socket that never drains).
+//! (`handle_read`), moves time (`handle_timeout`), answers every event with
+//! the dispatchers' own glue ([`comet::glue::answer`]) against an
+//! in-memory hub ([`Memory`]), hands each published message to the
+//! channel's subscribers (`handle_message`) before the next event is
+//! answered, and takes every conn's output (`poll_transmit` then
+//! `handle_written`) unless the conn is marked stalled (a socket that never
+//! drains).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comet::client::{self, ClientEvent, Item, ResponseHead, Subscriber};
+use comet::glue::memory::Memory;
+use comet::glue::{self, Accepted, Answer, Backend};
 use comet::request::Status;
-use comet::{Config, Conn, Event, Hub, Transport};
-
-const STATS_JSON: &str = r#"{"dispatcher":"harness","connections":3}"#;
-const GROUP: u32 = 0;
+use comet::{Config, Conn, Event, Hub, Limits, Refusal, Replay, Transport};
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -34,32 +34,88 @@ fn ms(millis: u64) -> Duration {
 
 struct Harness {
     config: Arc<Config>,
-    hub: Hub<u32>,
+    memory: Memory<u32>,
     start: Instant,
     now: Instant,
     conns: BTreeMap<u32, Conn>,
-    /// The channel each conn is subscribed to, as the dispatcher learned it from events.
-    subs: BTreeMap<u32, Arc<str>>,
     /// Output taken from each conn, not yet read by the test.
     out: BTreeMap<u32, Vec<u8>>,
     /// Conns whose output is never taken.
     stalled: BTreeSet<u32>,
-    /// Every event raised, in order, with its conn.
+    /// Every event answered, in order, with its conn.
     events: Vec<(u32, Event)>,
     next: u32,
     publisher: Option<u32>,
+}
+
+/// A backend that notes every event it is asked to answer, then passes it on.
+struct Recorder<'a, B> {
+    inner: B,
+    id: u32,
+    events: &'a mut Vec<(u32, Event)>,
+}
+
+impl<B: Backend> Backend for Recorder<'_, B> {
+    fn subscribe(
+        &mut self,
+        channel: &Arc<str>,
+        since: Option<u64>,
+        now: Instant,
+    ) -> Answer<Result<Replay, Refusal>> {
+        let channel = channel.clone();
+        self.events.push((
+            self.id,
+            Event::Subscribe {
+                channel: channel.clone(),
+                since,
+            },
+        ));
+        self.inner.subscribe(&channel, since, now)
+    }
+
+    fn unsubscribe(&mut self, channel: &Arc<str>, now: Instant) {
+        let channel = channel.clone();
+        self.events.push((
+            self.id,
+            Event::Unsubscribe {
+                channel: channel.clone(),
+            },
+        ));
+        self.inner.unsubscribe(&channel, now)
+    }
+
+    fn publish(
+        &mut self,
+        channel: &Arc<str>,
+        data: Box<str>,
+        now: Instant,
+    ) -> Answer<Result<Accepted, Refusal>> {
+        let (channel, event_data) = (channel.clone(), data.clone());
+        self.events.push((
+            self.id,
+            Event::Publish {
+                channel: channel.clone(),
+                data: event_data,
+            },
+        ));
+        self.inner.publish(&channel, data, now)
+    }
+
+    fn stats(&mut self) -> String {
+        self.events.push((self.id, Event::Stats));
+        self.inner.stats()
+    }
 }
 
 impl Harness {
     fn new(config: Config) -> Harness {
         let start = Instant::now();
         Harness {
-            hub: Hub::new(config.backlog),
+            memory: Memory::new(Limits::from(&config)),
             config: Arc::new(config),
             start,
             now: start,
             conns: BTreeMap::new(),
-            subs: BTreeMap::new(),
             out: BTreeMap::new(),
             stalled: BTreeSet::new(),
             events: Vec::new(),
@@ -70,6 +126,10 @@ impl Harness {
 
     fn default() -> Harness {
         Harness::new(Config::default())
+    }
+
+    fn hub(&self) -> &Hub<()> {
+        self.memory.hub()
     }
 
     /// A connection accepted now.
@@ -84,6 +144,12 @@ impl Harness {
 
     fn conn(&mut self, id: u32) -> &mut Conn {
         self.conns.get_mut(&id).expect("no such conn")
+    }
+
+    /// `poll_shutdown` of `id` now.
+    fn shut(&mut self, id: u32) -> bool {
+        let now = self.now;
+        self.conn(id).poll_shutdown(now)
     }
 
     /// Sets the fake clock to `start + d` (never backwards).
@@ -129,13 +195,10 @@ impl Harness {
                 if self.stalled.contains(id) {
                     continue;
                 }
-                let n: usize = c.pending().iter().map(|b| b.len()).sum();
                 let out = self.out.get_mut(id).expect("out");
-                for b in c.pending() {
-                    out.extend_from_slice(b);
-                }
+                let n = transmit_all(c, out);
                 if n > 0 {
-                    c.advance(n);
+                    c.handle_written(n);
                 }
                 assert!(!c.has_pending());
             }
@@ -145,50 +208,31 @@ impl Harness {
         }
     }
 
-    /// Answers the events of `id`; returns whether there were any.
+    /// Answers the events of `id` one at a time with the dispatchers' glue,
+    /// handing what each publish queued to its subscribers before the next
+    /// (as a dispatcher does after each delivery: an answered long-poll
+    /// leaves the channel before the next publish). Returns whether there
+    /// were any.
     fn drain(&mut self, id: u32) -> bool {
         let mut any = false;
-        while let Some(ev) = self.conn(id).poll_event() {
+        loop {
+            let now = self.now;
+            let conn = self.conns.get_mut(&id).expect("no such conn");
+            let mut recorder = Recorder {
+                inner: self.memory.backend(id),
+                id,
+                events: &mut self.events,
+            };
+            if !glue::answer(conn, &mut recorder, now) {
+                return any;
+            }
             any = true;
-            self.events.push((id, ev.clone()));
-            self.answer(id, ev);
-        }
-        any
-    }
-
-    fn answer(&mut self, id: u32, ev: Event) {
-        let now = self.now;
-        match ev {
-            Event::Subscribe { channel, since } => {
-                assert!(
-                    self.subs.insert(id, channel.clone()).is_none(),
-                    "{id} subscribed twice"
-                );
-                let replay = self.hub.subscribe(&channel, since, &GROUP);
-                self.conn(id).handle_subscribed(replay, now);
-            }
-            Event::Unsubscribe { channel } => {
-                assert_eq!(self.subs.remove(&id), Some(channel.clone()), "conn {id}");
-                self.hub.unsubscribe(&channel, &GROUP);
-            }
-            Event::Publish { channel, data } => {
-                let p = self.hub.publish(&channel, data);
-                let to: Vec<u32> = self
-                    .subs
-                    .iter()
-                    .filter(|(_, c)| **c == channel)
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in to {
-                    self.conn(k).handle_message(&p.message, now);
-                    // As a dispatcher does after each delivery: an answered
-                    // long-poll leaves the channel before the next publish.
+            while let Some(m) = self.memory.take_published() {
+                for k in self.memory.subscribers(m.channel()) {
+                    self.conn(k).handle_message(&m, now);
                     self.drain(k);
                 }
-                self.conn(id)
-                    .handle_published(p.message.id(), p.subscribers, now);
             }
-            Event::Stats => self.conn(id).handle_stats(STATS_JSON.to_string(), now),
         }
     }
 
@@ -234,23 +278,32 @@ impl Harness {
     /// Takes the first `n` bytes of `id`'s output, as a short write would.
     fn take_some(&mut self, id: u32, n: usize) {
         let c = self.conns.get_mut(&id).expect("no such conn");
-        let bytes: Vec<u8> = c
-            .pending()
-            .iter()
-            .flat_map(|b| b.iter().copied())
-            .take(n)
-            .collect();
-        assert_eq!(bytes.len(), n);
-        c.advance(n);
+        let mut all = Vec::new();
+        transmit_all(c, &mut all);
+        assert!(all.len() >= n);
+        c.handle_written(n);
         self.out
             .get_mut(&id)
             .expect("out")
-            .extend_from_slice(&bytes);
+            .extend_from_slice(&all[..n]);
     }
 
     fn queued(&mut self, id: u32) -> usize {
-        self.conn(id).pending().iter().map(|b| b.len()).sum()
+        transmit_all(self.conn(id), &mut Vec::new())
     }
+}
+
+/// Copies all of `c`'s output into `out` through `poll_transmit`, without
+/// telling `c` it was written; returns how many bytes.
+fn transmit_all(c: &Conn, out: &mut Vec<u8>) -> usize {
+    let mut iov = vec![IoSlice::new(&[]); c.pending().len()];
+    let n = c.poll_transmit(&mut iov);
+    assert_eq!(n, iov.len(), "every slice fits");
+    let before = out.len();
+    for b in &iov[..n] {
+        out.extend_from_slice(b);
+    }
+    out.len() - before
 }
 
 // ----- decoding -----
@@ -570,7 +623,7 @@ fn longpoll_waits_then_answers_and_keeps_alive() {
     let mut h = Harness::default();
     let c = h.subscribe("lp", Transport::Longpoll, None);
     assert_eq!(h.take(c), b"", "held");
-    assert_eq!(h.hub.stats().subscribers, 1);
+    assert_eq!(h.hub().stats().subscribers, 1);
     assert_eq!(h.publish("lp", "first"), (1, 1));
     let r = response(&h.take(c));
     assert_eq!(r.status(), 200);
@@ -578,7 +631,7 @@ fn longpoll_waits_then_answers_and_keeps_alive() {
     assert_eq!(r.header("Connection"), None, "keep-alive");
     assert_eq!(r.header("X-Comet-Missed"), None);
     assert_eq!(r.text(), r#"[{"id":1,"data":"first"}]"#);
-    assert_eq!((h.unsubscribes(c), h.hub.stats().subscribers), (1, 0));
+    assert_eq!((h.unsubscribes(c), h.hub().stats().subscribers), (1, 0));
     assert!(!h.conn(c).is_done());
 
     // Published while the client is away: a re-poll with since gets them all at once.
@@ -620,7 +673,7 @@ fn longpoll_waits_then_answers_and_keeps_alive() {
     assert_eq!(r.take(), vec![msg(7, "g")]);
     assert_eq!(r.ended, 1);
     assert_eq!(h.unsubscribes(c), 4);
-    assert_eq!(h.hub.stats().subscribers, 0);
+    assert_eq!(h.hub().stats().subscribers, 0);
 }
 
 #[test]
@@ -656,7 +709,7 @@ fn longpoll_timeouts() {
     assert_eq!(r.header("Connection"), None);
     assert!(r.body.is_empty());
     assert_eq!(h.unsubscribes(c), 1);
-    assert_eq!(h.hub.stats().subscribers, 0);
+    assert_eq!(h.hub().stats().subscribers, 0);
     // Idle after the response: the idle timeout runs.
     assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(90)));
 
@@ -935,7 +988,7 @@ fn header_timeout_of_a_slow_body() {
     h.tick();
     assert_eq!(response(&h.take(c)).status(), 408);
     assert!(h.conn(c).is_done());
-    assert_eq!(h.hub.stats().published, 0);
+    assert_eq!(h.hub().stats().published, 0);
 }
 
 #[test]
@@ -957,7 +1010,10 @@ fn keep_alive_deadlines() {
     let r = response(&h.take(c));
     assert_eq!(r.status(), 200);
     assert_eq!(r.head.content_type.as_deref(), Some("application/json"));
-    assert_eq!(r.text(), STATS_JSON);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"channels": 0, "subscribers": 0, "published": 0})
+    );
     // Between requests: the idle timeout.
     assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(63)));
     // The header deadline of the next request runs from its first byte.
@@ -994,6 +1050,8 @@ struct Case {
     status: u16,
     /// The connection stays open for the next request.
     keep_alive: bool,
+    /// It closes lingering: the request was not read to its end.
+    linger: bool,
     header: Option<(&'static str, &'static str)>,
 }
 
@@ -1003,6 +1061,7 @@ fn case(name: &'static str, request: impl Into<Vec<u8>>, status: u16, keep_alive
         request: request.into(),
         status,
         keep_alive,
+        linger: !keep_alive,
         header: None,
     }
 }
@@ -1033,13 +1092,27 @@ fn run_cases(config: Config, cases: Vec<Case>) {
                 c.name,
                 r.raw
             );
-            assert_eq!(h.conn(id).is_done(), !c.keep_alive, "{}", c.name);
+            let now = h.now;
+            if c.linger {
+                // Written whole (the harness took it): the write side is
+                // shut once, what still comes is discarded, and EOF ends it.
+                assert!(!h.conn(id).is_done(), "{}: lingers", c.name);
+                assert!(h.conn(id).poll_shutdown(now), "{}", c.name);
+                assert!(!h.conn(id).poll_shutdown(now), "{}: once", c.name);
+                h.send(id, "more of the body");
+                assert_eq!(h.take(id), b"", "{}", c.name);
+                h.conn(id).handle_eof(now);
+                assert!(h.conn(id).is_done(), "{}", c.name);
+            } else {
+                assert!(!h.conn(id).poll_shutdown(now), "{}", c.name);
+                assert_eq!(h.conn(id).is_done(), !c.keep_alive, "{}", c.name);
+            }
             if c.keep_alive {
                 h.send(id, "GET /stats HTTP/1.1\r\n\r\n");
                 assert_eq!(response(&h.take(id)).status(), 200, "{}: next", c.name);
             }
-            assert_eq!(h.hub.stats().published, 0, "{}", c.name);
-            assert_eq!(h.hub.stats().subscribers, 0, "{}", c.name);
+            assert_eq!(h.hub().stats().published, 0, "{}", c.name);
+            assert_eq!(h.hub().stats().subscribers, 0, "{}", c.name);
         }
     }
 }
@@ -1095,7 +1168,11 @@ fn errors() {
         case("garbage", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, false),
         case("not found", "GET /subscribe/a HTTP/1.1\r\n\r\n", 404, true),
         case("root", "GET / HTTP/1.1\r\n\r\n", 404, true),
-        case("no length", "POST /pub/a HTTP/1.1\r\n\r\n", 411, false),
+        Case {
+            // Without a length there is no body: nothing more to read.
+            linger: false,
+            ..case("no length", "POST /pub/a HTTP/1.1\r\n\r\n", 411, false)
+        },
         case("too large", big_body, 413, false),
         case(
             "too large, head only",
@@ -1267,6 +1344,10 @@ fn connection_close_is_honoured() {
         (r.status(), r.header("Connection").as_deref()),
         (200, Some("close"))
     );
+    // The request pipelined after it is read and discarded, not reset.
+    assert!(h.shut(c));
+    let now = h.now;
+    h.conn(c).handle_eof(now);
     assert!(h.conn(c).is_done());
 
     // A long-poll with Connection: close ends the conn once answered.
@@ -1292,7 +1373,7 @@ fn connection_close_is_honoured() {
         (r.status(), r.header("Connection").as_deref()),
         (200, Some("close"))
     );
-    assert!(h.conn(c).is_done());
+    assert!(h.shut(c), "lingers: its body and what follows are unread");
 
     // A publish with Connection: close.
     let c = h.open();
@@ -1418,7 +1499,7 @@ fn publish_ids_per_channel_and_subscriber_counts() {
     h.settle();
     assert_eq!(h.publish("a", "4"), (4, 1));
     assert_eq!(response(&h.take(lp)).text(), r#"[{"id":1,"data":"1"}]"#);
-    let stats = h.hub.stats();
+    let stats = h.hub().stats();
     assert_eq!(
         (stats.channels, stats.subscribers, stats.published),
         (3, 2, 7)
@@ -1448,7 +1529,11 @@ fn pipelined_requests_are_answered_in_order() {
         client::parse_longpoll(&rs[5].body).unwrap(),
         vec![msg(1, "one"), msg(2, "two")]
     );
-    assert_eq!(rs[6].text(), STATS_JSON);
+    // The long-poll made channel a's subscriber and left it.
+    assert_eq!(
+        rs[6].json(),
+        serde_json::json!({"channels": 1, "subscribers": 0, "published": 2})
+    );
     assert!(!h.conn(c).is_done());
 
     // Behind a held long-poll: answered once the poll is.
@@ -1571,7 +1656,7 @@ fn slow_subscriber_is_dropped() {
     assert!(h.conn(slow).is_done());
     assert!(!h.conn(slow).has_pending(), "its output is discarded");
     assert_eq!(h.unsubscribes(slow), 1);
-    assert_eq!(h.hub.stats().subscribers, 1);
+    assert_eq!(h.hub().stats().subscribers, 1);
     assert_eq!(h.publish("a", "next"), (7, 1));
     assert!(!h.conn(fast).is_dropped());
     let mut r = Reader::new(Transport::Sse);
@@ -1671,7 +1756,7 @@ fn replay_past_max_queue_is_delivered_and_live_messages_stay_bounded() {
         );
         assert!(h.conn(c).is_done());
         assert_eq!(h.unsubscribes(c), 1);
-        assert_eq!(h.hub.stats().subscribers, 0);
+        assert_eq!(h.hub().stats().subscribers, 0);
 
         // One that reads gets all of it, and once it has read its replay it
         // is held to the same bound as any subscriber.
@@ -1710,7 +1795,7 @@ fn eof_and_close_unsubscribe() {
             let mut h = Harness::default();
             let c = h.subscribe("a", t, None);
             h.take(c);
-            assert_eq!(h.hub.stats().subscribers, 1);
+            assert_eq!(h.hub().stats().subscribers, 1);
             let now = h.now;
             if eof {
                 h.conn(c).handle_eof(now);
@@ -1719,7 +1804,7 @@ fn eof_and_close_unsubscribe() {
             }
             h.settle();
             assert_eq!(h.unsubscribes(c), 1, "{t:?} eof={eof}");
-            assert_eq!(h.hub.stats().subscribers, 0);
+            assert_eq!(h.hub().stats().subscribers, 0);
             assert!(h.conn(c).is_done());
             assert_eq!(h.conn(c).subscription(), None);
             // Nothing more comes out, and a second close raises nothing.
@@ -1829,7 +1914,7 @@ fn conversation(bytewise: bool) -> Outcome {
     let mut huge = b"POST /pub/x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
     huge.extend_from_slice(&[b'q'; 100_000]);
     feed(&mut h, big, &huge);
-    assert!(h.conn(big).is_done());
+    assert!(h.shut(big), "the 413 came before the body: it lingers");
     let outs = std::mem::take(&mut h.out);
     (outs, h.events)
 }
@@ -1882,16 +1967,16 @@ fn final_response_not_read_is_given_up() {
 }
 
 #[test]
-fn advance_after_close_is_harmless() {
+fn written_after_close_is_harmless() {
     let mut h = Harness::default();
     let c = h.open();
     h.stalled.insert(c);
     h.send(c, "GET /stats HTTP/1.1\r\n\r\n");
-    let pending: usize = h.conn(c).pending().iter().map(|b| b.len()).sum();
+    let pending = h.queued(c);
     assert!(pending > 0);
     h.conn(c).handle_close();
     // A completion-based dispatcher learns of the write afterwards.
-    h.conn(c).advance(pending);
+    h.conn(c).handle_written(pending);
     assert!(h.conn(c).is_done());
 }
 
@@ -1906,4 +1991,267 @@ fn another_channels_message_is_ignored() {
     h.publish("a", "one");
     let got = h.take_str(c);
     assert!(got.contains("data: one"), "{got}");
+}
+
+// ----- output -----
+
+#[test]
+fn poll_transmit_fills_no_more_slices_than_given() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, client::subscribe_request("a", Transport::Iframe, None));
+    h.publish("a", "one");
+    h.publish("a", "two");
+    // Head, prelude, two messages: four buffers queued.
+    let conn = h.conns.get(&c).unwrap();
+    assert!(conn.pending().len() >= 4, "{}", conn.pending().len());
+    let mut iov = [IoSlice::new(&[]); 2];
+    assert_eq!(conn.poll_transmit(&mut iov), 2);
+    assert_eq!(&*iov[0], &conn.pending()[0][..]);
+    assert_eq!(&*iov[1], &conn.pending()[1][..]);
+    // A short write ends inside the first slice: the rest comes next time.
+    let first = iov[0].len();
+    let total = h.queued(c);
+    h.conn(c).handle_written(first - 1);
+    assert_eq!(h.queued(c), total - first + 1);
+    let conn = h.conns.get(&c).unwrap();
+    let mut iov = [IoSlice::new(&[]); 8];
+    let n = conn.poll_transmit(&mut iov);
+    assert_eq!(iov[0].len(), 1);
+    assert_eq!(n, conn.pending().len());
+    assert_eq!(conn.poll_transmit(&mut []), 0);
+}
+
+#[test]
+fn a_subscriber_adopts_the_hubs_name_of_its_channel() {
+    let mut h = Harness::default();
+    let a = h.subscribe("room", Transport::Sse, None);
+    let b = h.subscribe("room", Transport::Stream, None);
+    let hub_name = h.memory.subscription(a).unwrap().clone();
+    for c in [a, b] {
+        let (name, _) = h.conn(c).subscription().unwrap();
+        assert!(Arc::ptr_eq(name, &hub_name), "conn {c} holds its own copy");
+    }
+    let m = h.memory.publish("room", "x".into(), h.now).unwrap();
+    assert!(Arc::ptr_eq(m.channel(), &hub_name));
+}
+
+// ----- lingering close -----
+
+/// A publish head with a wrong token and a body of `len` bytes still to come.
+fn wrong_token_head(len: usize) -> String {
+    format!("POST /pub/a HTTP/1.1\r\nAuthorization: Bearer no\r\nContent-Length: {len}\r\n\r\n")
+}
+
+fn with_token() -> Config {
+    Config {
+        publish_token: Some("s3cret".into()),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn an_answer_before_the_body_lingers_until_the_client_ends() {
+    let mut h = Harness::new(with_token());
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, wrong_token_head(10_000));
+    let now = h.now;
+    // The write side is shut only once the answer is written.
+    assert!(!h.conn(c).poll_shutdown(now), "output still queued");
+    assert!(h.conn(c).is_reading(), "a thread dispatcher keeps reading");
+    h.stalled.remove(&c);
+    h.settle();
+    assert_eq!(response(&h.take(c)).status(), 401);
+    assert!(h.conn(c).poll_shutdown(now));
+    // The body is read and discarded, with no event and no output.
+    let events = h.events.len();
+    for _ in 0..10 {
+        h.send(c, [b'x'; 1000]);
+    }
+    assert_eq!((h.events.len(), h.take(c)), (events, vec![]));
+    assert!(!h.conn(c).is_done());
+    h.conn(c).handle_eof(now);
+    assert!(h.conn(c).is_done());
+}
+
+#[test]
+fn lingering_is_bounded_in_time_and_bytes() {
+    // linger_timeout (5 s) without a byte.
+    let mut h = Harness::new(with_token());
+    let c = h.open();
+    h.send(c, wrong_token_head(10));
+    h.take(c);
+    assert!(h.shut(c));
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(5)));
+    h.at(s(3));
+    h.send(c, "x");
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(8)));
+    h.at(ms(7_999));
+    h.tick();
+    assert!(!h.conn(c).is_done());
+    h.at(s(8));
+    h.tick();
+    assert!(h.conn(c).is_done());
+
+    // linger_time (30 s) however steadily bytes come.
+    let mut h = Harness::new(with_token());
+    let c = h.open();
+    h.send(c, wrong_token_head(1_000_000));
+    h.take(c);
+    assert!(h.shut(c));
+    for t in 1..30 {
+        h.at(s(t));
+        h.send(c, "x");
+        h.tick();
+        assert!(!h.conn(c).is_done(), "at {t} s");
+    }
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(30)));
+    h.at(s(30));
+    h.tick();
+    assert!(h.conn(c).is_done());
+
+    // linger_bytes, counting what came with the head.
+    let mut h = Harness::new(Config {
+        linger_bytes: 5000,
+        ..with_token()
+    });
+    let c = h.open();
+    h.send(
+        c,
+        format!("{}{}", wrong_token_head(100_000), "x".repeat(3000)),
+    );
+    h.take(c);
+    assert!(h.shut(c));
+    h.send(c, "x".repeat(2000));
+    assert!(!h.conn(c).is_done());
+    h.send(c, "x");
+    assert!(h.conn(c).is_done(), "cut off past the bound");
+}
+
+#[test]
+fn a_response_not_taken_is_given_up_before_any_lingering() {
+    let mut h = Harness::new(with_token());
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, wrong_token_head(10));
+    // The last response gets as long to drain as a request to arrive.
+    assert_eq!(h.conn(c).poll_timeout(), Some(h.start + s(10)));
+    h.at(s(10));
+    h.tick();
+    assert!(h.conn(c).is_done());
+    assert!(!h.shut(c));
+}
+
+#[test]
+fn only_a_close_with_the_request_unread_lingers() {
+    let now_linger = |request: &str| {
+        let mut h = Harness::default();
+        let c = h.open();
+        h.send(c, request);
+        assert!(!h.take(c).is_empty(), "{request:?} was answered");
+        let now = h.now;
+        let shut = h.conn(c).poll_shutdown(now);
+        assert_eq!(h.conn(c).is_done(), !shut, "{request:?}");
+        shut
+    };
+    // Read to its end: closed at once.
+    assert!(!now_linger(
+        "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n"
+    ));
+    assert!(!now_linger("GET /stats HTTP/1.0\r\n\r\n"));
+    // More came after it: its answer must not be reset away.
+    assert!(now_linger(
+        "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\nGET /stats HTTP/1.1\r\n\r\n"
+    ));
+    // A head refused before its end.
+    assert!(now_linger(&format!("GET /{} HTTP/1.1", "a".repeat(9000))));
+    // A timed-out request is closed, not waited for again.
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(c, "POST /pub/a HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    h.at(s(10));
+    h.tick();
+    assert_eq!(response(&h.take(c)).status(), 408);
+    assert!(!h.shut(c));
+    assert!(h.conn(c).is_done());
+}
+
+#[test]
+fn eof_while_the_answer_is_written_closes_without_lingering() {
+    let mut h = Harness::new(with_token());
+    let c = h.open();
+    h.stalled.insert(c);
+    h.send(c, wrong_token_head(10));
+    let now = h.now;
+    h.conn(c).handle_eof(now);
+    h.stalled.remove(&c);
+    h.settle();
+    assert_eq!(response(&h.take(c)).status(), 401);
+    assert!(!h.conn(c).poll_shutdown(now));
+    assert!(h.conn(c).is_done());
+}
+
+// ----- refusals -----
+
+#[test]
+fn past_the_channel_limit_a_new_channel_is_refused_and_the_connection_goes_on() {
+    let mut h = Harness::new(Config {
+        max_channels: 2,
+        ..Config::default()
+    });
+    let _a = h.subscribe("a", Transport::Sse, None);
+    h.publish("b", "1");
+    let c = h.open();
+    h.send(c, client::publish_request("c", "x", None));
+    let r = response(&h.take(c));
+    assert_eq!((r.status(), r.text()), (503, "too many channels\n"));
+    assert_eq!(r.header("Connection"), None, "the connection stays");
+    h.send(c, client::subscribe_request("d", Transport::Longpoll, None));
+    assert_eq!(response(&h.take(c)).status(), 503);
+    assert_eq!(h.memory.subscription(c), None);
+    // Nothing else is affected: existing channels on the same connection.
+    h.send(c, client::publish_request("a", "hello", None));
+    assert_eq!(published(&response(&h.take(c))), (1, 1));
+    h.send(
+        c,
+        client::subscribe_request("b", Transport::Longpoll, Some(0)),
+    );
+    assert_eq!(response(&h.take(c)).text(), r#"[{"id":1,"data":"1"}]"#);
+    assert_eq!(h.unsubscribes(c), 1, "only the poll that was held");
+}
+
+#[test]
+fn a_stopping_server_refuses_a_publish_and_closes() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.memory.stop_publishing();
+    h.send(c, client::publish_request("a", "x", None));
+    let r = response(&h.take(c));
+    assert_eq!((r.status(), r.text()), (503, "server is stopping\n"));
+    assert_eq!(r.header("Connection").as_deref(), Some("close"));
+    assert_eq!(r.header("Retry-After").as_deref(), Some("1"));
+    assert!(h.conn(c).is_done());
+    assert_eq!(h.hub().stats().published, 0);
+}
+
+#[test]
+fn messages_expire_from_the_replay() {
+    let mut h = Harness::new(Config {
+        message_ttl: s(60),
+        ..Config::default()
+    });
+    h.publish("a", "old");
+    h.at(s(30));
+    h.publish("a", "new");
+    h.at(s(60));
+    h.memory.expire(h.now);
+    let c = h.subscribe("a", Transport::Longpoll, Some(0));
+    let r = response(&h.take(c));
+    assert_eq!(r.header("X-Comet-Missed").as_deref(), Some("1"));
+    assert_eq!(r.text(), r#"[{"id":2,"data":"new"}]"#);
+    h.at(s(90));
+    h.memory.expire(h.now);
+    assert_eq!(h.hub().stats().channels, 0);
 }

@@ -2,6 +2,7 @@
 //! round-trips through every transport's server output and the matching
 //! client decoder.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,36 +10,43 @@ use comet::client::{
     parse_longpoll, parse_response_head, ChunkedDecoder, ClientEvent, Item, SseDecoder,
     StreamDecoder, Subscriber,
 };
-use comet::{Config, Conn, Event, Hub, Transport};
+use comet::glue::{self, memory::Memory};
+use comet::{Config, Conn, Limits, Transport};
 use proptest::prelude::*;
 
-/// Plays the dispatcher for one conn: answers its events against `hub`.
-fn drive(conn: &mut Conn, hub: &mut Hub<u32>, now: Instant) {
-    while let Some(ev) = conn.poll_event() {
-        match ev {
-            Event::Subscribe { channel, since } => {
-                let replay = hub.subscribe(&channel, since, &1);
-                conn.handle_subscribed(replay, now);
-            }
-            Event::Unsubscribe { channel } => hub.unsubscribe(&channel, &1),
-            Event::Publish { channel, data } => {
-                let p = hub.publish(&channel, data);
-                conn.handle_published(p.message.id(), p.subscribers, now);
-            }
-            Event::Stats => conn.handle_stats("{}".into(), now),
-        }
+/// Plays the dispatcher for one conn (key 1): answers its events with the
+/// dispatchers' glue and hands it what was published on its channel.
+fn drive(conn: &mut Conn, memory: &mut Memory<u32>, now: Instant) {
+    glue::drain(conn, &mut memory.backend(1), now);
+    while let Some(m) = memory.take_published() {
+        conn.handle_message(&m, now);
+        glue::drain(conn, &mut memory.backend(1), now);
     }
 }
 
-/// Takes every pending byte out of `conn`.
+/// Takes every pending byte out of `conn`, a few slices at a time.
 fn take(conn: &mut Conn) -> Vec<u8> {
-    let out: Vec<u8> = conn
-        .pending()
-        .iter()
-        .flat_map(|b| b.iter().copied())
-        .collect();
-    conn.advance(out.len());
-    out
+    let mut out = Vec::new();
+    loop {
+        let mut iov = [IoSlice::new(&[]); 3];
+        let n = conn.poll_transmit(&mut iov);
+        if n == 0 {
+            return out;
+        }
+        let before = out.len();
+        for b in &iov[..n] {
+            out.extend_from_slice(b);
+        }
+        let written = out.len() - before;
+        conn.handle_written(written);
+    }
+}
+
+fn memory() -> Memory<u32> {
+    Memory::new(Limits {
+        backlog: 4,
+        ..Limits::default()
+    })
 }
 
 fn config() -> Arc<Config> {
@@ -78,27 +86,26 @@ proptest! {
     ) {
         let start = Instant::now();
         let mut now = start;
-        let mut hub: Hub<u32> = Hub::new(4);
+        let mut memory = memory();
         let mut conn = Conn::new(config(), now);
         let mut rest = &input[..];
         let mut i = 0;
         while !rest.is_empty() {
             let n = cuts[i % cuts.len()].min(rest.len());
             conn.handle_read(&rest[..n], now);
-            drive(&mut conn, &mut hub, now);
+            drive(&mut conn, &mut memory, now);
             take(&mut conn);
             rest = &rest[n..];
             i += 1;
         }
         for _ in 0..publishes {
-            let p = hub.publish("a", "x<\u{2028}".into());
-            conn.handle_message(&p.message, now);
-            drive(&mut conn, &mut hub, now);
+            memory.publish("a", "x<\u{2028}".into(), now).unwrap();
+            drive(&mut conn, &mut memory, now);
         }
         for t in ticks {
             now += Duration::from_millis(t);
             conn.handle_timeout(now);
-            drive(&mut conn, &mut hub, now);
+            drive(&mut conn, &mut memory, now);
             take(&mut conn);
         }
         if eof {
@@ -106,11 +113,11 @@ proptest! {
         } else {
             conn.handle_close();
         }
-        drive(&mut conn, &mut hub, now);
+        drive(&mut conn, &mut memory, now);
         take(&mut conn);
         // Whatever happened, nobody is left subscribed once the conn is gone.
         prop_assert!(conn.is_done() || !eof);
-        prop_assert_eq!(hub.stats().subscribers, 0);
+        prop_assert_eq!(memory.hub().stats().subscribers, 0);
     }
 
     #[test]
@@ -147,15 +154,14 @@ proptest! {
     ) {
         let now = Instant::now();
         for t in Transport::ALL {
-            let mut hub: Hub<u32> = Hub::new(4);
+            let mut memory = memory();
             let mut conn = Conn::new(Arc::new(Config { max_message: 1 << 20, ..Config::default() }), now);
             let version = if http10 { "1.0" } else { "1.1" };
             let req = format!("GET /sub/ch?transport={} HTTP/{version}\r\n\r\n", t.name());
             conn.handle_read(req.as_bytes(), now);
-            drive(&mut conn, &mut hub, now);
-            let p = hub.publish("ch", data.clone().into_boxed_str());
-            conn.handle_message(&p.message, now);
-            drive(&mut conn, &mut hub, now);
+            drive(&mut conn, &mut memory, now);
+            memory.publish("ch", data.clone().into_boxed_str(), now).unwrap();
+            drive(&mut conn, &mut memory, now);
             let wire = take(&mut conn);
             let mut s = Subscriber::new(t);
             let mut events = Vec::new();

@@ -21,9 +21,9 @@
 //!
 //! # Housekeeping
 //! The thread wakes at least once per [`TICK`] to run the dispatcher's
-//! housekeeping (giving memory back after a mass close, see
-//! [`crate::shared::Shared::maybe_trim`]), and ends at such a tick once nobody
-//! else holds the watcher.
+//! housekeeping (expiring channels, giving memory back after a mass close:
+//! see [`crate::shared::Shared::housekeeping`]), and ends at such a tick once
+//! nobody else holds the watcher.
 
 use std::collections::HashMap;
 use std::io;

@@ -1,6 +1,11 @@
 //! The four dispatchers of cometbench. Each owns only I/O, waiting and
-//! wake-ups; every one drives the same sans-IO core ([`comet::Conn`]) and
-//! shares the same hub ([`shared::Shared`]), so they differ only in how they wait.
+//! wake-ups; every one drives the same sans-IO core ([`comet::Conn`]),
+//! answers its events with the same glue ([`backend::GroupBackend`]) and
+//! shares the same hub ([`shared::Shared`]), so they differ only in how they
+//! wait. The two event loops share their timer heap (`timers.rs`), inbox
+//! ([`mailbox`]) and the names of their steps (`settle`, `deliver_inbox`,
+//! `expire`, `housekeeping`); the two thread dispatchers share everything
+//! but how they get a thread ([`blocking`]).
 //!
 //! - [`thread_per_conn`]: one OS thread per connection (raw pthreads with a set
 //!   stack and no guard page, so the ceiling is pid_max, not Rust's mapping count).
@@ -32,16 +37,24 @@ use std::time::Duration;
 /// How long a stop waits for connections to take their last output.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
+pub mod backend;
 pub mod blocking;
 pub mod broker;
+pub mod counters;
 pub mod green;
+pub mod group;
 pub mod hangup;
 pub mod listen;
+pub mod local;
+pub mod mailbox;
 pub mod memory;
 pub mod reactor;
+mod room;
 pub mod shared;
+pub mod spare;
 pub mod thread_per_conn;
 pub mod thread_pool;
+mod timers;
 pub mod uring;
 
 pub use shared::Shared;

@@ -2,12 +2,26 @@
 //!
 //! Each reactor accepts on its own `SO_REUSEPORT` listener, owns its
 //! connections outright and is one fan-out group: a publish reaches it once,
-//! through its [`Inbox`], and it writes to its own subscribers.
+//! through its [`Mailbox`], and it writes to its own subscribers.
+//!
+//! # A loop turn
+//! 1. Wait in `epoll_wait` for readiness, the earliest deadline, or the
+//!    mailbox's waker.
+//! 2. Read the clock once, then handle every event: accept, read until
+//!    `WouldBlock` and write until `WouldBlock`, then *settle* the
+//!    connection: answer its events against the hub, write, shut down or
+//!    close it as it asks, and arm its deadline.
+//! 3. Fire due deadlines (`expire`) and, once a second,
+//!    housekeeping.
+//!
+//! The uring loop (`uring/ring.rs`) takes the same steps under the same
+//! names; only the waiting differs.
 //!
 //! # Buffer ownership
 //! Reads go into one buffer per reactor; a [`Conn`] copies only the part of a
 //! request that is still incomplete. An idle subscriber holds its socket, its
-//! `Conn` and a timer entry: no buffer.
+//! `Conn` and a timer entry: no buffer. Writes borrow the `Conn`'s queue as
+//! `IoSlice`s on the stack for one `writev`.
 //!
 //! # Draining readiness
 //! mio is edge-triggered: a readable connection is read until `WouldBlock`
@@ -18,27 +32,32 @@
 //! Publishing has stopped before the reactors are told ([`crate`]
 //! `# Stopping`), so every accepted message is in the inboxes by then. A
 //! reactor that sees the stop flag leaves its loop and, in [`Reactor::drain`]:
-//! stops accepting (the listener leaves the poll set), drains its inbox into
+//! stops accepting (the listener leaves the poll set), delivers its inbox to
 //! its connections, ends every connection ([`Conn::handle_shutdown`]: a
 //! long-poll held with no message closes at once), and goes on polling only to
 //! write what is queued and to see clients go, until no connection is left or
 //! [`crate::STOP_GRACE`] has passed. Connections left then are cut off.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use comet::{Conn, Message};
-use crossbeam_channel::{Receiver, Sender};
+use comet::Conn;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::shared::{Group, Inbox, LocalSubs, Shared};
+use crate::backend::GroupBackend;
+use crate::group::Group;
+use crate::local::LocalSubs;
+use crate::mailbox::Mailbox;
+use crate::room::shrink_slab;
+use crate::shared::Shared;
+use crate::spare::Spare;
+use crate::timers::{Armed, Timers};
 use crate::{listen, settings_json, Kind, Options, Running};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -47,100 +66,91 @@ const WAKE: Token = Token(usize::MAX);
 const MAX_IOV: usize = 64;
 /// Pause before accepting again when the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Interval of housekeeping: giving back memory kept from a peak.
+/// Interval of housekeeping: expiring channels, giving back memory kept from a peak.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// A reactor's inbox: messages from any thread, one wake-up per burst.
-struct ReactorInbox {
-    tx: Sender<Arc<Message>>,
-    waker: Waker,
-    /// Set when a wake-up is on its way, so a burst of publishes costs one.
-    notified: AtomicBool,
-}
-
-impl Inbox for ReactorInbox {
-    fn deliver(&self, message: &Arc<Message>) {
-        // The receiver lives as long as the reactor; after it ends, dropping is right.
-        let _ = self.tx.send(message.clone());
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            let _ = self.waker.wake();
-        }
-    }
-}
-
-struct Entry {
+/// Per connection.
+struct Slot {
     stream: TcpStream,
     conn: Conn,
-    /// The earliest deadline already in the timer heap for this entry.
-    scheduled: Option<Instant>,
+    /// The deadline this slot has in the timer heap, if any.
+    armed: Option<Instant>,
     /// Tells a reused slab key from the connection a timer was set for.
-    generation: u32,
+    gen: u32,
+    /// Writable interest is registered.
     writable: bool,
 }
 
+impl Armed for Slot {
+    fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    fn gen(&self) -> u32 {
+        self.gen
+    }
+}
+
 struct Reactor {
+    /// Which reactor of the dispatcher this is.
+    index: usize,
     poll: Poll,
     listener: TcpListener,
-    conns: Slab<Entry>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
-    inbox: Arc<ReactorInbox>,
-    rx: Receiver<Arc<Message>>,
+    conns: Slab<Slot>,
+    timers: Timers,
+    inbox: Arc<Mailbox<Waker>>,
     group: Group,
     local: LocalSubs,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     buf: Box<[u8]>,
-    generation: u32,
+    next_gen: u32,
     accept_paused_until: Option<Instant>,
-    /// A descriptor held back for answering 503 when the process has no other.
-    spare: Option<std::fs::File>,
+    spare: Spare,
     next_housekeeping: Instant,
 }
 
 pub fn start(opts: &Options) -> io::Result<Running> {
+    let threads = opts.threads.max(1);
     let shared = Arc::new(Shared::new(
         opts.config.clone(),
         Kind::Reactor.name(),
         settings_json(Kind::Reactor, opts),
+        threads,
     ));
-    let listeners = listen::listeners(opts.listen, opts.threads.max(1))?;
+    let listeners = listen::listeners(opts.listen, threads)?;
     let addr = listeners[0].local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut inboxes = Vec::new();
-    let mut threads = Vec::new();
-    for (i, l) in listeners.into_iter().enumerate() {
+    let mut handles = Vec::new();
+    for (index, l) in listeners.into_iter().enumerate() {
         l.set_nonblocking(true)?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(l);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let inbox = Arc::new(ReactorInbox {
-            tx,
-            waker: Waker::new(poll.registry(), WAKE)?,
-            notified: AtomicBool::new(false),
-        });
+        let inbox = Arc::new(Mailbox::new(Waker::new(poll.registry(), WAKE)?));
         inboxes.push(inbox.clone());
         let mut reactor = Reactor {
+            index,
             poll,
             listener,
             conns: Slab::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             group: Group(inbox.clone()),
             inbox,
-            rx,
             local: LocalSubs::default(),
             shared: shared.clone(),
             stop: stop.clone(),
             buf: vec![0; 64 * 1024].into_boxed_slice(),
-            generation: 0,
+            next_gen: 0,
             accept_paused_until: None,
-            spare: std::fs::File::open("/dev/null").ok(),
+            spare: Spare::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         };
-        threads.push(
+        handles.push(
             thread::Builder::new()
-                .name(format!("reactor-{i}"))
+                .name(format!("reactor-{index}"))
                 .spawn(move || reactor.run())?,
         );
     }
@@ -148,10 +158,10 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         // Publishing has stopped already; `drain` relies on it.
         stop.store(true, Ordering::SeqCst);
         for inbox in &inboxes {
-            let _ = inbox.waker.wake();
+            inbox.wake();
         }
-        for t in threads {
-            let _ = t.join();
+        for h in handles {
+            let _ = h.join();
         }
     };
     Ok(Running::new(addr, shared, Box::new(stop_fn)))
@@ -163,11 +173,7 @@ impl Reactor {
         // Acquire: pairs with the SeqCst store in `stop_fn`, so the messages
         // published before it are in the inbox when `drain` looks.
         while !self.stop.load(Ordering::Acquire) {
-            let timeout = self.next_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+            if let Err(e) = self.wait(&mut events, Instant::now()) {
                 eprintln!("reactor: poll failed: {e}");
                 break;
             }
@@ -175,16 +181,8 @@ impl Reactor {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(now),
-                    WAKE => self.drain_inbox(now),
-                    Token(key) => {
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read(key, now);
-                        }
-                        if ev.is_writable() && self.conns.contains(key) {
-                            self.flush(key);
-                        }
-                        self.after(key, now);
-                    }
+                    WAKE => self.deliver_inbox(now),
+                    Token(key) => self.ready(key, ev, now),
                 }
             }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
@@ -192,13 +190,46 @@ impl Reactor {
                 self.accept(now);
             }
             let now = Instant::now();
-            self.fire_timers(now);
+            self.expire(now);
             if now >= self.next_housekeeping {
-                self.housekeeping();
+                self.housekeeping(now);
                 self.next_housekeeping = now + HOUSEKEEPING;
             }
         }
         self.drain(&mut events);
+    }
+
+    /// Waits for readiness, the wake-up, or the earliest deadline. `now` is
+    /// the clock read at the start of the turn: a deadline may be seen late
+    /// by the time the turn took, never early.
+    fn wait(&mut self, events: &mut Events, now: Instant) -> io::Result<()> {
+        // Housekeeping bounds the wait, so that a reactor left idle still
+        // expires channels and gives back what a peak left behind.
+        let next = [self.timers.next(), self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .fold(self.next_housekeeping, Instant::min);
+        match self
+            .poll
+            .poll(events, Some(next.saturating_duration_since(now)))
+        {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A connection is readable, writable, or gone.
+    fn ready(&mut self, key: usize, ev: &mio::event::Event, now: Instant) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            self.read(key, now);
+        }
+        if ev.is_writable() {
+            self.flush(key);
+        }
+        self.settle(key, now);
     }
 
     /// Stops gracefully (see `# Stopping`).
@@ -207,11 +238,10 @@ impl Reactor {
         let _ = self.poll.registry().deregister(&mut self.listener);
         self.accept_paused_until = None;
         let now = Instant::now();
-        self.drain_inbox(now);
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        self.deliver_inbox(now);
+        for key in self.open_keys() {
             self.conns[key].conn.handle_shutdown();
-            self.after(key, now);
+            self.settle(key, now);
         }
         while !self.conns.is_empty() {
             let now = Instant::now();
@@ -226,61 +256,25 @@ impl Reactor {
             }
             let now = Instant::now();
             for ev in events.iter() {
-                let Token(key) = ev.token();
-                if ev.token() == LISTENER || ev.token() == WAKE || !self.conns.contains(key) {
-                    continue;
+                match ev.token() {
+                    LISTENER | WAKE => {}
+                    Token(key) => self.ready(key, ev, now),
                 }
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.read(key, now);
-                }
-                if ev.is_writable() && self.conns.contains(key) {
-                    self.flush(key);
-                }
-                self.after(key, now);
             }
         }
         // Clients that did not take their output in time: cut off.
         let now = Instant::now();
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        for key in self.open_keys() {
             self.conns[key].conn.handle_close();
-            self.after(key, now);
+            self.settle(key, now);
         }
     }
 
-    fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        let next = [timer, self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .fold(self.next_housekeeping, Instant::min);
-        Some(next.saturating_duration_since(now))
+    fn open_keys(&self) -> Vec<usize> {
+        self.conns.iter().map(|(k, _)| k).collect()
     }
 
-    /// Gives back what a peak of connections left behind: the slab's and
-    /// the local map's room, timer entries of connections long gone, and (once
-    /// per large drop, for the whole process) the allocator's free pages.
-    /// Each part costs O(capacity) only when it is mostly unused.
-    fn housekeeping(&mut self) {
-        let cap = self.conns.capacity();
-        if cap > 1024 && self.conns.len() < cap / 4 {
-            // Drops the vacant slots past the last key in use; keys stay valid.
-            self.conns.shrink_to_fit();
-        }
-        self.local.shrink(self.conns.capacity());
-        if self.timers.len() > 2 * self.conns.len() + 1024 {
-            let conns = &self.conns;
-            self.timers.retain(|Reverse((t, key, generation))| {
-                conns
-                    .get(*key)
-                    .is_some_and(|e| e.generation == *generation && e.scheduled == Some(*t))
-            });
-        }
-        if self.timers.capacity() > 1024 && self.timers.len() < self.timers.capacity() / 4 {
-            self.timers.shrink_to(self.timers.len() * 2);
-        }
-        self.shared.maybe_trim();
-    }
+    // ----- accepting -----
 
     fn accept(&mut self, now: Instant) {
         if self.accept_paused_until.is_some() {
@@ -288,55 +282,25 @@ impl Reactor {
         }
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, Token(key), Interest::READABLE)
-                    {
-                        eprintln!("reactor: register failed: {e}");
-                        self.shared.conn_refused();
-                        continue;
-                    }
-                    self.generation = self.generation.wrapping_add(1);
-                    entry.insert(Entry {
-                        stream,
-                        conn: Conn::new(self.shared.config.clone(), now),
-                        scheduled: None,
-                        generation: self.generation,
-                        writable: false,
-                    });
-                    self.shared.conn_opened();
-                    self.schedule(key);
-                }
+                Ok((stream, _)) => self.open(stream, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    // Out of descriptors: rather than leave clients hanging in
-                    // the backlog, free the spare, take the connection, answer
-                    // 503 and close it, then take the spare back.
-                    match self.spare.take() {
-                        Some(f) => {
-                            drop(f);
-                            let shed = self.listener.accept();
-                            if let Ok((mut stream, _)) = shed {
-                                let _ = stream.write(comet::conn::service_unavailable());
-                                self.shared.conn_refused();
-                            }
-                            self.spare = std::fs::File::open("/dev/null").ok();
-                            if self.spare.is_none() {
-                                self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                                return;
-                            }
+                    // Out of descriptors (see `crate::spare`): rather than
+                    // leave clients hanging in the backlog, answer the next
+                    // one 503 with the spare's descriptor.
+                    let (listener, shared) = (&self.listener, &self.shared);
+                    let shed = self.spare.shed(|| match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            shared.conn_refused();
+                            let _ = stream.write(comet::conn::service_unavailable());
+                            true
                         }
-                        None => {
-                            self.spare = std::fs::File::open("/dev/null").ok();
-                            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                            return;
-                        }
+                        Err(_) => false,
+                    });
+                    if !shed {
+                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                        return;
                     }
                 }
                 Err(_) => {
@@ -348,46 +312,58 @@ impl Reactor {
         }
     }
 
-    fn drain_inbox(&mut self, now: Instant) {
-        self.inbox.notified.store(false, Ordering::Release);
-        while let Ok(msg) = self.rx.try_recv() {
-            for key in self.local.keys(msg.channel()) {
-                if let Some(e) = self.conns.get_mut(key) {
-                    self.shared.deliver(&mut e.conn, &msg, now);
-                    self.after(key, now);
-                }
-            }
+    /// A connection arrived.
+    fn open(&mut self, mut stream: TcpStream, now: Instant) {
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
+            eprintln!("reactor: register failed: {e}");
+            self.shared.conn_refused();
+            return;
         }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        entry.insert(Slot {
+            stream,
+            conn: Conn::new(self.shared.config.clone(), now),
+            armed: None,
+            gen: self.next_gen,
+            writable: false,
+        });
+        self.shared.conn_opened(Some(self.index));
+        self.arm_timer(key);
     }
 
+    // ----- reading and writing -----
+
     fn read(&mut self, key: usize, now: Instant) {
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
         loop {
-            match e.stream.read(&mut self.buf) {
+            match slot.stream.read(&mut self.buf) {
                 Ok(0) => {
-                    e.conn.handle_eof(now);
+                    slot.conn.handle_eof(now);
                     return;
                 }
                 Ok(n) => {
-                    e.conn.handle_read(&self.buf[..n], now);
-                    // Answer events between reads: the conn takes no more
-                    // input while one is pending.
-                    let group = &self.group;
-                    let local = &mut self.local;
-                    self.shared
-                        .drain_events(&mut e.conn, group, now, |ch, joined| {
-                            local.update(ch, key, joined)
-                        });
-                    if e.conn.is_done() {
+                    slot.conn.handle_read(&self.buf[..n], now);
+                    // Answer events between reads: the conn acts on no
+                    // more input while one is waiting.
+                    GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+                        .drain(&mut slot.conn, now);
+                    if slot.conn.is_done() {
                         return;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    e.conn.handle_close();
+                    slot.conn.handle_close();
                     return;
                 }
             }
@@ -396,61 +372,60 @@ impl Reactor {
 
     /// Writes pending output until done or `WouldBlock`.
     fn flush(&mut self, key: usize) {
-        let Some(e) = self.conns.get_mut(key) else {
+        let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        while e.conn.has_pending() {
-            let slices: Vec<IoSlice<'_>> = e
-                .conn
-                .pending()
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match e.stream.write_vectored(&slices) {
+        while slot.conn.has_pending() {
+            let written = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n = slot.conn.poll_transmit(&mut iov);
+                slot.stream.write_vectored(&iov[..n])
+            };
+            match written {
                 Ok(0) => {
-                    e.conn.handle_close();
+                    slot.conn.handle_close();
                     return;
                 }
-                Ok(n) => e.conn.advance(n),
+                Ok(n) => slot.conn.handle_written(n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    e.conn.handle_close();
+                    slot.conn.handle_close();
                     return;
                 }
             }
         }
     }
 
-    /// After any input: answer events, write, adjust interest, close or
-    /// reschedule.
-    fn after(&mut self, key: usize, now: Instant) {
-        let Some(e) = self.conns.get_mut(key) else {
+    // ----- driving the Conn -----
+
+    /// Answers `conn`'s events, writes, shuts the write side down or closes
+    /// as it asks, adjusts interest, and arms its deadline. Called after
+    /// every `handle_*` call.
+    fn settle(&mut self, key: usize, now: Instant) {
+        let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let local = &mut self.local;
-        self.shared
-            .drain_events(&mut e.conn, &self.group, now, |ch, joined| {
-                local.update(ch, key, joined)
-            });
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .drain(&mut slot.conn, now);
         self.flush(key);
-        let e = &mut self.conns[key];
+        let slot = &mut self.conns[key];
         // Closing can raise an Unsubscribe (a write failed): answer it too.
-        let local = &mut self.local;
-        self.shared
-            .drain_events(&mut e.conn, &self.group, now, |ch, joined| {
-                local.update(ch, key, joined)
-            });
-        if e.conn.is_done() {
-            let mut e = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(&mut e.stream);
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .drain(&mut slot.conn, now);
+        if slot.conn.poll_shutdown(now) {
+            // A failure means the peer is gone: the next read says so.
+            let _ = slot.stream.shutdown(Shutdown::Write);
+        }
+        if slot.conn.is_done() {
+            let mut slot = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(&mut slot.stream);
             self.shared.conn_closed();
             return;
         }
-        let want_write = e.conn.has_pending();
-        if want_write != e.writable {
-            e.writable = want_write;
+        let want_write = slot.conn.has_pending();
+        if want_write != slot.writable {
+            slot.writable = want_write;
             let interest = if want_write {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -459,44 +434,62 @@ impl Reactor {
             if self
                 .poll
                 .registry()
-                .reregister(&mut e.stream, Token(key), interest)
+                .reregister(&mut slot.stream, Token(key), interest)
                 .is_err()
             {
-                e.conn.handle_close();
-                return self.after(key, now);
+                slot.conn.handle_close();
+                return self.settle(key, now);
             }
         }
-        self.schedule(key);
+        self.arm_timer(key);
     }
 
-    /// Puts the conn's deadline in the heap unless an earlier one is there.
-    fn schedule(&mut self, key: usize) {
-        let e = &mut self.conns[key];
-        if let Some(d) = e.conn.poll_timeout() {
-            if e.scheduled.is_none_or(|s| d < s) {
-                e.scheduled = Some(d);
-                self.timers.push(Reverse((d, key, e.generation)));
-            }
+    // ----- deadlines -----
+
+    fn arm_timer(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        if let Some(at) = slot.conn.poll_timeout() {
+            self.timers.arm_slot(slot, at, key);
         }
     }
 
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((t, key, generation))) = self.timers.peek() {
-            if t > now {
-                break;
+    fn expire(&mut self, now: Instant) {
+        let mut budget = self.timers.len();
+        while let Some(key) = self.timers.pop_due_slot(now, &mut self.conns, &mut budget) {
+            let conn = &mut self.conns[key].conn;
+            if conn.poll_timeout().is_some_and(|d| d <= now) {
+                conn.handle_timeout(now);
             }
-            self.timers.pop();
-            let Some(e) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if e.generation != generation || e.scheduled != Some(t) {
-                continue;
+            self.settle(key, now);
+        }
+    }
+
+    // ----- housekeeping -----
+
+    /// Expires channels (for the whole dispatcher) and gives back what a
+    /// peak of connections left behind: the slab's and the local map's
+    /// room, timer entries of connections long gone, and (once per large
+    /// drop, for the whole process) the allocator's free pages. Each part
+    /// costs O(capacity) only when it is mostly unused.
+    fn housekeeping(&mut self, now: Instant) {
+        shrink_slab(&mut self.conns);
+        self.local.shrink(self.conns.capacity());
+        self.timers.compact_slots(&mut self.conns);
+        self.shared.housekeeping(now);
+    }
+
+    // ----- fan-out -----
+
+    /// Hands every message in the inbox to this reactor's subscribers.
+    fn deliver_inbox(&mut self, now: Instant) {
+        self.inbox.clear();
+        while let Some(msg) = self.inbox.take() {
+            for key in self.local.keys(msg.channel()) {
+                if let Some(slot) = self.conns.get_mut(key) {
+                    self.shared.deliver(&mut slot.conn, &msg, now);
+                    self.settle(key, now);
+                }
             }
-            e.scheduled = None;
-            if e.conn.poll_timeout().is_some_and(|d| d <= now) {
-                e.conn.handle_timeout(now);
-            }
-            self.after(key, now);
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         opts.config.clone(),
         Kind::ThreadPerConn.name(),
         crate::settings_json(Kind::ThreadPerConn, opts),
+        0,
     ));
     let spawner = Spawner::new(opts.thread_stack)?;
     let listener = crate::listen::listener(opts.listen)?;
@@ -65,7 +66,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let watcher = {
         let shared = shared.clone();
         Watcher::start(move || {
-            shared.maybe_trim();
+            shared.housekeeping(Instant::now());
         })?
     };
     let acceptor = {

@@ -113,6 +113,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         opts.config.clone(),
         Kind::ThreadPool.name(),
         crate::settings_json(Kind::ThreadPool, opts),
+        0,
     ));
     let listener = crate::listen::listener(opts.listen)?;
     let addr = listener.local_addr()?;
@@ -121,7 +122,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let watcher = {
         let shared = shared.clone();
         Watcher::start(move || {
-            shared.maybe_trim();
+            shared.housekeeping(Instant::now());
         })?
     };
     // With the accept time: the header deadline runs from there.

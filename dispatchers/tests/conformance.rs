@@ -1,5 +1,5 @@
 //! One conformance suite, run against every dispatcher: real sockets on
-//! 127.0.0.1, port 0, the wire protocol of DESIGN section 3.
+//! 127.0.0.1, port 0, the wire protocol of `docs/DESIGN.md`.
 
 mod common;
 
@@ -9,25 +9,20 @@ use std::time::{Duration, Instant};
 
 use comet::client::Item;
 use comet::{Config, Transport};
-use common::*;
 use dispatchers::{Kind, Options, Running};
+use testkit::*;
 
 fn server(kind: Kind, config: Config) -> Running {
-    server_with(kind, config, 64)
+    common::start(kind, config, 64)
 }
 
-fn server_with(kind: Kind, config: Config, pool_size: usize) -> Running {
-    dispatchers::start(
-        kind,
-        Options {
-            config,
-            threads: 2,
-            pool_size,
-            thread_stack: 256 * 1024,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
+/// Publishing needs the token `s3cret`; a message is at most 1 KiB.
+fn guarded() -> Config {
+    Config {
+        publish_token: Some("s3cret".into()),
+        max_message: 1024,
+        ..quick()
+    }
 }
 
 fn quick() -> Config {
@@ -61,6 +56,8 @@ pub fn transports_in_order(kind: Kind) {
     let sent: Vec<String> = (0..5).map(|i| format!("message {i}\nline two")).collect();
     for (i, m) in sent.iter().enumerate() {
         assert_eq!(publish(a, "room", m), i as u64 + 1);
+        // Another channel's messages, with the same ids, reach nobody here.
+        assert_eq!(publish(a, "other", "not for room"), i as u64 + 1);
     }
     let want: Vec<(u64, String)> = sent
         .iter()
@@ -77,17 +74,21 @@ pub fn transports_in_order(kind: Kind) {
     srv.stop();
 }
 
+/// Long-polls on one keep-alive connection: answered at once from the
+/// backlog with `since`, held otherwise, `204` on timeout. Everything else
+/// goes over one control connection, so the server must have accepted two.
 pub fn longpoll_repoll_with_since(kind: Kind) {
     let srv = server(kind, quick());
     let a = srv.addr;
+    let mut ctl = Control::connect(a);
     let mut lp = Sub::open(a, "lp", Transport::Longpoll, "", "");
-    wait_subscribers(a, 1, Duration::from_secs(5));
-    publish(a, "lp", "first");
+    ctl.wait_subscribers(1, Duration::from_secs(5));
+    ctl.publish("lp", "first");
     assert_eq!(lp.wait_messages(1), vec![(1, "first".to_string())]);
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     // Published while no poll is open: the next poll with since gets them all.
     for m in ["second", "third", "fourth"] {
-        publish(a, "lp", m);
+        ctl.publish("lp", m);
     }
     lp.items.clear();
     lp.repoll("lp", "&since=1");
@@ -104,8 +105,8 @@ pub fn longpoll_repoll_with_since(kind: Kind) {
     lp.items.clear();
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     lp.repoll("lp", "&since=4");
-    wait_subscribers(a, 1, Duration::from_secs(5));
-    publish(a, "lp", "fifth");
+    ctl.wait_subscribers(1, Duration::from_secs(5));
+    ctl.publish("lp", "fifth");
     assert_eq!(lp.wait_messages(1), vec![(5, "fifth".into())]);
     // A timeout answers 204 on the same connection.
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
@@ -113,6 +114,14 @@ pub fn longpoll_repoll_with_since(kind: Kind) {
     lp.repoll("lp", "&since=5&timeout=1");
     assert!(lp.read_until(Duration::from_secs(5), |s| s.ended));
     assert_eq!(lp.head.as_ref().unwrap().status, 204);
+    let st = ctl.stats();
+    assert_eq!(
+        st["accepted"],
+        2,
+        "{}: the polls and the control: {st}",
+        kind.name()
+    );
+    assert_eq!(st["delivered"], 5, "{st}");
     srv.stop();
 }
 
@@ -206,14 +215,7 @@ pub fn iframe_cannot_be_broken_out_of(kind: Kind) {
 }
 
 pub fn errors_have_the_right_status(kind: Kind) {
-    let srv = server(
-        kind,
-        Config {
-            publish_token: Some("s3cret".into()),
-            max_message: 1024,
-            ..quick()
-        },
-    );
+    let srv = server(kind, guarded());
     let a = srv.addr;
     let status = |raw: &[u8]| request(a, raw).0.status;
     assert_eq!(status(b"GET /sub/bad!name HTTP/1.1\r\n\r\n"), 400);
@@ -295,7 +297,7 @@ pub fn disconnected_client_is_removed(kind: Kind) {
 
 pub fn broadcast_to_1000_sse(kind: Kind) {
     // The pool must hold every subscriber, or the rest would (rightly) wait.
-    let srv = server_with(kind, quick(), 1100);
+    let srv = common::start(kind, quick(), 1100);
     let a = srv.addr;
     let mut subs: Vec<Sub> = (0..1000)
         .map(|_| Sub::open(a, "all", Transport::Sse, "", ""))
@@ -315,14 +317,20 @@ pub fn keep_alive_and_pipelining(kind: Kind) {
     let a = srv.addr;
     let mut s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"POST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n").unwrap();
-    let mut r = read_responses(&mut s, 3).into_iter();
+    s.write_all(b"POST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST /pub/p HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /nope HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n").unwrap();
+    let mut r = read_responses(&mut s, 4).into_iter();
     let (h1, b1) = r.next().unwrap();
     let (h2, b2) = r.next().unwrap();
     let (h3, _) = r.next().unwrap();
-    assert_eq!((h1.status, h2.status, h3.status), (202, 202, 200));
+    let (h4, b4) = r.next().unwrap();
+    assert_eq!(
+        (h1.status, h2.status, h3.status, h4.status),
+        (202, 202, 404, 200)
+    );
     assert!(String::from_utf8_lossy(&b1).contains("\"id\":1"));
     assert!(String::from_utf8_lossy(&b2).contains("\"id\":2"));
+    let st: serde_json::Value = serde_json::from_slice(&b4).unwrap();
+    assert_eq!(st["published"], 2, "{st}");
     // HTTP/1.0 is answered and closed.
     let (h, _) = request(a, b"GET /stats HTTP/1.0\r\n\r\n");
     assert_eq!(h.status, 200);
@@ -507,6 +515,159 @@ pub fn stop_does_not_wait_for_a_client_that_does_not_read(kind: Kind) {
     drop(s);
 }
 
+/// A stop with streams held and connections that never sent a byte is
+/// prompt, closes every one of them, and closes the listener.
+pub fn stop_is_prompt_and_closes_the_listener(kind: Kind) {
+    let srv = common::start(kind, quick(), 100);
+    let a = srv.addr;
+    let mut subs: Vec<Sub> = (0..20)
+        .map(|_| Sub::open(a, "stay", Transport::Sse, "", ""))
+        .collect();
+    for s in &mut subs {
+        s.wait_head();
+    }
+    let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(a).unwrap()).collect();
+    let t0 = Instant::now();
+    srv.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "{}: {:?}",
+        kind.name(),
+        t0.elapsed()
+    );
+    for s in &mut subs {
+        assert!(
+            s.read_to_close(Duration::from_secs(2)),
+            "{}: still open",
+            kind.name()
+        );
+    }
+    drop(idle);
+    assert!(
+        TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_err(),
+        "{}: still listening",
+        kind.name()
+    );
+}
+
+/// Channels come and go: `/stats` `channels` counts the live ones; past
+/// `max_channels` a request that would make one more is `503` on either
+/// route and nothing else changes; a message leaves the backlog at
+/// `message_ttl`, and a channel left with no subscriber and no message is
+/// removed by the housekeeping tick, with no traffic; a held one stays.
+pub fn channels_expire_and_are_bounded(kind: Kind) {
+    let ttl = Duration::from_secs(2);
+    let srv = server(
+        kind,
+        Config {
+            message_ttl: ttl,
+            max_channels: 3,
+            ..quick()
+        },
+    );
+    let a = srv.addr;
+    let mut held = Sub::open(a, "held", Transport::Sse, "", "");
+    held.wait_head();
+    assert_eq!(publish(a, "a", "one"), 1);
+    assert_eq!(publish(a, "b", "two"), 1);
+    let born = Instant::now();
+    assert_eq!(stats(a)["channels"], 3);
+    let (head, body) = request(a, comet::client::publish_request("c", "x", None).as_bytes());
+    assert_eq!(
+        (head.status, String::from_utf8_lossy(&body).as_ref()),
+        (503, "too many channels\n"),
+        "{}",
+        kind.name()
+    );
+    let (head, _) = request(
+        a,
+        b"GET /sub/c?transport=longpoll HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(head.status, 503, "{}", kind.name());
+    // The channels there are take requests as before.
+    assert_eq!(publish(a, "held", "to the held one"), 1);
+    assert_eq!(held.wait_messages(1), vec![(1, "to the held one".into())]);
+    let st = stats(a);
+    assert_eq!(
+        (st["channels"].as_u64(), st["published"].as_u64()),
+        (Some(3), Some(3))
+    );
+    // Past their lifetime a and b go; the held channel stays, without its message.
+    let end = Instant::now() + ttl + Duration::from_secs(8);
+    while stats(a)["channels"] != 1 {
+        assert!(Instant::now() < end, "{}: {}", kind.name(), stats(a));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(born.elapsed() >= ttl, "{}: expired early", kind.name());
+    let mut late = Sub::open(a, "held", Transport::Longpoll, "&since=0", "");
+    assert_eq!(late.wait_head().missed, Some(1), "{}", kind.name());
+    // Room again; and a channel made again starts a new life.
+    assert_eq!(publish(a, "a", "new life"), 1);
+    assert_eq!(publish(a, "c", "at last"), 1);
+    drop(held);
+    // Its last subscriber gone, nothing of "held" is left: removed at once.
+    let end = Instant::now() + Duration::from_secs(5);
+    while stats(a)["channels"] != 2 {
+        assert!(Instant::now() < end, "{}: {}", kind.name(), stats(a));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.stop();
+}
+
+/// An answer given before the request's body is read (`401`, `413`) reaches
+/// a client that sends the head, then the body a moment later in two writes,
+/// as HTTP libraries do. Closing with that body unread would make the kernel
+/// reset the connection, and the client would see "connection reset" or
+/// "broken pipe" instead of the answer; the server reads and discards what
+/// still comes (a lingering close) and closes after the client's end.
+pub fn early_answer_survives_a_late_body(kind: Kind) {
+    const TRIES: usize = 10;
+    let srv = server(kind, guarded());
+    let a = srv.addr;
+    let mut lost = Vec::new();
+    for (auth, len, want) in [("wrong", 4096, 401), ("s3cret", 100_000, 413)] {
+        for i in 0..TRIES {
+            match late_body(a, auth, len) {
+                Ok(status) if status == want => {}
+                other => lost.push(format!("{want} try {i}: {other:?}")),
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{}: {} of {} answers lost: {lost:?}",
+        kind.name(),
+        lost.len(),
+        2 * TRIES
+    );
+    srv.stop();
+}
+
+/// Sends a publish head, then `len` bytes of body in two writes with pauses
+/// between; returns the status read back, or why there was none.
+fn late_body(a: std::net::SocketAddr, auth: &str, len: usize) -> Result<u16, String> {
+    let pause = Duration::from_millis(30);
+    let mut s = TcpStream::connect(a).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /pub/early HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {auth}\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("head: {e}"))?;
+    let body = vec![b'x'; len];
+    for half in body.chunks(len.div_ceil(2)) {
+        std::thread::sleep(pause);
+        s.write_all(half).map_err(|e| format!("body: {e}"))?;
+    }
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&got);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no answer: {text:?}"))
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -524,6 +685,9 @@ macro_rules! conformance {
             #[test] fn stop_delivers_what_was_accepted() { super::stop_delivers_what_was_accepted($kind) }
             #[test] fn publish_refused_once_stopping() { super::publish_refused_once_stopping($kind) }
             #[test] fn stop_does_not_wait_for_a_client_that_does_not_read() { super::stop_does_not_wait_for_a_client_that_does_not_read($kind) }
+            #[test] fn early_answer_survives_a_late_body() { super::early_answer_survives_a_late_body($kind) }
+            #[test] fn channels_expire_and_are_bounded() { super::channels_expire_and_are_bounded($kind) }
+            #[test] fn stop_is_prompt_and_closes_the_listener() { super::stop_is_prompt_and_closes_the_listener($kind) }
         }
     )*};
 }

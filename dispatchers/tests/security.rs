@@ -1,31 +1,19 @@
 //! Reliability under bad input, against every dispatcher on real sockets
 //! (127.0.0.1, port 0): the publish token, hostile messages in the iframe
-//! transport, paths that try to reach files, and the limits of DESIGN section 3
-//! while subscribers are being served.
+//! transport, paths that try to reach files, and the limits of the wire
+//! protocol (`docs/DESIGN.md`) while subscribers are being served.
 
 mod common;
-#[path = "common/hostile.rs"]
-mod hostile;
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use comet::{Config, Transport};
-use common::*;
-use dispatchers::{Kind, Options, Running};
+use dispatchers::{Kind, Running};
+use testkit::{hostile, *};
 
 fn server(kind: Kind, config: Config, pool_size: usize) -> Running {
-    dispatchers::start(
-        kind,
-        Options {
-            config,
-            threads: 2,
-            pool_size,
-            thread_stack: 256 * 1024,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", kind.name()))
+    common::start(kind, config, pool_size)
 }
 
 fn quick() -> Config {

@@ -12,6 +12,10 @@ use crate::hist::Summary;
 use crate::sampler::{Machine, Sample};
 use crate::spread::{self, Spread, WIDE};
 
+mod hosts;
+
+pub use hosts::{HostResult, WorkerResult};
+
 /// The version of this document's shape.
 pub const SCHEMA: &str = "cometbench-run/1";
 
@@ -276,6 +280,8 @@ pub struct Loadgen {
     /// The CPUs the (first) worker may run on, read at the end of the hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<Vec<usize>>,
+    /// Where the workers ran, what each host carried, its clock and CPU.
+    pub hosts: Vec<HostResult>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,9 +13,9 @@
 //! (the accept completes with ENFILE) and the ring goes on.
 //!
 //! What the rings share is the hub ([`Shared`]). A publish is handed to each
-//! ring with subscribers on the channel once, through its `Waker`
-//! (a channel and an eventfd the ring keeps a read armed on), and the ring
-//! writes to its own subscribers.
+//! ring with subscribers on the channel once, through its mailbox
+//! ([`crate::mailbox::Mailbox`]: a channel and an eventfd the ring keeps a
+//! read armed on), and the ring writes to its own subscribers.
 //!
 //! # Buffer ownership
 //! The kernel reads and writes user memory until an operation's CQE, not
@@ -37,17 +37,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
+use crate::mailbox::Mailbox;
 use crate::shared::Shared;
 use crate::{Kind, Options, Running};
 
 mod bufs;
+mod eventfd;
 mod op;
 mod ring;
-mod timers;
-mod waker;
 
+use eventfd::EventFd;
 use ring::Ring;
-use waker::Waker;
 
 /// Starts `opts.threads` rings; returns once every one is accepting, or the
 /// first error (`io_uring is not available on this kernel: ...` where the
@@ -58,29 +58,29 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         opts.config.clone(),
         Kind::Uring.name(),
         crate::settings_json(Kind::Uring, opts),
+        threads,
     ));
     let listeners = crate::listen::listeners(opts.listen, threads)?;
     let addr = listeners[0].local_addr()?;
     let table = file_table_size();
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
-    let mut wakers = Vec::with_capacity(threads);
+    let mut inboxes = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     let mut spawn_error = None;
     for (i, listener) in listeners.into_iter().enumerate() {
         // Accepted sockets inherit TCP_NODELAY from the listener; a direct
         // descriptor could not be given it with setsockopt afterwards.
         socket2::SockRef::from(&listener).set_nodelay(true)?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let waker = Arc::new(Waker::new(tx)?);
-        wakers.push(waker.clone());
+        let inbox = Arc::new(Mailbox::new(EventFd::new()?));
+        inboxes.push(inbox.clone());
         let (shared, stop, ready) = (shared.clone(), stop.clone(), ready_tx.clone());
         let spawned = thread::Builder::new()
             .name(format!("uring-{i}"))
             .spawn(move || {
                 // The ring is made here: with SINGLE_ISSUER, its creator is
                 // the only thread allowed to submit.
-                let mut ring = match Ring::new(listener, shared, waker, rx, stop, table) {
+                let mut ring = match Ring::new(i, listener, shared, inbox, stop, table) {
                     Ok(ring) => ring,
                     Err(e) => {
                         let _ = ready.send(Err(e));
@@ -116,8 +116,8 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     }
     let stop_all = move || {
         stop.store(true, Ordering::Release);
-        for w in &wakers {
-            w.wake();
+        for inbox in &inboxes {
+            inbox.wake();
         }
         for h in handles {
             let _ = h.join();

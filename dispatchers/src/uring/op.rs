@@ -27,6 +27,8 @@ pub(super) enum Op {
     Cancel,
     /// Closing a connection's direct descriptor.
     Close,
+    /// Shutting a lingering connection's write side down.
+    Shutdown,
 }
 
 const OP_SHIFT: u32 = 60;
@@ -57,6 +59,7 @@ impl Token {
             Op::Send => 4,
             Op::Cancel => 5,
             Op::Close => 6,
+            Op::Shutdown => 7,
         };
         (op << OP_SHIFT) | (((self.gen & GEN_MASK) as u64) << GEN_SHIFT) | self.key as u64
     }
@@ -70,6 +73,7 @@ impl Token {
             4 => Op::Send,
             5 => Op::Cancel,
             6 => Op::Close,
+            7 => Op::Shutdown,
             _ => return None,
         };
         Some(Token {
@@ -159,6 +163,7 @@ mod tests {
             Op::Send,
             Op::Cancel,
             Op::Close,
+            Op::Shutdown,
         ] {
             for (key, gen) in [(0, 0), (u32::MAX, GEN_MASK), (17, 12345)] {
                 let t = Token::new(op, key, gen);

@@ -2,12 +2,18 @@
 //!
 //! # A loop turn
 //! 1. Submit every SQE queued since the last turn and wait, in one
-//!    `io_uring_enter`, for a completion or the earliest deadline.
+//!    `io_uring_enter`, for a completion, the earliest deadline, or the
+//!    mailbox's eventfd.
 //! 2. Read the clock once, then handle every CQE. Each handler feeds the
 //!    connection's `Conn` and then *settles* it: answers its events against
 //!    the hub, queues a send if output is pending and none is in flight,
-//!    closes it when it is done, and arms its deadline.
-//! 3. Fire due deadlines the same way.
+//!    shuts the write side down or closes it as it asks, and arms its
+//!    deadline.
+//! 3. Fire due deadlines (`expire`) the same way and, once a second,
+//!    housekeeping.
+//!
+//! The reactor (`reactor.rs`) takes the same steps under the same names;
+//! only the waiting differs.
 //!
 //! # Slot lifetime
 //! A connection's slot (its `Conn` and the state of its operations) stays in
@@ -23,6 +29,12 @@
 //! connection's recv and send (by `user_data`), hard-linked to the `Close`
 //! that frees the table slot. Completions that arrive for a closing slot only
 //! give back their buffer and mark the operation ended.
+//!
+//! A lingering close shuts the write side down first (`IORING_OP_SHUTDOWN`).
+//! The kernel runs a shutdown from a worker and looks its direct descriptor
+//! up only then, so a `Close` queued meanwhile could free the table slot for
+//! the next connection, which the shutdown would then hit: a close waits
+//! until the shutdown has completed.
 //!
 //! # Stopping
 //! Publishing has stopped before the rings are told ([`crate`] `# Stopping`),
@@ -43,17 +55,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet::{Conn, Message};
-use crossbeam_channel::Receiver;
+use comet::Conn;
 use io_uring::types::{CancelBuilder, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use slab::Slab;
 
 use super::bufs::BufRing;
+use super::eventfd::EventFd;
 use super::op::{Gather, Op, Send, Token, GEN_MASK};
-use super::timers::Timers;
-use super::waker::Waker;
-use crate::shared::{Group, LocalSubs, Shared};
+use crate::backend::GroupBackend;
+use crate::group::Group;
+use crate::local::LocalSubs;
+use crate::mailbox::Mailbox;
+use crate::room::shrink_slab;
+use crate::shared::Shared;
+use crate::timers::{Armed, Timers};
 
 /// Submission queue entries; a fuller queue is submitted early.
 const SQ_ENTRIES: u32 = 1024;
@@ -66,7 +82,7 @@ const RECV_BUFFERS: u16 = 256;
 const BGID: u16 = 0;
 /// How long stopping waits for the kernel to finish cancelled operations.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(1);
-/// Interval of housekeeping: giving back memory kept from a peak.
+/// Interval of housekeeping: expiring channels, giving back memory kept from a peak.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// Per connection. Small on purpose: an idle connection holds this and its
@@ -82,10 +98,22 @@ struct Slot {
     gen: u32,
     /// A multishot recv is armed.
     recv: bool,
-    /// Cancel and close were queued; nothing more is fed to `conn`.
+    /// The connection is given up; nothing more is fed to `conn`.
     closing: bool,
-    /// The close has not completed yet.
+    /// The close was queued and has not completed yet.
     close_pending: bool,
+    /// A shutdown of the write side is in flight (see `# Closing`).
+    shut_pending: bool,
+}
+
+impl Armed for Slot {
+    fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    fn gen(&self) -> u32 {
+        self.gen
+    }
 }
 
 /// A ring and everything its thread owns.
@@ -94,6 +122,8 @@ struct Slot {
 /// torn it down (or at least lost its last user) before the buffers are freed.
 pub(super) struct Ring {
     ring: IoUring,
+    /// Which ring of the dispatcher this is.
+    index: usize,
     bufs: BufRing,
     conns: Slab<Slot>,
     timers: Timers,
@@ -101,8 +131,7 @@ pub(super) struct Ring {
     listener: TcpListener,
     shared: Arc<Shared>,
     group: Group,
-    waker: Arc<Waker>,
-    inbox: Receiver<Arc<Message>>,
+    inbox: Arc<Mailbox<EventFd>>,
     stop: Arc<AtomicBool>,
     /// Where the eventfd read lands; boxed so that it does not move.
     wake_buf: Box<u64>,
@@ -122,10 +151,10 @@ impl Ring {
     /// Sets up a ring on this thread (it becomes the ring's only submitter)
     /// with a fixed-file table of `table` slots.
     pub(super) fn new(
+        index: usize,
         listener: TcpListener,
         shared: Arc<Shared>,
-        waker: Arc<Waker>,
-        inbox: Receiver<Arc<Message>>,
+        inbox: Arc<Mailbox<EventFd>>,
         stop: Arc<AtomicBool>,
         table: u32,
     ) -> io::Result<Ring> {
@@ -139,9 +168,10 @@ impl Ring {
         // A non-blocking listener is polled by the kernel instead of blocking
         // an io-wq worker in accept.
         listener.set_nonblocking(true)?;
-        let group = Group(waker.clone());
+        let group = Group(inbox.clone());
         Ok(Ring {
             ring,
+            index,
             bufs,
             conns: Slab::new(),
             timers: Timers::default(),
@@ -149,7 +179,6 @@ impl Ring {
             listener,
             shared,
             group,
-            waker,
             inbox,
             stop,
             wake_buf: Box::new(0),
@@ -178,7 +207,7 @@ impl Ring {
             self.reap(now);
             self.expire(now);
             if now >= self.next_housekeeping {
-                self.housekeeping();
+                self.housekeeping(now);
                 self.next_housekeeping = now + HOUSEKEEPING;
             }
             if self.stop.load(Ordering::Acquire) {
@@ -199,8 +228,7 @@ impl Ring {
         self.cancel_fd(self.accept_armed, self.listener.as_raw_fd());
         let now = Instant::now();
         self.deliver_inbox(now);
-        let keys = self.open_keys();
-        for key in keys {
+        for key in self.open_keys() {
             self.conns[key].conn.handle_shutdown();
             self.settle(key, now);
         }
@@ -342,6 +370,7 @@ impl Ring {
             Op::Send => self.on_send(t, res, now),
             Op::Cancel => {}
             Op::Close => self.on_close(t),
+            Op::Shutdown => self.on_shutdown(t),
         }
     }
 
@@ -408,8 +437,9 @@ impl Ring {
             recv: false,
             closing: false,
             close_pending: false,
+            shut_pending: false,
         });
-        self.shared.conn_opened();
+        self.shared.conn_opened(Some(self.index));
         if self.stopping {
             self.conns[key].conn.handle_close();
         } else {
@@ -529,7 +559,7 @@ impl Ring {
             // A connection cut off meanwhile (`handle_close`) has dropped its
             // output already; advancing it would run past an empty queue.
             if !slot.conn.is_done() {
-                slot.conn.advance(res as usize);
+                slot.conn.handle_written(res as usize);
             }
         } else if res != -libc::ECANCELED {
             // EPIPE, ECONNRESET...; 0 bytes for a non-empty send, or more
@@ -547,6 +577,16 @@ impl Ring {
             return;
         }
         slot.closing = true;
+        self.shared.conn_closed();
+        if !slot.shut_pending {
+            self.queue_close(key);
+        }
+        // Else `on_shutdown` queues it (see `# Closing`).
+    }
+
+    /// Cancels what is armed of a closing slot and closes its descriptor.
+    fn queue_close(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
         slot.close_pending = true;
         let gen = slot.gen;
         let tok = |op| Token::new(op, key as u32, gen).encode();
@@ -569,7 +609,30 @@ impl Ring {
             (false, true) => self.push(&[cancel(Op::Send), close]),
             (false, false) => self.push(&[close]),
         }
-        self.shared.conn_closed();
+    }
+
+    /// Shuts the write side of a lingering connection down; its output is
+    /// all sent (see `# Closing`).
+    fn shut_write(&mut self, key: usize) {
+        let slot = &mut self.conns[key];
+        slot.shut_pending = true;
+        let sqe = opcode::Shutdown::new(Fixed(slot.fd), libc::SHUT_WR)
+            .build()
+            .user_data(Token::new(Op::Shutdown, key as u32, slot.gen).encode());
+        self.push(&[sqe]);
+    }
+
+    /// A shutdown completed. A failure (the peer is gone) is not ours to
+    /// act on: the recv reports it.
+    fn on_shutdown(&mut self, t: Token) {
+        let key = t.key as usize;
+        let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == t.gen) else {
+            return;
+        };
+        slot.shut_pending = false;
+        if slot.closing && !slot.close_pending {
+            self.queue_close(key);
+        }
     }
 
     fn on_close(&mut self, t: Token) {
@@ -583,36 +646,33 @@ impl Ring {
     /// Frees a closing slot once nothing of it is pending in the kernel.
     fn try_release(&mut self, key: usize) {
         let s = &self.conns[key];
-        if s.closing && !s.recv && s.send.is_none() && !s.close_pending {
+        if s.closing && !s.recv && s.send.is_none() && !s.close_pending && !s.shut_pending {
             self.conns.remove(key);
         }
     }
 
     // ----- driving the Conn -----
 
-    /// Answers `conn`'s events, then sends, closes, and arms its deadline as
-    /// it needs. Called after every `handle_*` call.
+    /// Answers `conn`'s events, then sends, shuts the write side down or
+    /// closes, and arms its deadline as it needs. Called after every
+    /// `handle_*` call.
     fn settle(&mut self, key: usize, now: Instant) {
-        let Ring {
-            conns,
-            shared,
-            group,
-            local,
-            ..
-        } = self;
-        let slot = &mut conns[key];
+        let slot = &mut self.conns[key];
         if slot.closing {
             return;
         }
-        shared.drain_events(&mut slot.conn, group, now, |ch, joined| {
-            local.update(ch, key, joined)
-        });
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .drain(&mut slot.conn, now);
         if slot.conn.is_done() {
             self.close(key);
             return;
         }
-        if slot.send.is_none() && slot.conn.has_pending() {
-            self.send(key);
+        if slot.send.is_none() {
+            if slot.conn.has_pending() {
+                self.send(key);
+            } else if slot.conn.poll_shutdown(now) {
+                self.shut_write(key);
+            }
         }
         self.arm_timer(key);
     }
@@ -621,42 +681,15 @@ impl Ring {
 
     fn arm_timer(&mut self, key: usize) {
         let slot = &mut self.conns[key];
-        let Some(at) = slot.conn.poll_timeout() else {
-            return;
-        };
-        // A later deadline keeps the earlier entry, which re-arms when it fires.
-        if slot.armed.is_some_and(|a| a <= at) {
-            return;
-        }
-        slot.armed = Some(at);
-        self.timers.push(at, key as u32, slot.gen);
-        if self.timers.needs_compaction(self.conns.len()) {
-            let conns = &self.conns;
-            self.timers.retain(|&(at, key, gen)| {
-                conns
-                    .get(key as usize)
-                    .is_some_and(|s| s.gen == gen && s.armed == Some(at))
-            });
+        if let Some(at) = slot.conn.poll_timeout() {
+            self.timers.arm_slot(slot, at, key);
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        // Entries pushed while firing are left to the next turn, so a zero
-        // interval cannot spin here.
         let mut budget = self.timers.len();
-        while budget > 0 {
-            budget -= 1;
-            let Some((at, key, gen)) = self.timers.pop_due(now) else {
-                break;
-            };
-            let key = key as usize;
-            let Some(slot) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if slot.gen != gen || slot.armed != Some(at) {
-                continue;
-            }
-            slot.armed = None;
+        while let Some(key) = self.timers.pop_due_slot(now, &mut self.conns, &mut budget) {
+            let slot = &mut self.conns[key];
             if slot.closing {
                 continue;
             }
@@ -669,33 +702,15 @@ impl Ring {
 
     // ----- housekeeping -----
 
-    /// Gives back what a peak of connections left behind: the slab's, the
-    /// local map's and the completion batch's room, timer entries of
-    /// connections long gone, and (once per large drop, for the whole
-    /// process) the allocator's free pages. Each part costs O(capacity) only
-    /// when it is mostly unused.
-    fn housekeeping(&mut self) {
-        let cap = self.conns.capacity();
-        if cap > 1024 && self.conns.is_empty() {
-            // Nothing in flight refers to a key: the whole room can go. (The
-            // slab reuses the last key freed first, so after a storm a lone
-            // new connection sits on a high key and `shrink_to_fit` below
-            // could free nothing.)
-            self.conns = Slab::new();
-        } else if cap > 1024 && self.conns.len() < cap / 4 {
-            // Drops the vacant slots past the last key in use; keys stay valid.
-            self.conns.shrink_to_fit();
-        }
+    /// Expires channels (for the whole dispatcher) and gives back what a
+    /// peak of connections left behind: the slab's, the local map's and the
+    /// completion batch's room, timer entries of connections long gone, and
+    /// (once per large drop, for the whole process) the allocator's free
+    /// pages. Each part costs O(capacity) only when it is mostly unused.
+    fn housekeeping(&mut self, now: Instant) {
+        shrink_slab(&mut self.conns);
         self.local.shrink(self.conns.capacity());
-        if self.timers.needs_compaction(self.conns.len()) {
-            let conns = &self.conns;
-            self.timers.retain(|&(at, key, gen)| {
-                conns
-                    .get(key as usize)
-                    .is_some_and(|s| s.gen == gen && s.armed == Some(at))
-            });
-        }
-        self.timers.shrink();
+        self.timers.compact_slots(&mut self.conns);
         if self.cqes.capacity() > 1024 {
             // Cleared every turn; a burst's batch size need not stay.
             self.cqes = Vec::new();
@@ -703,7 +718,7 @@ impl Ring {
         if self.backlog.is_empty() && self.backlog.capacity() > 64 {
             self.backlog = VecDeque::new();
         }
-        self.shared.maybe_trim();
+        self.shared.housekeeping(now);
     }
 
     // ----- fan-out -----
@@ -713,7 +728,7 @@ impl Ring {
             return;
         }
         let buf: *mut u64 = &mut *self.wake_buf;
-        let sqe = opcode::Read::new(Fd(self.waker.fd()), buf.cast(), 8)
+        let sqe = opcode::Read::new(Fd(self.inbox.waker().fd()), buf.cast(), 8)
             .build()
             .user_data(Token::new(Op::Wake, 0, 0).encode());
         self.wake_armed = true;
@@ -730,14 +745,14 @@ impl Ring {
         if res == -libc::ECANCELED {
             return;
         }
-        self.waker.clear();
         self.deliver_inbox(now);
         self.arm_wake();
     }
 
     /// Hands every message in the inbox to this ring's subscribers.
     fn deliver_inbox(&mut self, now: Instant) {
-        while let Ok(msg) = self.inbox.try_recv() {
+        self.inbox.clear();
+        while let Some(msg) = self.inbox.take() {
             for key in self.local.keys(msg.channel()) {
                 let Some(slot) = self.conns.get_mut(key) else {
                     continue;
@@ -767,13 +782,12 @@ impl Ring {
     fn shutdown(&mut self) {
         self.stopping = true;
         let now = Instant::now();
-        let keys = self.open_keys();
-        for key in keys {
+        for key in self.open_keys() {
             self.conns[key].conn.handle_close();
             self.settle(key, now);
         }
         self.cancel_fd(self.accept_armed, self.listener.as_raw_fd());
-        self.cancel_fd(self.wake_armed, self.waker.fd());
+        self.cancel_fd(self.wake_armed, self.inbox.waker().fd());
         let deadline = now + DRAIN_ON_STOP;
         while self.is_busy() && Instant::now() < deadline {
             let _ = self.flush_backlog();

@@ -22,8 +22,11 @@ impl Scenario {
         self.check_publish().map_err(refused)?;
         self.check_thresholds().map_err(refused)?;
         self.check_repeats().map_err(refused)?;
-        match &self.fault {
-            Some(fault) => fault.check(self).map_err(refused),
+        if let Some(fault) = &self.fault {
+            fault.check(self).map_err(refused)?;
+        }
+        match &self.hosts {
+            Some(hosts) => hosts.check(self).map_err(refused),
             None => Ok(()),
         }
     }
@@ -55,6 +58,12 @@ impl Scenario {
                 format!("slo_p99_ms must be > 0, got {}", self.slo_p99_ms),
             );
         }
+        if self.floor && self.hosts.is_some() {
+            return refuse(
+                "floor",
+                "the floor listens on this machine's loopback only: not with hosts".into(),
+            );
+        }
         if self.capacity && self.publish.pattern != Pattern::Broadcast {
             return refuse(
                 "capacity",
@@ -65,7 +74,7 @@ impl Scenario {
     }
 
     /// The name, and dispatchers and peers each listed once.
-    fn check_targets(&self) -> Result<(), Refusal> {
+    pub(super) fn check_targets(&self) -> Result<(), Refusal> {
         let name_ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
         if self.name.is_empty()
             || self.name.len() > 64

@@ -48,13 +48,17 @@
 //! [fault]                                 # optional: one fault per run, see [`Fault`]
 //! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart
 //! reset = true                            # disconnect, churn: RST instead of FIN
+//!
+//! [hosts]                                 # optional: workers elsewhere, see [`Hosts`]
+//! namespaces = 2                          # or names = [...], command = "...", listen = "..."
 //! ```
 //!
 //! What is left out: running anything. [`Scenario`] is plain data; `run` and
 //! the CLI act on it.
 //!
 //! The files: this one (the document's shape, parsing), `fault` (the
-//! `[fault]` table, a struct per kind), `check` (what serde cannot check),
+//! `[fault]` table, a struct per kind), `hosts` (the `[hosts]` table and
+//! `--hosts`), `check` (what serde cannot check),
 //! `overrides` (what the command line changes), `error` (refusals as one line).
 
 use std::fmt;
@@ -67,10 +71,14 @@ use serde::{Deserialize, Serialize};
 mod check;
 mod error;
 mod fault;
+mod hosts;
 mod overrides;
+mod placement;
 
 pub use error::ScenarioError;
 pub use fault::{Churn, Disconnect, Fault, FaultKind, Restart, Slow, Slowloris, StopSignal};
+pub use hosts::{Hosts, MAX_NAMESPACES, NAMESPACE_COMMAND};
+pub use placement::Placement;
 
 /// The dispatchers `cometbench serve` knows.
 pub const DISPATCHERS: [&str; 4] = ["thread-per-connection", "thread-pool", "reactor", "uring"];
@@ -131,6 +139,10 @@ pub struct Scenario {
     /// the run (a broken one exits 99 like a threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// Where the workers run (and the server, with namespaces); all here
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Hosts>,
     /// Every case is run this many times, each with a fresh server; the
     /// headline figures are summarised over them (see [`crate::spread`]).
     #[serde(default = "default_repeat")]
@@ -150,69 +162,6 @@ pub struct Scenario {
     /// The p99 bound of `capacity`, milliseconds.
     #[serde(default = "default_slo_p99_ms")]
     pub slo_p99_ms: f64,
-}
-
-/// Where the processes run: CPU numbers as `sched_setaffinity` takes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Placement {
-    /// The server under test, all its processes (ours or a peer's).
-    pub server: Vec<usize>,
-    /// The load generator: its workers, and the coordinator (publisher, sampler).
-    pub loadgen: Vec<usize>,
-}
-
-impl Placement {
-    /// Reads `server=LIST,loadgen=LIST`, a LIST being CPU numbers and
-    /// ranges separated by commas: `server=0,loadgen=1`,
-    /// `server=0-1,loadgen=2,3`.
-    pub fn parse(text: &str) -> Result<Placement, String> {
-        let mut server = None;
-        let mut loadgen = None;
-        let mut current: Option<&mut Option<Vec<usize>>> = None;
-        for part in text.split(',') {
-            let part = part.trim();
-            let list = if let Some(v) = part.strip_prefix("server=") {
-                current = Some(&mut server);
-                v
-            } else if let Some(v) = part.strip_prefix("loadgen=") {
-                current = Some(&mut loadgen);
-                v
-            } else {
-                part
-            };
-            let Some(slot) = current.as_mut() else {
-                return Err(format!("expected server=LIST,loadgen=LIST, got {text:?}"));
-            };
-            slot.get_or_insert_with(Vec::new)
-                .extend(cpu_list(list).map_err(|e| format!("{e} in {text:?}"))?);
-        }
-        match (server, loadgen) {
-            (Some(server), Some(loadgen)) => Ok(Placement { server, loadgen }),
-            _ => Err(format!(
-                "both server=LIST and loadgen=LIST are needed, got {text:?}"
-            )),
-        }
-    }
-}
-
-/// `3` or `0-2`.
-fn cpu_list(item: &str) -> Result<Vec<usize>, String> {
-    let num = |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{s:?} is not a CPU number"))
-    };
-    match item.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (num(a)?, num(b)?);
-            if a > b {
-                return Err(format!("{item:?} is an empty range"));
-            }
-            Ok((a..=b).collect())
-        }
-        None => Ok(vec![num(item)?]),
-    }
 }
 
 /// A dispatcher and the flags passed to `cometbench serve --dispatcher NAME`.

@@ -1,5 +1,6 @@
 //! What the command line changes in a scenario: `--dispatcher`, `--peer`,
-//! `--steps`, `--quick`, `--repeat`, `--cpus` and `--floor`.
+//! `--steps`, `--quick`, `--name`, `--repeat`, `--cpus` and `--floor`
+//! (`--hosts` is the `hosts` module's).
 
 use super::check::check_steps;
 use super::{DispatcherSpec, Placement, Scenario, ScenarioError, DISPATCHERS, PEERS};
@@ -121,6 +122,15 @@ impl Scenario {
         self.floor |= floor;
         self.check_repeats()
             .map_err(|(field, message)| ScenarioError::invalid("command line", &field, message))?;
+        Ok(self)
+    }
+
+    /// `--name`: the run is named (and its results directory too) `name`
+    /// instead of the scenario's name.
+    pub fn with_name(mut self, name: &str) -> Result<Scenario, ScenarioError> {
+        self.name = name.to_string();
+        self.check_targets()
+            .map_err(|(field, m)| ScenarioError::invalid("--name", &field, m))?;
         Ok(self)
     }
 }

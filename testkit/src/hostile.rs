@@ -1,7 +1,7 @@
 //! Messages that try to break out of the iframe transport's `<script>`
 //! element. Each would set `parent.pwned` (or `window.pwned`) if any part of it
-//! ran as script. Shared by `dispatchers/tests/security.rs` (raw bytes) and
-//! the root `tests/browser.rs` (a real browser), which includes this file by path.
+//! ran as script. Used by `dispatchers/tests/security.rs` (raw bytes) and
+//! the root `tests/browser.rs` (a real browser).
 
 /// The hostile messages, in the order they are published.
 pub fn hostile_messages() -> Vec<String> {
