@@ -15,8 +15,13 @@
 //! started, its clock measured, its plan sent), `workers` (the worker
 //! processes and their merged reports),
 //! `case` (one case as a value, phase by phase), `fault` (what each fault adds
-//! to the phases and how it is judged). This file holds the run around them:
-//! its checks before it starts, and the thresholds after.
+//! to the phases and how it is judged), `placement` (the server and the
+//! workers pinned to CPUs), `reconcile` (a publish whose answer was lost,
+//! settled by what the subscribers saw), `consistency` (figures that
+//! contradict each other fail the case), `repeat` (a case's repeats as one,
+//! and ratios to the floor), `capacity` (stepping until the p99 bound). This
+//! file holds the run around them: its checks before it starts, the repeats,
+//! and the thresholds after.
 
 use std::fs::{self, File};
 use std::net::SocketAddr;

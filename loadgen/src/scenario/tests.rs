@@ -134,6 +134,7 @@ fn repeats_floor_placement_and_capacity() {
             "placement.server",
         ),
         ("[placement]\nserver = [0]\n", "placement"),
+        ("floor = true\n[hosts]\nnamespaces = 2\n", "floor"),
     ] {
         let err = Scenario::from_str(&format!("{MINIMAL}{bad}"), "t.toml")
             .unwrap_err()
