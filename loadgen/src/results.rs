@@ -416,8 +416,8 @@ fn cell(c: &Case, key: &str, fmt: fn(f64) -> String) -> String {
     }
 }
 
-/// The table's columns; the last one, the status, is not padded.
-const HEADER: [&str; 16] = [
+/// The table's columns (the report's too); the last one, the status, is not padded.
+pub const HEADER: [&str; 16] = [
     "target",
     "transport",
     "conns",

@@ -15,24 +15,7 @@ use super::spread::{shown, Figure, Shown, WIDE};
 use crate::chart::results::Case;
 
 /// The header, as the terminal table has it.
-const COLUMNS: [&str; 16] = [
-    "target",
-    "transport",
-    "conns",
-    "RSS/conn",
-    "kernel/conn",
-    "threads",
-    "procs",
-    "p50 ms",
-    "p99 ms",
-    "p99.9 ms",
-    "CPU us/msg",
-    "delivered",
-    "LG us/msg",
-    "LG/conn",
-    "errors",
-    "status",
-];
+const COLUMNS: [&str; 16] = loadgen::results::HEADER;
 
 /// One figure's cell: `-` without a value, the range after the value.
 fn figure_cell(s: Shown, fmt: fn(f64) -> String) -> String {
