@@ -228,14 +228,14 @@ fn write_json(path: &Path, run: &Run) -> Result<()> {
 fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
     let t = &s.thresholds;
     let mut broken = Vec::new();
-    // Every repeat is judged.
+    // Every repeat is judged, and named (repeat 1 too) when there are repeats.
     let all = cases.iter().flat_map(|c| match c.repeats.as_slice() {
-        [] => std::slice::from_ref(c),
-        r => r,
+        [] => vec![(c, false)],
+        r => r.iter().map(|c| (c, true)).collect(),
     });
-    for c in all {
+    for (c, repeated) in all {
         let mut name = format!("{} {} {}", c.target, c.transport, c.step);
-        if c.repeat > 1 {
+        if repeated {
             name.push_str(&format!(" repeat {}", c.repeat));
         }
         if let Some(max) = t.max_errors {
@@ -269,5 +269,43 @@ fn check_thresholds(s: &Scenario, cases: &[Case]) -> ThresholdResult {
     ThresholdResult {
         passed: broken.is_empty(),
         broken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(repeat: u32, p99_ms: u64) -> Case {
+        let mut c = Case {
+            target: "reactor".into(),
+            transport: "sse".into(),
+            step: 100,
+            repeat,
+            ..Case::default()
+        };
+        c.delivery.latency_us.count = 1;
+        c.delivery.latency_us.p99 = p99_ms * 1000;
+        c
+    }
+
+    #[test]
+    fn every_repeat_is_judged_by_its_number() {
+        let text =
+            "name = \"t\"\ndispatchers = [\"reactor\"]\ntransports = [\"sse\"]\nsteps = [100]\n\
+                    [thresholds]\np99_ms = 150.0\n";
+        let s = Scenario::from_str(text, "t.toml").unwrap();
+        let mut repeated = case(1, 200);
+        repeated.repeats = vec![case(1, 200), case(2, 100), case(3, 300)];
+        let t = check_thresholds(&s, &[repeated, case(1, 400)]);
+        assert!(!t.passed);
+        assert_eq!(
+            t.broken,
+            [
+                "reactor sse 100 repeat 1: p99 200.0 ms > 150 ms",
+                "reactor sse 100 repeat 3: p99 300.0 ms > 150 ms",
+                "reactor sse 100: p99 400.0 ms > 150 ms",
+            ]
+        );
     }
 }
