@@ -42,6 +42,7 @@ pub mod blocking;
 pub mod broker;
 pub mod counters;
 pub mod green;
+pub mod green_conn;
 pub mod group;
 pub mod hangup;
 pub mod listen;
@@ -66,14 +67,16 @@ pub enum Kind {
     ThreadPool,
     Reactor,
     Uring,
+    Green,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::ThreadPerConn,
         Kind::ThreadPool,
         Kind::Reactor,
         Kind::Uring,
+        Kind::Green,
     ];
 
     /// The name used by `--dispatcher`.
@@ -83,6 +86,7 @@ impl Kind {
             Kind::ThreadPool => "thread-pool",
             Kind::Reactor => "reactor",
             Kind::Uring => "uring",
+            Kind::Green => "green",
         }
     }
 
@@ -96,11 +100,11 @@ impl Kind {
 pub struct Options {
     pub config: comet::Config,
     pub listen: SocketAddr,
-    /// Reactors or rings (`reactor`, `uring`).
+    /// Reactors, rings or schedulers (`reactor`, `uring`, `green`).
     pub threads: usize,
     /// Workers (`thread-pool`).
     pub pool_size: usize,
-    /// Stack bytes per connection thread (`thread-per-connection`).
+    /// Stack bytes per connection thread (`thread-per-connection`, `green`).
     pub thread_stack: usize,
     /// A separate listener for publishing and `/stats`, served by its own threads.
     pub publish_listen: Option<SocketAddr>,
@@ -161,6 +165,7 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
         Kind::ThreadPool => thread_pool::start(&opts)?,
         Kind::Reactor => reactor::start(&opts)?,
         Kind::Uring => uring::start(&opts)?,
+        Kind::Green => green_conn::start(&opts)?,
     };
     if let Some(addr) = opts.publish_listen {
         let (addr, stop) = blocking::publish_listener(addr, running.shared.clone())?;
@@ -179,5 +184,10 @@ pub fn settings_json(kind: Kind, opts: &Options) -> serde_json::Value {
         }),
         Kind::ThreadPool => serde_json::json!({ "pool_size": opts.pool_size }),
         Kind::Reactor | Kind::Uring => serde_json::json!({ "threads": opts.threads }),
+        Kind::Green => serde_json::json!({
+            "threads": opts.threads,
+            "thread_stack": green_conn::stack_size(opts.thread_stack),
+            "thread_stack_requested": opts.thread_stack,
+        }),
     }
 }

@@ -488,7 +488,15 @@ pub fn auth_scheme_and_content_length(kind: Kind) {
 }
 
 macro_rules! security {
-    ($($module:ident => $kind:expr),* $(,)?) => {$(
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        #[test]
+        fn every_dispatcher_is_in_the_suite() {
+            let covered = [$($kind),*];
+            for kind in Kind::ALL {
+                assert!(covered.contains(&kind), "{} is not in the suite", kind.name());
+            }
+        }
+        $(
         mod $module {
             use super::*;
             #[test] fn publish_token_is_required() { super::publish_token_is_required($kind) }
@@ -502,7 +510,8 @@ macro_rules! security {
                 super::auth_scheme_and_content_length($kind)
             }
         }
-    )*};
+    )*
+    };
 }
 
 security! {
@@ -510,4 +519,5 @@ security! {
     uring => Kind::Uring,
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
+    green => Kind::Green,
 }

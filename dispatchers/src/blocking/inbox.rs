@@ -88,6 +88,12 @@ impl<S: Signal> ConnInbox<S> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Takes what is there without waiting; `None` when nothing is.
+    pub(crate) fn try_take(&self) -> Option<Woken> {
+        let mut st = self.lock();
+        st.is_due().then(|| st.take())
+    }
+
     /// Takes what is there without waiting, nothing included.
     pub(crate) fn take(&self) -> Woken {
         self.lock().take()

@@ -5,16 +5,21 @@
 use comet::Config;
 use dispatchers::{Kind, Options, Running};
 
-/// Dispatcher `kind` with two reactors or rings, a pool of `pool_size`
-/// workers and 256 KiB connection stacks.
+/// Dispatcher `kind` with two reactors, rings or schedulers, a pool of
+/// `pool_size` workers and 256 KiB connection stacks; green threads get the
+/// smallest stack the runtime allows, so that every suite shows it is enough.
 pub fn start(kind: Kind, config: Config, pool_size: usize) -> Running {
+    let thread_stack = match kind {
+        Kind::Green => dispatchers::green::MIN_STACK,
+        _ => 256 * 1024,
+    };
     start_with(
         kind,
         Options {
             config,
             threads: 2,
             pool_size,
-            thread_stack: 256 * 1024,
+            thread_stack,
             ..Options::default()
         },
     )
