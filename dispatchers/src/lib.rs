@@ -37,6 +37,7 @@ use std::time::Duration;
 /// How long a stop waits for connections to take their last output.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
+mod accept_error;
 pub mod backend;
 pub mod blocking;
 pub mod broker;
@@ -45,6 +46,7 @@ pub mod green;
 pub mod green_conn;
 pub mod group;
 pub mod hangup;
+mod io_ring;
 pub mod listen;
 pub mod local;
 pub mod mailbox;

@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::accept_error::AcceptError;
 use crate::spare::Spare;
 use crate::Shared;
 
@@ -62,8 +63,8 @@ pub(crate) fn accept_loop(
             }
             Err(e) => e,
         };
-        match err.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => {
+        match AcceptError::of_io(&err) {
+            AcceptError::OutOfFiles => {
                 if !warned {
                     eprintln!(
                         "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
@@ -86,13 +87,10 @@ pub(crate) fn accept_loop(
                     backoff();
                 }
             }
-            Some(libc::ENOBUFS) | Some(libc::ENOMEM) => backoff(),
+            AcceptError::NoMemory => backoff(),
             // The connection died in the backlog, or a signal: next one.
-            Some(libc::ECONNABORTED)
-            | Some(libc::EINTR)
-            | Some(libc::EPROTO)
-            | Some(libc::EPERM) => {}
-            _ => {
+            AcceptError::Transient => {}
+            AcceptError::Cancelled | AcceptError::Unexpected => {
                 // Not expected (EINVAL once the listener is shut down without
                 // `stop`): do not spin on it.
                 std::thread::sleep(Duration::from_millis(10));

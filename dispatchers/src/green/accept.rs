@@ -32,6 +32,7 @@ use io_uring::{cqueue, opcode, squeue};
 
 use super::core::Core;
 use super::op::Token;
+use crate::accept_error::AcceptError;
 
 /// Accepted connections that may wait for a green thread to take them.
 pub(super) const QUEUE: usize = 1024;
@@ -129,22 +130,15 @@ impl Core {
                 .fetch_add(1, Ordering::Relaxed);
             self.admit(res as u32);
         } else {
-            match -res {
-                libc::ENFILE | libc::EMFILE => self.count_refused(),
-                libc::ECANCELED => rearm = false,
-                // A connection that failed before it was taken, or memory
-                // pressure: the next one may well work.
-                libc::ECONNABORTED
-                | libc::EPROTO
-                | libc::EPERM
-                | libc::EINTR
-                | libc::EAGAIN
-                | libc::ENOMEM
-                | libc::ENOBUFS => {}
-                e => {
+            match AcceptError::of(-res) {
+                AcceptError::OutOfFiles => self.count_refused(),
+                AcceptError::Cancelled => rearm = false,
+                // The next one may well work.
+                AcceptError::Transient | AcceptError::NoMemory => {}
+                AcceptError::Unexpected => {
                     eprintln!(
                         "green: accept failed, this scheduler stops accepting: {}",
-                        io::Error::from_raw_os_error(e)
+                        io::Error::from_raw_os_error(-res)
                     );
                     rearm = false;
                 }

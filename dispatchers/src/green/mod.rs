@@ -67,7 +67,6 @@ mod runtime;
 mod scheduler;
 mod stack;
 mod task;
-mod timer;
 
 pub use self::accept::OnRefused;
 pub use self::io::{accept, Interest, Stream};

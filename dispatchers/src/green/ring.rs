@@ -8,11 +8,7 @@ use std::time::Duration;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{cqueue, squeue, IoUring};
 
-/// Submission queue entries; a fuller queue is submitted early.
-const SQ_ENTRIES: u32 = 1024;
-/// Completion queue entries: a broadcast completes one write per green
-/// thread in a turn, and the kernel keeps what overflows (`FEAT_NODROP`).
-const CQ_ENTRIES: u32 = 16 * 1024;
+use crate::io_ring::{self, is_transient};
 
 pub(super) struct Ring {
     ring: IoUring,
@@ -25,7 +21,7 @@ impl Ring {
     /// A ring for this thread (its only submitter) with `table` direct
     /// descriptor slots.
     pub(super) fn new(table: u32) -> io::Result<Ring> {
-        let ring = build()?;
+        let ring = io_ring::build(" (the green runtime needs it)")?;
         ring.submitter().register_files_sparse(table).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -113,38 +109,4 @@ impl Ring {
     pub(super) fn has_backlog(&self) -> bool {
         !self.backlog.is_empty()
     }
-}
-
-/// A ring tuned for one thread, or a plain one where the kernel lacks those
-/// flags; a clear error where io_uring is refused altogether.
-fn build() -> io::Result<IoUring> {
-    let tuned = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_submit_all()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(SQ_ENTRIES);
-    let ring = match tuned {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES),
-        other => other,
-    };
-    ring.map_err(refused)
-}
-
-/// The error of a kernel (or a sandbox) that refuses io_uring.
-pub(super) fn refused(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("io_uring is not available on this kernel: {e} (the green runtime needs it)"),
-    )
-}
-
-/// Errors after which the loop simply goes on.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-    )
 }

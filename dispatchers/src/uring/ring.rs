@@ -63,19 +63,16 @@ use slab::Slab;
 use super::bufs::BufRing;
 use super::eventfd::EventFd;
 use super::op::{Gather, Op, Send, Token, GEN_MASK};
+use crate::accept_error::AcceptError;
 use crate::backend::GroupBackend;
 use crate::group::Group;
+use crate::io_ring::{self, is_transient};
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
 use crate::timers::{Armed, Timers};
 
-/// Submission queue entries; a fuller queue is submitted early.
-const SQ_ENTRIES: u32 = 1024;
-/// Completion queue entries: a broadcast completes one send per subscriber
-/// in a turn, and the kernel keeps what overflows anyway (`FEAT_NODROP`).
-const CQ_ENTRIES: u32 = 16 * 1024;
 /// Provided receive buffers per ring (of `bufs::BUF_SIZE` bytes each).
 const RECV_BUFFERS: u16 = 256;
 /// The provided buffer group the ring's receives select from.
@@ -158,7 +155,7 @@ impl Ring {
         stop: Arc<AtomicBool>,
         table: u32,
     ) -> io::Result<Ring> {
-        let ring = build_ring()?;
+        let ring = io_ring::build("")?;
         ring.submitter()
             .register_files_sparse(table)
             .map_err(|e| context(e, &format!("cannot register {table} direct descriptors")))?;
@@ -397,24 +394,17 @@ impl Ring {
         if res >= 0 {
             self.open(res as u32, now);
         } else {
-            match -res {
+            match AcceptError::of(-res) {
                 // The fixed-file table is full: the kernel accepted the
                 // connection and closed it again, so it is refused.
-                libc::ENFILE | libc::EMFILE => self.shared.conn_refused(),
-                libc::ECANCELED => rearm = false,
-                // A connection that failed before it was taken, or memory
-                // pressure: the next one may well work.
-                libc::ECONNABORTED
-                | libc::EPROTO
-                | libc::EPERM
-                | libc::EINTR
-                | libc::EAGAIN
-                | libc::ENOMEM
-                | libc::ENOBUFS => {}
-                e => {
+                AcceptError::OutOfFiles => self.shared.conn_refused(),
+                AcceptError::Cancelled => rearm = false,
+                // The next one may well work.
+                AcceptError::Transient | AcceptError::NoMemory => {}
+                AcceptError::Unexpected => {
                     eprintln!(
                         "uring: accept failed, this ring stops accepting: {}",
-                        io::Error::from_raw_os_error(e)
+                        io::Error::from_raw_os_error(-res)
                     );
                     rearm = false;
                 }
@@ -816,37 +806,6 @@ impl Ring {
     }
 }
 
-/// A ring tuned for one thread (single issuer, task work deferred to our
-/// waits), or a plain one on kernels that lack those flags.
-fn build_ring() -> io::Result<IoUring> {
-    let tuned = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_submit_all()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(SQ_ENTRIES);
-    let ring = match tuned {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES),
-        other => other,
-    };
-    ring.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("io_uring is not available on this kernel: {e}"),
-        )
-    })
-}
-
 fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("uring: {what}: {e}"))
-}
-
-/// Errors after which the loop simply goes on.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-    )
 }
