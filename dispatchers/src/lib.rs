@@ -55,6 +55,7 @@ pub mod reactor;
 mod room;
 pub mod shared;
 pub mod spare;
+pub mod tasks;
 pub mod thread_per_conn;
 pub mod thread_pool;
 mod timers;
@@ -70,15 +71,17 @@ pub enum Kind {
     Reactor,
     Uring,
     Green,
+    Tokio,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::ThreadPerConn,
         Kind::ThreadPool,
         Kind::Reactor,
         Kind::Uring,
         Kind::Green,
+        Kind::Tokio,
     ];
 
     /// The name used by `--dispatcher`.
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Reactor => "reactor",
             Kind::Uring => "uring",
             Kind::Green => "green",
+            Kind::Tokio => "tokio",
         }
     }
 
@@ -102,7 +106,7 @@ impl Kind {
 pub struct Options {
     pub config: comet::Config,
     pub listen: SocketAddr,
-    /// Reactors, rings or schedulers (`reactor`, `uring`, `green`).
+    /// Reactors, rings, schedulers or workers (`reactor`, `uring`, `green`, `tokio`).
     pub threads: usize,
     /// Workers (`thread-pool`).
     pub pool_size: usize,
@@ -168,6 +172,7 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
         Kind::Reactor => reactor::start(&opts)?,
         Kind::Uring => uring::start(&opts)?,
         Kind::Green => green_conn::start(&opts)?,
+        Kind::Tokio => tasks::start(&opts)?,
     };
     if let Some(addr) = opts.publish_listen {
         let (addr, stop) = blocking::publish_listener(addr, running.shared.clone())?;
@@ -185,7 +190,9 @@ pub fn settings_json(kind: Kind, opts: &Options) -> serde_json::Value {
             "thread_stack_requested": opts.thread_stack,
         }),
         Kind::ThreadPool => serde_json::json!({ "pool_size": opts.pool_size }),
-        Kind::Reactor | Kind::Uring => serde_json::json!({ "threads": opts.threads }),
+        Kind::Reactor | Kind::Uring | Kind::Tokio => {
+            serde_json::json!({ "threads": opts.threads })
+        }
         Kind::Green => serde_json::json!({
             "threads": opts.threads,
             "thread_stack": green_conn::stack_size(opts.thread_stack),

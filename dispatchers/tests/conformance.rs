@@ -707,4 +707,5 @@ conformance! {
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
     green => Kind::Green,
+    tokio => Kind::Tokio,
 }

@@ -520,4 +520,5 @@ security! {
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
     green => Kind::Green,
+    tokio => Kind::Tokio,
 }
