@@ -248,7 +248,14 @@ fn check_dispatcher(dispatcher: &str) {
 #[test]
 fn chromium_runs_no_injected_script_and_gets_every_message() {
     // One browser at a time: the machine is small.
-    for d in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+    for d in [
+        "reactor",
+        "uring",
+        "thread-per-connection",
+        "thread-pool",
+        "green",
+        "tokio",
+    ] {
         check_dispatcher(d);
     }
 }

@@ -120,7 +120,14 @@ fn smoke_scenario() {
     let run: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
-    for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
+    for d in [
+        "thread-per-connection",
+        "thread-pool",
+        "reactor",
+        "uring",
+        "green",
+        "tokio",
+    ] {
         for t in ["longpoll", "sse", "stream", "iframe"] {
             let c = cases
                 .iter()

@@ -17,7 +17,17 @@ const DISPATCHERS: &str = r#"dispatchers = [
     { name = "thread-pool", args = ["--pool-size", "512"] },
     "reactor",
     { name = "uring", args = ["--threads", "2"] },
+    { name = "green", args = ["--threads", "2", "--thread-stack", "32768"] },
+    { name = "tokio", args = ["--threads", "2"] },
 ]"#;
+
+#[test]
+fn every_dispatcher_takes_the_faults() {
+    for kind in dispatchers::Kind::ALL {
+        let name = format!("\"{}\"", kind.name());
+        assert!(DISPATCHERS.contains(&name), "{name} is not in DISPATCHERS");
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
