@@ -24,7 +24,10 @@
 //! `--thread-stack` sets every green thread's stack, rounded up to a page
 //! and to [`green::MIN_STACK`] (32 KiB, what a caught panic with its
 //! backtrace needs). The conformance suite runs the whole protocol on that
-//! floor in a debug build; an idle green thread touches one page of it.
+//! floor in a debug build. A green thread gives back the pages below its
+//! frame when a hold begins ([`green::release_stack`], one `madvise`), so
+//! that an idle subscriber keeps the page it waits in, not the pages its
+//! request's parsing and answering touched.
 //!
 //! # Housekeeping
 //! A green thread of the first scheduler sleeps a second at a time and runs
@@ -134,6 +137,7 @@ fn serve_green(stream: Stream, accepted: Instant, shared: &Shared) {
     let wire = GreenWire {
         stream,
         seen: Ready::default(),
+        holding: false,
     };
     serve(wire, inbox, accepted, shared, true);
     shared.conn_closed();
@@ -170,12 +174,15 @@ struct GreenWire {
     stream: Stream,
     /// Socket events the waits saw: a hang-up stays one.
     seen: Ready,
+    /// Waiting on the inbox since the last read.
+    holding: bool,
 }
 
 impl Wire for GreenWire {
     type Signal = Unpark;
 
     fn read(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        self.holding = false;
         self.stream.read(buf, deadline)
     }
 
@@ -189,6 +196,12 @@ impl Wire for GreenWire {
     }
 
     fn wait(&mut self, inbox: &Arc<ConnInbox<Unpark>>, deadline: Option<Instant>) -> Woken {
+        if !std::mem::replace(&mut self.holding, true) {
+            // A hold begins, after the deepest work of the connection
+            // (parsing, subscribing, the replay): keep only the pages of
+            // the frames that wait (see `# Stack`).
+            green::release_stack();
+        }
         loop {
             // Before every wait: an unpark is only a wake-up, the inbox says what came.
             if let Some(woken) = inbox.try_take() {

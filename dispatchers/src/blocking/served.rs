@@ -164,6 +164,9 @@ impl<W: Wire> Served<'_, W> {
     /// queue since accept, or a slow request) takes what already arrived
     /// without blocking, and times out only when that does not complete
     /// the request.
+    // Never inlined: its read buffer must not become part of the frame a
+    // held connection waits in (a page more per idle green thread).
+    #[inline(never)]
     fn read_step(&mut self) {
         // Not subscribed now, so anything in the inbox is left over from a
         // subscription that has ended (a long-poll answered).

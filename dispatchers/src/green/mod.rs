@@ -71,7 +71,8 @@ mod task;
 pub use self::accept::OnRefused;
 pub use self::io::{accept, Interest, Stream};
 pub use self::park::{
-    current, park, scheduler_index, sleep_until, spawn, stop_requested, yield_now, Ready, Wake,
+    current, park, release_stack, scheduler_index, sleep_until, spawn, stop_requested, yield_now,
+    Ready, Wake,
 };
 pub use self::remote::Unparker;
 pub use self::runtime::{Config, Runtime, Stats, StopReport};

@@ -21,8 +21,8 @@
 //! trimming the heap).
 //!
 //! # Stopping
-//! After publishing has stopped ([`crate`] `# Stopping`), a `watch` channel
-//! tells the acceptor and every connection task; each connection hands on
+//! After publishing has stopped ([`crate`] `# Stopping`), a cancellation
+//! token (tokio-util's, what tokio users stop tasks with) tells the acceptor and every connection task; each connection hands on
 //! what its receiver holds, ends, and writes out its output (see `conn.rs`,
 //! `# Stopping`). The stop waits until every connection has closed or
 //! [`crate::STOP_GRACE`] has passed, then shuts the runtime down, which
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::accept_error::AcceptError;
 use crate::hangup::TICK;
@@ -74,13 +74,13 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         TcpListener::from_std(std_listener)?
     };
     let fanout = Arc::new(Fanout::new(shared.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    rt.spawn(accept_loop(listener, fanout.clone(), stop_rx.clone()));
-    rt.spawn(housekeeping(shared.clone(), stop_rx));
+    let stop_token = CancellationToken::new();
+    rt.spawn(accept_loop(listener, fanout.clone(), stop_token.clone()));
+    rt.spawn(housekeeping(shared.clone(), stop_token.clone()));
     let stopped = shared.clone();
     let stop = move || {
         let deadline = Instant::now() + crate::STOP_GRACE;
-        let _ = stop_tx.send(true);
+        stop_token.cancel();
         rt.block_on(async {
             while stopped.counters.connections.load(Ordering::Relaxed) > 0
                 && Instant::now() < deadline
@@ -95,13 +95,13 @@ pub fn start(opts: &Options) -> io::Result<Running> {
 }
 
 /// Accepts until the stop, a task per connection.
-async fn accept_loop(listener: TcpListener, fanout: Arc<Fanout>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(listener: TcpListener, fanout: Arc<Fanout>, stop: CancellationToken) {
     let mut spare = Spare::new();
     let mut warned = false;
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             r = listener.accept() => r,
         };
         let err = match accepted {
@@ -144,11 +144,11 @@ fn refuse_one(listener: &TcpListener, shared: &Shared) -> bool {
 }
 
 /// Housekeeping once a [`TICK`] until the stop.
-async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
             _ = tick.tick() => {
                 shared.housekeeping(Instant::now());
             }
