@@ -88,14 +88,7 @@ fn insecure_public_starts_and_says_anyone_may_publish() {
 
 #[test]
 fn public_with_token_needs_the_token() {
-    for dispatcher in [
-        "reactor",
-        "uring",
-        "thread-per-connection",
-        "thread-pool",
-        "green",
-        "tokio",
-    ] {
+    for dispatcher in dispatchers::Kind::ALL.map(|k| k.name()) {
         let (server, summary) = serve(&[
             "--dispatcher",
             dispatcher,

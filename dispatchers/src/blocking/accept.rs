@@ -65,12 +65,7 @@ pub(crate) fn accept_loop(
         };
         match AcceptError::of_io(&err) {
             AcceptError::OutOfFiles => {
-                if !warned {
-                    eprintln!(
-                        "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
-                    );
-                    warned = true;
-                }
+                warn_out_of_files(&mut warned, &err);
                 // Blocks until a connection arrives: with no descriptor
                 // free, `accept` fails at once even when none is pending.
                 let shed = spare.shed(|| match listener.accept() {
@@ -96,6 +91,15 @@ pub(crate) fn accept_loop(
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Says once per acceptor that it ran out of descriptors.
+pub(crate) fn warn_out_of_files(warned: &mut bool, err: &std::io::Error) {
+    if !std::mem::replace(warned, true) {
+        eprintln!(
+            "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
+        );
     }
 }
 

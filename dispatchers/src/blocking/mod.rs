@@ -78,7 +78,7 @@ mod served;
 mod wire;
 
 pub use accept::accept_backoffs;
-pub(crate) use accept::{accept_loop, refuse, wake_acceptor};
+pub(crate) use accept::{accept_loop, refuse, wake_acceptor, warn_out_of_files};
 pub use inbox::INBOX_CAPACITY;
 pub(crate) use inbox::{ConnInbox, Signal, Woken};
 pub(crate) use live::Live;

@@ -162,35 +162,16 @@ pub fn scheduler_index() -> usize {
     context::with(|w| w.index())
 }
 
-/// Bytes below the current frame that [`release_stack`] leaves alone.
-const STACK_MARGIN: usize = 1024;
-
 /// Gives back the pages of the running green thread's stack below its
-/// current frame (less [`STACK_MARGIN`]), which hold nothing live; returns
-/// the bytes given back. A green thread about to wait for long calls it
-/// after deep work (parsing a request, answering it), so that it holds the
-/// pages of its waiting frames only, not those of its deepest call.
-#[inline(never)]
+/// current frame, which hold nothing live ([`crate::memory`]'s, down to the
+/// red zone, which stays as it is); returns the bytes given back. A green
+/// thread about to wait for long calls it after deep work (parsing a
+/// request, answering it), so that it holds the pages of its waiting frames
+/// only, not those of its deepest call.
 pub fn release_stack() -> usize {
     let me = context::current();
     let bottom = context::with(|w| w.core().me(me).bottom);
-    let page = super::region::page_size();
-    let marker = 0u8;
-    let here = std::hint::black_box(&marker) as *const u8 as usize;
-    let top = here.saturating_sub(STACK_MARGIN) & !(page - 1);
-    // The red zone stays as it is: zero, and untouched.
-    let low = bottom + super::RED_ZONE;
-    if top <= low {
-        return 0;
-    }
-    // SAFETY: [low, top) lies in the running green thread's own stack (its
-    // red zone's top up to below the running frame, the calls it makes and
-    // a margin), where nothing live is; MADV_DONTNEED on private anonymous
-    // memory only makes it read back as zeroes.
-    let r = unsafe { libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED) };
-    if r == 0 {
-        top - low
-    } else {
-        0
-    }
+    // SAFETY: [red zone top, the caller's frame) is the running green
+    // thread's own stack, unused below the running frame.
+    unsafe { crate::memory::release_stack_down_to(bottom + super::RED_ZONE) }
 }

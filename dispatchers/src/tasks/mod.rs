@@ -114,12 +114,7 @@ async fn accept_loop(listener: TcpListener, fanout: Arc<Fanout>, stop: Cancellat
         };
         match AcceptError::of_io(&err) {
             AcceptError::OutOfFiles => {
-                if !warned {
-                    eprintln!(
-                        "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
-                    );
-                    warned = true;
-                }
+                crate::blocking::warn_out_of_files(&mut warned, &err);
                 if !spare.shed(|| refuse_one(&listener, &fanout.shared)) {
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
