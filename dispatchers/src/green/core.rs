@@ -25,9 +25,9 @@ use slab::Slab;
 use super::accept::Acceptor;
 use super::op::{Op, Token};
 use super::remote::Remote;
-use super::ring::Ring;
 use super::stack::StackPool;
 use super::task::{Co, Task};
+use crate::io_ring::Ring;
 use crate::room::shrink_slab;
 use crate::timers::Timers;
 

@@ -62,7 +62,6 @@ mod op;
 mod park;
 mod region;
 mod remote;
-mod ring;
 mod runtime;
 mod scheduler;
 mod stack;

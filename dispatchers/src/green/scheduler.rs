@@ -27,10 +27,10 @@ use super::context;
 use super::core::Core;
 use super::op::Token;
 use super::remote::{Msg, Remote};
-use super::ring::Ring;
 use super::stack::{red_zone_is_zero, StackPool};
 use super::task::{body, Co};
 use super::StopReport;
+use crate::io_ring::Ring;
 
 /// How long the end of a stop waits for green threads cut off at the end of
 /// the grace period to notice and return.
@@ -86,7 +86,7 @@ pub(super) struct Worker {
 impl Worker {
     /// Sets up the ring on the calling thread, which becomes its only submitter.
     pub(super) fn new(setup: Setup, remote: Arc<Remote>) -> io::Result<Worker> {
-        let ring = Ring::new(setup.table)?;
+        let ring = Ring::new(setup.table, "green", " (the green runtime needs it)")?;
         let pool = StackPool::new(setup.stack_size, setup.region_bytes);
         let stack_size = pool.stack_size();
         Ok(Worker {
