@@ -147,6 +147,18 @@ impl Core {
         if rearm && !self.accept.paused {
             self.arm_accept();
         }
+        // The last CQE of an accept cancelled for backpressure: the queue
+        // may have drained meanwhile, with nobody left to take from it.
+        self.maybe_resume_accept();
+    }
+
+    /// Arms the accept again once a queue that paused it has drained to
+    /// half (see `# Backpressure`) and the cancelled accept has ended.
+    fn maybe_resume_accept(&mut self) {
+        if self.accept.paused && !self.accept.armed && self.accept.queue.len() <= QUEUE / 2 {
+            self.accept.paused = false;
+            self.arm_accept();
+        }
     }
 
     /// A connection in slot `fd`: queued for `accept`, or refused when it
@@ -196,12 +208,9 @@ impl Core {
 
     /// The next accepted connection, if one waits.
     pub(super) fn take_accepted(&mut self) -> Option<u32> {
-        let fd = self.accept.queue.pop_front()?;
-        if self.accept.paused && self.accept.queue.len() <= QUEUE / 2 && !self.accept.armed {
-            self.accept.paused = false;
-            self.arm_accept();
-        }
-        Some(fd)
+        let fd = self.accept.queue.pop_front();
+        self.maybe_resume_accept();
+        fd
     }
 
     /// Closes what was accepted and never taken (at the end of a stop).
