@@ -491,10 +491,7 @@ macro_rules! security {
     ($($module:ident => $kind:expr),* $(,)?) => {
         #[test]
         fn every_dispatcher_is_in_the_suite() {
-            let covered = [$($kind),*];
-            for kind in Kind::ALL {
-                assert!(covered.contains(&kind), "{} is not in the suite", kind.name());
-            }
+            common::assert_every_kind(&[$($kind),*]);
         }
         $(
         mod $module {

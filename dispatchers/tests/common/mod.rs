@@ -28,3 +28,10 @@ pub fn start(kind: Kind, config: Config, pool_size: usize) -> Running {
 pub fn start_with(kind: Kind, opts: Options) -> Running {
     dispatchers::start(kind, opts).unwrap_or_else(|e| panic!("{}: start: {e}", kind.name()))
 }
+
+/// A suite parametrised by a list of dispatchers must list every one.
+pub fn assert_every_kind(covered: &[Kind]) {
+    for kind in Kind::ALL {
+        assert!(covered.contains(&kind), "{} is not in the suite", kind.name());
+    }
+}
