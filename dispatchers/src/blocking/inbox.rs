@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use comet::Message;
 
+use crate::deferred::Item;
 use crate::group::Inbox;
 use crate::hangup::HangUp;
 
@@ -15,7 +16,7 @@ pub const INBOX_CAPACITY: usize = 256;
 
 #[derive(Default)]
 struct InboxState {
-    queue: VecDeque<Arc<Message>>,
+    queue: VecDeque<Item>,
     overflow: bool,
     /// The watcher saw the client close or reset.
     hangup: bool,
@@ -26,7 +27,7 @@ struct InboxState {
 /// What ended a wait on the inbox.
 #[derive(Default)]
 pub(super) struct Woken {
-    pub(super) messages: VecDeque<Arc<Message>>,
+    pub(super) messages: VecDeque<Item>,
     pub(super) overflow: bool,
     pub(super) hangup: bool,
     pub(super) stop: bool,
@@ -75,7 +76,7 @@ impl ThreadInbox {
     }
 
     /// Puts `messages`, taken by a wait, back in front of what came since.
-    pub(super) fn put_back(&self, mut messages: VecDeque<Arc<Message>>) {
+    pub(super) fn put_back(&self, mut messages: VecDeque<Item>) {
         let mut st = self.lock();
         messages.append(&mut st.queue);
         st.queue = messages;
@@ -94,11 +95,11 @@ impl ThreadInbox {
     /// that has ended since.
     pub(super) fn clear(&self) {
         let mut st = self.lock();
-        if !st.queue.is_empty() {
-            st.queue = VecDeque::new();
-        }
+        let left = std::mem::take(&mut st.queue);
         // A hang-up seen while reading is the reader's to find (EOF).
         st.hangup = false;
+        drop(st);
+        drop(left);
     }
 }
 
@@ -119,7 +120,17 @@ impl Inbox for ThreadInbox {
             return;
         }
         let wake = st.queue.is_empty();
-        st.queue.push_back(message.clone());
+        st.queue.push_back(Item::Message(message.clone()));
+        drop(st);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    fn post(&self, item: Item) {
+        let mut st = self.lock();
+        let wake = st.queue.is_empty();
+        st.queue.push_back(item);
         drop(st);
         if wake {
             self.ready.notify_one();
