@@ -22,6 +22,7 @@ use crate::worker::{Finish, WorkerFault};
 
 mod churn;
 mod disconnect;
+mod node;
 mod restart;
 mod slow;
 mod slowloris;
@@ -88,6 +89,7 @@ pub(super) fn hook(fault: &Fault) -> Box<dyn FaultHook> {
         Fault::Slow(f) => Box::new(slow::Slow::new(f.clone())),
         Fault::Slowloris(f) => Box::new(slowloris::Slowloris::new(f.clone())),
         Fault::Restart(f) => Box::new(restart::Restart::new(f.clone())),
+        Fault::Node(f) => Box::new(node::NodeKill::new(f.clone())),
     }
 }
 

@@ -34,13 +34,11 @@ impl Restart {
     /// Stops the server and starts it again; the new process is sampled
     /// from then on.
     fn restart(&mut self, run: &mut CaseRun, publishing: &mut Publishing, at_secs: f64) {
-        let Target::Dispatcher { name, args } = run.target else {
+        let Target::Dispatcher { name, .. } = run.target else {
             return;
         };
         run.set_phase("restart");
-        let (r, new) = run
-            .server
-            .restart(&self.f, &run.args.exe, name, args, at_secs);
+        let (r, new) = run.server.restart(&self.f, &run.args.exe, name, at_secs);
         self.restarted_at = Some(Instant::now());
         publishing.deadline += Duration::from_secs_f64(r.stop_secs + r.down_secs);
         match new {
