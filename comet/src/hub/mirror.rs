@@ -128,6 +128,16 @@ impl<G: Clone + PartialEq> Hub<G> {
         Ok(kept)
     }
 
+    /// Moves `channel`'s last id on to `last_id` when it is behind (what
+    /// came between left the broker's backlog unread); the backlog, no
+    /// longer a run up to the last id, is emptied (see `# A mirror stays a
+    /// run`).
+    pub fn advance(&mut self, channel: &str, last_id: u64) {
+        if let Some(ch) = self.channels.get_mut(channel) {
+            ch.insert_gap(last_id);
+        }
+    }
+
     /// The groups holding subscribers on `channel`, each once.
     pub fn groups(&self, channel: &str) -> Vec<G> {
         self.channels
