@@ -46,6 +46,8 @@ pub struct Key {
     /// `None` for a sweep of several steps.
     pub step: Option<u64>,
     pub transports: BTreeSet<String>,
+    /// Its cases run several nodes sharing a broker.
+    pub cluster: bool,
 }
 
 /// Runs of one kind and their merged cases.
@@ -163,6 +165,7 @@ fn key_of(rd: &RunDir) -> Key {
             .filter(|c| !c.is_skipped())
             .map(|c| c.transport.clone())
             .collect(),
+        cluster: rd.run.cases.iter().any(|c| c.cluster.is_some()),
     }
 }
 
@@ -192,12 +195,14 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
     for g in &mut groups {
         let mut order: Vec<usize> = (0..g.runs.len()).collect();
         order.sort_by(|a, b| g.runs[*a].run.started_at.cmp(&g.runs[*b].run.started_at));
-        let mut by_case: BTreeMap<(String, String, u64), Entry> = BTreeMap::new();
+        type CaseKey = (String, String, u64, Option<u64>);
+        let mut by_case: BTreeMap<CaseKey, Entry> = BTreeMap::new();
         for i in order {
             let rd = &g.runs[i];
             for c in &rd.run.cases {
+                let nodes = c.cluster.as_ref().map(|c| c.nodes);
                 by_case.insert(
-                    (c.target.clone(), c.transport.clone(), c.step),
+                    (c.target.clone(), c.transport.clone(), c.step, nodes),
                     Entry {
                         case: c.clone(),
                         dir: rd.dir.clone(),
@@ -214,9 +219,17 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
                 .cmp(&super::style::target_rank(&b.case.target))
                 .then(a.case.transport.cmp(&b.case.transport))
                 .then(a.case.step.cmp(&b.case.step))
+                .then(a.nodes().cmp(&b.nodes()))
         });
     }
     groups
+}
+
+impl Entry {
+    /// The nodes of a case of several (`None`: a lone server).
+    pub fn nodes(&self) -> Option<u64> {
+        self.case.cluster.as_ref().map(|c| c.nodes)
+    }
 }
 
 impl Group {

@@ -119,10 +119,16 @@ impl FaultHook for Restart {
         let d = &case.delivery.counts;
         if let Some(r) = fr.restart.as_mut() {
             r.lost = d.lost;
-            case.notes.push(format!(
-                "the backlog lives in the server's memory: what the old server held and had not delivered is gone with it ({} deliveries lost across the restart); a subscriber resuming with an id of the old server is given the new server's whole backlog",
-                r.lost
-            ));
+            case.notes.push(match &case.cluster {
+                Some(c) => format!(
+                    "node 0 of {} was restarted; the backlog lives in the broker they share, so a subscriber coming back (to the restarted node or, refused, to the next of its list) resumes from it ({} deliveries lost across the restart)",
+                    c.nodes, r.lost
+                ),
+                None => format!(
+                    "the backlog lives in the server's memory: what the old server held and had not delivered is gone with it ({} deliveries lost across the restart); a subscriber resuming with an id of the old server is given the new server's whole backlog",
+                    r.lost
+                ),
+            });
         }
         let r = fr.restart.clone().unwrap_or_default();
         let c = &fr.counts;
