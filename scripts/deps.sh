@@ -20,8 +20,11 @@ set -euo pipefail
 #   fonts-dejavu-core         the font the charts are drawn with (tests/chart.rs)
 #   chromium                  the browser that runs the iframe transport (tests/browser.rs)
 #   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
+#                             dispatchers/tests/cluster.rs, tests/scale.rs,
 #                             scripts/broker/redis.sh)
-PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server)
+#   haproxy                   the balancer in front of several nodes (tests/scale.rs,
+#                             scripts/balancer/haproxy.sh)
+PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server haproxy)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 
