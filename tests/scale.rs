@@ -8,10 +8,11 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 
 use serde_json::Value;
+use testkit::scenario::run_scenario;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -19,32 +20,25 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs scenario `text` (named `name`): its exit code and run.json.
+/// Runs scenario `text` (named `name`, with [`SMALL`] before it): its exit
+/// code, run.json and results directory.
 fn run(name: &str, text: &str) -> (Option<i32>, Value, PathBuf) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("cometbench-scale-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\n{text}")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cometbench"))
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    println!("{stdout}");
-    let results = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no results directory: {stdout}"));
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("run.json")).unwrap()).unwrap();
-    (out.status.code(), run, results)
+    let ran = run_scenario(
+        env!("CARGO_BIN_EXE_cometbench"),
+        &format!("scale-{name}"),
+        &format!("{SMALL}{text}"),
+    );
+    (ran.code, ran.run, ran.dir)
 }
+
+/// What every small run here shares: one step of a few hundred
+/// subscribers over nodes sharing a Redis, short phases.
+const SMALL: &str = r#"broker = "redis"
+hold_secs = 0.5
+warmup_secs = 0.5
+sample_interval_ms = 200
+"#;
 
 fn cases(run: &Value) -> &Vec<Value> {
     run["cases"].as_array().unwrap()
@@ -121,15 +115,11 @@ fn serve_with_an_unreachable_broker_exits_with_one_line_naming_it() {
 #[test]
 fn a_small_scale_out() {
     let (code, run, dir) = run(
-        "scale-small",
+        "out",
         r#"dispatchers = ["reactor", { name = "uring", args = ["--threads", "2"] }]
 transports = ["sse"]
 steps = [300]
 nodes = [1, 2]
-broker = "redis"
-hold_secs = 0.5
-warmup_secs = 0.5
-sample_interval_ms = 200
 publish_listen = true
 [publish]
 pattern = "broadcast"
@@ -189,15 +179,11 @@ drain_secs = 1.0
 #[test]
 fn chat_over_two_nodes_routes_each_message_to_one_node() {
     let (code, run, _) = run(
-        "chat-small",
+        "chat",
         r#"dispatchers = ["reactor"]
 transports = ["sse"]
 steps = [200]
 nodes = [2]
-broker = "redis"
-hold_secs = 0.5
-warmup_secs = 0.5
-sample_interval_ms = 200
 publish_listen = true
 [publish]
 pattern = "per-user"
@@ -222,15 +208,11 @@ drain_secs = 1.0
 #[test]
 fn a_killed_node_loses_nothing_unreported() {
     let (code, run, _) = run(
-        "kill-small",
+        "kill",
         r#"dispatchers = ["reactor", { name = "thread-per-connection", args = ["--thread-stack", "65536"] }]
 transports = ["sse", "longpoll"]
 steps = [200]
 nodes = [2]
-broker = "redis"
-hold_secs = 0.5
-warmup_secs = 0.5
-sample_interval_ms = 200
 publish_listen = true
 [publish]
 pattern = "broadcast"
@@ -261,15 +243,11 @@ at_secs = 1.0
 #[test]
 fn a_node_restart_with_a_broker_loses_no_long_poll_message() {
     let (code, run, _) = run(
-        "restart-small",
+        "restart",
         r#"dispatchers = ["reactor"]
 transports = ["longpoll"]
 steps = [200]
 nodes = [2]
-broker = "redis"
-hold_secs = 0.5
-warmup_secs = 0.5
-sample_interval_ms = 200
 publish_listen = true
 [publish]
 pattern = "broadcast"
@@ -296,17 +274,13 @@ downtime_secs = 0.5
 #[test]
 fn a_balancer_in_front_of_two_nodes_and_nchan_sharing_redis() {
     let (code, run, _) = run(
-        "balancer-small",
+        "balancer",
         r#"dispatchers = ["reactor"]
 peers = ["nchan"]
 transports = ["sse"]
 steps = [200]
 nodes = [2]
-broker = "redis"
 balancer = "haproxy"
-hold_secs = 0.5
-warmup_secs = 0.5
-sample_interval_ms = 200
 [publish]
 pattern = "broadcast"
 rate = 5.0

@@ -18,15 +18,7 @@ pub fn scale_out(g: &Group, theme: Theme) -> Figure {
         .filter_map(|e| e.nodes())
         .map(|n| n as f64)
         .collect();
-    let latencies: Vec<f64> = entries
-        .iter()
-        .filter(|e| e.case.delivery.latency_us.count > 0)
-        .flat_map(|e| {
-            let l = &e.case.delivery.latency_us;
-            [ms(l.p50), ms(l.p99)]
-        })
-        .filter(|v| *v > 0.0)
-        .collect();
+    let latencies = super::latency::p50_p99_ms(entries.iter().copied());
     let (latency_y, log) = Axis::auto("latency (ms)", "latency (ms, log scale)", &latencies, plain);
     let fy = move |v: f64| if log { v.max(1e-3).log10() } else { v };
     let cpu_max = entries

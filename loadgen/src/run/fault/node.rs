@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{check, clean, FaultHook, Publishing};
+use super::{check, clean, Comeback, FaultHook, Publishing};
 use crate::publisher::PublishReport;
 use crate::results::{self, Case, Check, FaultResult};
 use crate::run::case::CaseRun;
@@ -15,10 +15,8 @@ use crate::worker::{Finish, IdCheck, WorkerFault};
 
 pub(super) struct NodeKill {
     f: scenario::Node,
-    /// When the node died, or the broker was started again.
-    done_at: Option<Instant>,
-    /// Seconds from then to every subscriber back.
-    all_back: Option<f64>,
+    /// From when the node died, or the broker was started again.
+    back: Comeback,
     what: Option<results::Restart>,
 }
 
@@ -26,8 +24,7 @@ impl NodeKill {
     pub fn new(f: scenario::Node) -> NodeKill {
         NodeKill {
             f,
-            done_at: None,
-            all_back: None,
+            back: Comeback::default(),
             what: None,
         }
     }
@@ -71,7 +68,7 @@ impl NodeKill {
                 run.set_phase("publish");
             }
         }
-        self.done_at = Some(Instant::now());
+        self.back.from = Some(Instant::now());
         self.what = Some(r);
     }
 }
@@ -100,36 +97,23 @@ impl FaultHook for NodeKill {
 
     fn publishing(&mut self, run: &mut CaseRun, publishing: &mut Publishing) {
         let at = publishing.started.elapsed().as_secs_f64();
-        if self.done_at.is_none() && at >= self.f.at_secs() {
+        if self.back.from.is_none() && at >= self.f.at_secs() {
             self.strike(run, publishing, at);
         }
-        if let Some(t) = self.done_at.filter(|_| self.all_back.is_none()) {
-            let p = run.workers.total();
-            if p.away == 0
-                && p.open >= run.case.connections.subscribed
-                && t.elapsed() > Duration::from_millis(500)
-            {
-                self.all_back = Some(t.elapsed().as_secs_f64());
-            }
-        }
+        self.back.watch(run);
     }
 
     /// Subscribers not yet back come back before the end is taken; with
     /// the publisher's sequence, they were due what it gave, less what
     /// failed to publish.
     fn publish_over(&mut self, run: &mut CaseRun, report: &PublishReport, finish: &mut Finish) {
-        run.wait_back(self.f.max_reconnect_secs().max(10.0));
-        if let (Some(t), None) = (self.done_at, self.all_back) {
-            if run.workers.total().away == 0 {
-                self.all_back = Some(t.elapsed().as_secs_f64());
-            }
-        }
+        self.back.settle(run, self.f.max_reconnect_secs());
         if run.ids == IdCheck::Sequence {
             finish.expect = report.last_seqs.clone();
             finish.excused = report.failed_seqs.clone();
         }
         if let Some(r) = self.what.as_mut() {
-            r.all_back_secs = self.all_back;
+            r.all_back_secs = self.back.all_back;
             r.publishes_failed = report.failed.values().sum();
         }
     }
