@@ -25,6 +25,13 @@
 //! for it, not all of them; `/stats` counts what the broker sent this node
 //! (`broker.received`).
 //!
+//! A subscribe with `since` on a channel not followed waits for the follow
+//! like any other, rather than asking the broker for a replay of its own:
+//! the follow hands over the whole shared backlog, so the mirror then
+//! answers that `since` exactly as a replay would, and the subscriber needs
+//! the follow anyway to go on live. (A long-poll answered at once from it
+//! keeps the follow for the linger, in which its next poll comes.)
+//!
 //! # Publishing
 //! A publish goes to the broker, which gives it its id; the answer (`202`
 //! with that id, or `503` when the broker is down or the connection to it
