@@ -24,7 +24,9 @@ set -euo pipefail
 #                             scripts/broker/redis.sh)
 #   haproxy                   the balancer in front of several nodes (tests/scale.rs,
 #                             scripts/balancer/haproxy.sh)
-PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server haproxy)
+#   iproute2                  `ip` and `tc`: the network namespaces that stand for hosts
+#                             (tests/hosts.rs, [hosts] namespaces = N; they also need root)
+PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server haproxy iproute2)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 

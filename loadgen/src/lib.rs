@@ -6,6 +6,7 @@ pub mod child;
 pub mod clock;
 pub mod cluster;
 pub mod hist;
+pub mod netns;
 pub mod peers;
 pub mod publisher;
 pub mod results;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::hosts::ServerPlace;
 use super::sampling::SamplerThread;
 use super::server::{free_ports, stats, Server};
 use crate::balancer::Balancer;
@@ -78,7 +79,9 @@ impl Cluster {
                 Nodes::Ours { name, args } => {
                     let mut a = args.to_vec();
                     a.extend(["--broker".to_string(), broker.url.clone()]);
-                    Server::ours(exe, name, &a, s.publish_listen, log)
+                    // Nodes and their broker run here, on loopback (a
+                    // scenario with hosts and nodes is refused).
+                    Server::ours(exe, name, &a, s.publish_listen, log, &ServerPlace::here())
                 }
                 Nodes::Peer(p, settings) => Server::peer(
                     p,

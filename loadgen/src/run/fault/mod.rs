@@ -40,13 +40,13 @@ pub(super) struct Comeback {
 
 impl Comeback {
     /// About every 100 ms while publishing: every subscriber is back when
-    /// none is away and as many are open as subscribed (after 500 ms, so
+    /// none is away and as many are open as the ramp held (after 500 ms, so
     /// that the drop has been seen).
     pub fn watch(&mut self, run: &CaseRun) {
         if let Some(t) = self.from.filter(|_| self.all_back.is_none()) {
             let p = run.workers.total();
             if p.away == 0
-                && p.open >= run.case.connections.subscribed
+                && p.open >= run.held
                 && t.elapsed() > std::time::Duration::from_millis(500)
             {
                 self.all_back = Some(t.elapsed().as_secs_f64());
