@@ -139,9 +139,33 @@ impl Shared {
                 return answer;
             }
         }
+        Answer::Now(self.join(&mut st, channel, since, group, now))
+    }
+
+    /// A subscribe of a lone server (no broker): answered at once. The
+    /// dispatcher that cannot wait for an answer (tokio) calls this.
+    pub fn subscribe_here(
+        &self,
+        channel: &Arc<str>,
+        since: Option<u64>,
+        group: &Group,
+        now: Instant,
+    ) -> Result<Replay, Refusal> {
+        debug_assert!(self.node.is_none(), "a node answers through subscribe");
+        self.join(&mut self.state(), channel, since, group, now)
+    }
+
+    fn join(
+        &self,
+        st: &mut State,
+        channel: &Arc<str>,
+        since: Option<u64>,
+        group: &Group,
+        now: Instant,
+    ) -> Result<Replay, Refusal> {
         let replay = st.hub.subscribe(channel, since, group, now);
         self.channel_trim.opened(st.hub.stats().channels);
-        Answer::Now(replay.map_err(|ChannelLimit| Refusal::ChannelLimit))
+        replay.map_err(|ChannelLimit| Refusal::ChannelLimit)
     }
 
     pub fn unsubscribe(&self, channel: &str, group: &Group, now: Instant) {
@@ -164,26 +188,44 @@ impl Shared {
         token: u64,
         now: Instant,
     ) -> Answer<Result<Accepted, Refusal>> {
+        match &self.node {
+            Some(node) => {
+                let st = self.state();
+                if self.publishing_closed.load(Ordering::Relaxed) {
+                    return Answer::Now(Err(Refusal::Stopping));
+                }
+                drop(st);
+                node.publish(channel, &data, group, token)
+            }
+            None => Answer::Now(self.publish_here(channel, data, now)),
+        }
+    }
+
+    /// A publish of a lone server (no broker): numbered by the hub and
+    /// handed to its groups at once.
+    pub fn publish_here(
+        &self,
+        channel: &Arc<str>,
+        data: Box<str>,
+        now: Instant,
+    ) -> Result<Accepted, Refusal> {
+        debug_assert!(self.node.is_none(), "a node publishes through the broker");
         let mut st = self.state();
         if self.publishing_closed.load(Ordering::Relaxed) {
-            return Answer::Now(Err(Refusal::Stopping));
-        }
-        if let Some(node) = &self.node {
-            drop(st);
-            return node.publish(channel, &data, group, token);
+            return Err(Refusal::Stopping);
         }
         let p = match st.hub.publish(channel, data, now) {
             Ok(p) => p,
-            Err(ChannelLimit) => return Answer::Now(Err(Refusal::ChannelLimit)),
+            Err(ChannelLimit) => return Err(Refusal::ChannelLimit),
         };
         for g in &p.groups {
             g.0.deliver(&p.message);
         }
         self.channel_trim.opened(st.hub.stats().channels);
-        Answer::Now(Ok(Accepted {
+        Ok(Accepted {
             id: p.message.id(),
             subscribers: p.subscribers,
-        }))
+        })
     }
 
     /// Refuses every publish from now on. When this returns, a publish that

@@ -90,6 +90,12 @@ impl Scenario {
             }
             return Ok(());
         }
+        if self.dispatchers.iter().any(|d| d.name == "tokio") {
+            return refuse(
+                "dispatchers",
+                "dispatcher \"tokio\" cannot share a broker: its fan-out is a broadcast per channel, with no inbox per connection for the broker's answers",
+            );
+        }
         if let Some(p) = self.peers.iter().find(|p| *p != "nchan") {
             return refuse(
                 "peers",

@@ -218,7 +218,7 @@ fn bad_dispatcher() {
         "{e}"
     );
     assert!(
-        e.contains("thread-per-connection, thread-pool, reactor, uring"),
+        e.contains("thread-per-connection, thread-pool, reactor, uring, green, tokio"),
         "{e}"
     );
     let e = err(&with("dispatchers = [{ name = \"nchan\" }]", ""));
@@ -781,6 +781,10 @@ fn nodes_share_a_broker_and_sweep_like_steps() {
             "peer \"pushpin\" cannot share a broker",
         ),
         ("broker = \"memcached\"", "unknown variant `memcached`"),
+        (
+            "broker = \"redis\"\ndispatchers = [\"tokio\"]",
+            "dispatcher \"tokio\" cannot share a broker",
+        ),
     ];
     for (top, want) in cases {
         let e = err(&with(top, ""));
