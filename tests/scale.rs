@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use serde_json::Value;
-use testkit::scenario::run_scenario;
+use testkit::scenario::{run_scenario, Ran};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -21,15 +21,15 @@ fn root() -> PathBuf {
 }
 
 /// Runs scenario `text` (named `name`, with [`SMALL`] before it): its exit
-/// code, run.json and results directory.
-fn run(name: &str, text: &str) -> (Option<i32>, Value, PathBuf) {
+/// code, run.json, and the run (its results are removed when it drops).
+fn run(name: &str, text: &str) -> (Option<i32>, Value, Ran) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ran = run_scenario(
         env!("CARGO_BIN_EXE_cometbench"),
         &format!("scale-{name}"),
         &format!("{SMALL}{text}"),
     );
-    (ran.code, ran.run, ran.dir)
+    (ran.code, ran.run.clone(), ran)
 }
 
 /// What every small run here shares: one step of a few hundred
@@ -124,7 +124,7 @@ fn serve_with_an_unreachable_broker_exits_with_one_line_naming_it() {
 /// and the broker's cost is measured beside the nodes'; the chart draws it.
 #[test]
 fn a_small_scale_out() {
-    let (code, run, dir) = run(
+    let (code, run, ran) = run(
         "out",
         r#"dispatchers = ["reactor", { name = "uring", args = ["--threads", "2"] }]
 transports = ["sse"]
@@ -165,10 +165,10 @@ drain_secs = 1.0
         );
     }
     assert_documented(&run);
-    let charts = dir.join("charts");
+    let charts = ran.dir.join("charts");
     let out = Command::new(env!("CARGO_BIN_EXE_cometbench"))
         .arg("chart")
-        .arg(&dir)
+        .arg(&ran.dir)
         .arg("--out")
         .arg(&charts)
         .args(["--format", "svg"])

@@ -4,12 +4,19 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// What a run came to: its exit code, what it printed, its run.json and its
-/// results directory.
+/// results directory. Dropped, it removes the directory the run was given.
 pub struct Ran {
     pub code: Option<i32>,
     pub stdout: String,
     pub run: serde_json::Value,
     pub dir: PathBuf,
+    top: PathBuf,
+}
+
+impl Drop for Ran {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.top);
+    }
 }
 
 /// Runs `bin run` on scenario `text` named `name` (written with its `name`
@@ -41,5 +48,6 @@ pub fn run_scenario(bin: &str, name: &str, text: &str) -> Ran {
         stdout,
         run: serde_json::from_str(&text).unwrap(),
         dir: results,
+        top: dir,
     }
 }

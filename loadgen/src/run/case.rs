@@ -166,6 +166,10 @@ impl<'a> CaseRun<'a> {
                         let peer = Nodes::Peer(p, settings);
                         let (first, c) = Cluster::start(s, &args.exe, peer, n, &files)?;
                         cluster = Some(c);
+                        case.notes.push(format!(
+                            "as one of {n} nodes, each {} keeps its channels in the shared Redis (REDIS_URL), not in its own memory",
+                            p.name
+                        ));
                         first
                     }
                     None => Server::peer(p, &args.exe, settings, s.publish_listen, &[], log)?,
