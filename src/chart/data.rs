@@ -9,8 +9,10 @@
 //! publish pattern (or none), rate and size, the same transports, and either
 //! the same single step or both a sweep of steps. Their cases are merged, so
 //! that dispatchers measured in one run and peers in another are drawn side by
-//! side; when two runs measured the same target, transport and step, the newer
-//! run (by `started_at`) wins.
+//! side; when two runs of one scenario measured the same target, transport
+//! and step, the newer run (by `started_at`) wins. Runs of two scenarios that
+//! measured the same case (one with its load from other hosts, say, and one
+//! beside it) are kept apart instead: each feeds charts of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -167,7 +169,8 @@ fn key_of(rd: &RunDir) -> Key {
 }
 
 /// Sorts runs into groups of the same kind (in the order first given) and
-/// merges their cases; a newer run's case replaces an older one's.
+/// merges their cases; a newer run's case replaces an older one's, unless
+/// they are runs of two scenarios (see [`rival`]).
 pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for rd in runs {
@@ -175,7 +178,10 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
             continue;
         }
         let key = key_of(&rd);
-        let i = match groups.iter().position(|g| g.key == key) {
+        let i = match groups
+            .iter()
+            .position(|g| g.key == key && !g.runs.iter().any(|other| rival(other, &rd)))
+        {
             Some(i) => i,
             None => {
                 groups.push(Group {
@@ -217,6 +223,21 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
         });
     }
     groups
+}
+
+/// Runs of two scenarios that measured one case (target, transport, step)
+/// each: the same case measured under other conditions (from other hosts, or
+/// beside them), which must not replace the other on its chart.
+fn rival(a: &RunDir, b: &RunDir) -> bool {
+    let cases = |rd: &RunDir| -> BTreeSet<(String, String, u64)> {
+        rd.run
+            .cases
+            .iter()
+            .filter(|c| !c.is_skipped())
+            .map(|c| (c.target.clone(), c.transport.clone(), c.step))
+            .collect()
+    };
+    scenario_name(a) != scenario_name(b) && !cases(a).is_disjoint(&cases(b))
 }
 
 impl Group {
