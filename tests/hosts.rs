@@ -342,6 +342,61 @@ esac
     );
 }
 
+/// A worker stopped mid-case (SIGSTOP: alive, its pipes open, but saying
+/// nothing more) is named with its host as fallen silent, the case ends
+/// without it, and the run still removes its namespaces and what ran there.
+#[test]
+fn a_host_whose_worker_falls_silent_is_named() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    need_namespaces();
+    let (dir, _) = scenario("hosts-silent", "");
+    let script = dir.join("launch.sh");
+    std::fs::write(
+        &script,
+        r#"case "$1" in
+*-w1)
+    exec 3<&0
+    ip netns exec "$1" "$2" worker <&3 &
+    sleep 2
+    kill -STOP $!
+    wait $!
+    ;;
+*) exec ip netns exec "$1" "$2" worker ;;
+esac
+"#,
+    )
+    .unwrap();
+    let text = SMALL
+        .replace(", { name = \"uring\", args = [\"--threads\", \"2\"] }", "")
+        .replace("hold_secs = 0.5", "hold_secs = 1.0")
+        // Longer than the silence a worker is given up after, so that it is
+        // noticed while publishing, not as a report missing at the finish.
+        .replace("duration_secs = 1.0", "duration_secs = 20.0")
+        + &format!(
+            "\n[hosts]\nnamespaces = 2\ncommand = \"sh {} {{host}} {{exe}}\"\n",
+            script.display()
+        );
+    let (status, run, pid) = run("hosts-silent", &text);
+    assert_eq!(status.code(), Some(0), "no threshold: the run succeeds");
+    let c = &run["cases"][0];
+    let failure = c["failure"].as_str().unwrap_or_default();
+    assert_eq!(c["status"], "failed");
+    assert!(
+        failure.contains(&format!("worker 1 on cometbench-{pid}-"))
+            && failure.contains("fell silent"),
+        "{failure}"
+    );
+    let lost = &c["loadgen"]["hosts"][1];
+    let wf = lost["workers"][0]["failure"].as_str().unwrap();
+    assert!(wf.contains("fell silent"), "{wf}");
+    let ok = &c["loadgen"]["hosts"][0];
+    assert!(ok["workers"][0]["failure"].is_null(), "{ok}");
+    let d = &c["delivery"];
+    assert!(d["received"].as_u64().unwrap() >= 200 * 20 * 20, "{d}");
+    assert_eq!(d["duplicates"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Ctrl-C in the middle of a case: the run ends as SIGINT ends it, and
 /// takes its namespaces, and what ran in them, with it.
 #[test]
