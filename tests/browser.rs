@@ -249,7 +249,7 @@ fn check_dispatcher(dispatcher: &str) {
 #[test]
 fn chromium_runs_no_injected_script_and_gets_every_message() {
     // One browser at a time: the machine is small.
-    for d in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+    for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         check_dispatcher(d);
     }
 }

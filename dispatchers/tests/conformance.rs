@@ -669,7 +669,12 @@ fn late_body(a: std::net::SocketAddr, auth: &str, len: usize) -> Result<u16, Str
 }
 
 macro_rules! conformance {
-    ($($module:ident => $kind:expr),* $(,)?) => {$(
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        #[test]
+        fn every_dispatcher_is_in_the_suite() {
+            common::assert_every_kind(&[$($kind),*]);
+        }
+        $(
         mod $module {
             use super::*;
             #[test] fn transports_in_order() { super::transports_in_order($kind) }
@@ -689,7 +694,8 @@ macro_rules! conformance {
             #[test] fn channels_expire_and_are_bounded() { super::channels_expire_and_are_bounded($kind) }
             #[test] fn stop_is_prompt_and_closes_the_listener() { super::stop_is_prompt_and_closes_the_listener($kind) }
         }
-    )*};
+    )*
+    };
 }
 
 conformance! {
@@ -697,4 +703,6 @@ conformance! {
     uring => Kind::Uring,
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
+    green => Kind::Green,
+    tokio => Kind::Tokio,
 }
