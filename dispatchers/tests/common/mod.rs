@@ -32,6 +32,10 @@ pub fn start_with(kind: Kind, opts: Options) -> Running {
 /// A suite parametrised by a list of dispatchers must list every one.
 pub fn assert_every_kind(covered: &[Kind]) {
     for kind in Kind::ALL {
-        assert!(covered.contains(&kind), "{} is not in the suite", kind.name());
+        assert!(
+            covered.contains(&kind),
+            "{} is not in the suite",
+            kind.name()
+        );
     }
 }
