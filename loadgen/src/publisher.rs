@@ -62,6 +62,10 @@ pub fn grip_items(transport: Transport, channel: &str, seq: u64, message: &str) 
 #[derive(Debug, Clone)]
 pub struct PublishPlan {
     pub target: SocketAddr,
+    /// Several servers sharing a broker: message `k` goes to
+    /// `targets[k % len]`, so publishes are spread over the nodes in turn.
+    /// Empty: every message to `target`.
+    pub targets: Vec<SocketAddr>,
     /// `/pub/{channel}`-style path template.
     pub path: String,
     pub token: Option<String>,
@@ -158,7 +162,12 @@ fn publish_thread(
     seqs: &Sequences,
     stop: &AtomicBool,
 ) {
-    let mut conn: Option<TcpStream> = None;
+    // One keep-alive connection per target this thread publishes to.
+    let targets = match plan.targets.len() {
+        0 => vec![plan.target],
+        _ => plan.targets.clone(),
+    };
+    let mut conns: Vec<Option<TcpStream>> = targets.iter().map(|_| None).collect();
     let step = plan.connections.max(1) as u64;
     let mut k = j as u64;
     while k < total {
@@ -187,7 +196,9 @@ fn publish_thread(
             PublishFormat::Body => message,
             PublishFormat::Grip(t) => grip_items(t, &channel, seq, &message),
         };
-        let result = publish_one(&mut conn, plan, &channel, &body);
+        let to = (k % targets.len() as u64) as usize;
+        let conn = &mut conns[to];
+        let result = publish_one(conn, plan, targets[to], &channel, &body);
         drop(held);
         let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
         r.max_lag_us = r.max_lag_us.max(sent.saturating_sub(scheduled) / 1000);
@@ -201,7 +212,7 @@ fn publish_thread(
                 *last = (*last).max(id.unwrap_or(seq));
             }
             Err(Failed { cause, sent }) => {
-                conn = None;
+                *conn = None;
                 *r.failed.entry(cause).or_default() += 1;
                 if sent {
                     r.unanswered += 1;
@@ -230,15 +241,16 @@ struct Failed {
 fn publish_one(
     conn: &mut Option<TcpStream>,
     plan: &PublishPlan,
+    target: SocketAddr,
     channel: &str,
     body: &str,
 ) -> Result<(Option<u64>, u64), Failed> {
     let fresh = conn.is_none();
     let at_connect = |cause: String| Failed { cause, sent: false };
     if fresh {
-        connect(conn, plan).map_err(at_connect)?;
+        connect(conn, plan, target).map_err(at_connect)?;
     }
-    exchange(conn, plan, channel, body).map_err(|(cause, answered)| Failed {
+    exchange(conn, plan, target, channel, body).map_err(|(cause, answered)| Failed {
         sent: !answered,
         cause,
     })
@@ -254,8 +266,12 @@ fn io_cause(e: io::Error) -> String {
     }
 }
 
-fn connect(conn: &mut Option<TcpStream>, plan: &PublishPlan) -> Result<(), String> {
-    let s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(io_cause)?;
+fn connect(
+    conn: &mut Option<TcpStream>,
+    plan: &PublishPlan,
+    target: SocketAddr,
+) -> Result<(), String> {
+    let s = TcpStream::connect_timeout(&target, plan.timeout).map_err(io_cause)?;
     s.set_nodelay(true).map_err(io_cause)?;
     s.set_read_timeout(Some(plan.timeout)).map_err(io_cause)?;
     s.set_write_timeout(Some(plan.timeout)).map_err(io_cause)?;
@@ -268,6 +284,7 @@ fn connect(conn: &mut Option<TcpStream>, plan: &PublishPlan) -> Result<(), Strin
 fn exchange(
     conn: &mut Option<TcpStream>,
     plan: &PublishPlan,
+    target: SocketAddr,
     channel: &str,
     body: &str,
 ) -> Result<(Option<u64>, u64), (String, bool)> {
@@ -287,7 +304,7 @@ fn exchange(
     };
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Accept: application/json\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
-        plan.target,
+        target,
         body.len()
     );
     s.write_all(req.as_bytes()).map_err(lost)?;

@@ -107,6 +107,9 @@ pub struct Case {
     /// Capacity runs: whether the case held the scenario's p99 bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_held: Option<bool>,
+    /// The nodes, broker and balancer of a case that runs several servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterResult>,
 }
 
 /// A fault injected into one case, what it did, and whether the pass line held.

@@ -21,8 +21,11 @@
 //! trimming the heap).
 //!
 //! # Stopping
-//! After publishing has stopped ([`crate`] `# Stopping`), a cancellation
-//! token (tokio-util's, what tokio users stop tasks with) tells the acceptor and every connection task; each connection hands on
+//! After publishing has stopped ([`crate`] `# Stopping`), every channel's
+//! broadcast is closed, which ends each subscribed task's receiver after
+//! what it holds, and a cancellation token (tokio-util's, what tokio users
+//! stop tasks with) tells the acceptor and every task not subscribed; each
+//! connection hands on
 //! what its receiver holds, ends, and writes out its output (see `conn.rs`,
 //! `# Stopping`). The stop waits until every connection has closed or
 //! [`crate::STOP_GRACE`] has passed, then shuts the runtime down, which
@@ -52,7 +55,13 @@ use fanout::Fanout;
 /// How long the acceptor waits when it cannot take a connection at all.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// Why `--broker` is refused here, in one line.
+pub const NO_BROKER: &str = "tokio does not follow a broker: its fan-out group is a channel's broadcast, not a connection's inbox, so an answer the broker gives later (a follow in step, a publish's id) has no way back to the connection waiting for it";
+
 pub fn start(opts: &Options) -> io::Result<Running> {
+    if opts.broker.is_some() {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, NO_BROKER));
+    }
     let threads = opts.threads.max(1);
     let shared = Arc::new(Shared::new(
         opts.config.clone(),
@@ -80,6 +89,9 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let stopped = shared.clone();
     let stop = move || {
         let deadline = Instant::now() + crate::STOP_GRACE;
+        // Subscribers hear of the stop from their receivers, the others
+        // (and the acceptor) from the token.
+        fanout.close();
         stop_token.cancel();
         rt.block_on(async {
             while stopped.counters.connections.load(Ordering::Relaxed) > 0

@@ -38,6 +38,7 @@ use crate::scenario::{Fault, Scenario};
 
 mod capacity;
 mod case;
+mod cluster;
 mod consistency;
 mod fault;
 mod figures;
@@ -144,6 +145,11 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         placement: s.placement.clone(),
         capacity: Vec::new(),
     };
+    // One server per case, or each of the scenario's node counts.
+    let node_counts: Vec<Option<u64>> = match s.node_counts() {
+        counts if counts.is_empty() => vec![None],
+        counts => counts.into_iter().map(Some).collect(),
+    };
     for target in &targets {
         for &transport in &s.transports {
             let mut capacity = capacity::Stepping::new(s, target.label(), transport.name());
@@ -151,30 +157,39 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
                 if !capacity.goes_on() {
                     break;
                 }
-                let mut repeats = Vec::new();
-                for r in 1..=s.repeat {
-                    let shared = Shared {
-                        args: &args,
-                        dir: &dir,
-                        samples_file: &samples_file,
-                        layout: &layout,
-                        repeat: r,
-                    };
-                    let mut case = CaseRun::run(&shared, target, transport, step)
-                        .unwrap_or_else(|e| target.failed_case(transport, step, e));
-                    case.repeat = r;
-                    say(&case);
-                    let skipped = case.status == "skipped";
-                    repeats.push(case);
-                    if skipped {
-                        // Nothing was run: nothing to repeat.
-                        break;
+                for &nodes in &node_counts {
+                    let mut repeats = Vec::new();
+                    for r in 1..=s.repeat {
+                        let shared = Shared {
+                            args: &args,
+                            dir: &dir,
+                            samples_file: &samples_file,
+                            layout: &layout,
+                            repeat: r,
+                        };
+                        let mut case = CaseRun::run(&shared, target, transport, step, nodes)
+                            .unwrap_or_else(|e| {
+                                let mut case = target.failed_case(transport, step, e);
+                                case.cluster = nodes.map(|nodes| crate::cluster::ClusterResult {
+                                    nodes,
+                                    ..Default::default()
+                                });
+                                case
+                            });
+                        case.repeat = r;
+                        say(&case);
+                        let skipped = case.status == "skipped";
+                        repeats.push(case);
+                        if skipped {
+                            // Nothing was run: nothing to repeat.
+                            break;
+                        }
                     }
+                    let mut case = repeat::combine(repeats);
+                    capacity.judge(&mut case);
+                    run.cases.push(case);
+                    write_json(&dir.join("run.json"), &run)?;
                 }
-                let mut case = repeat::combine(repeats);
-                capacity.judge(&mut case);
-                run.cases.push(case);
-                write_json(&dir.join("run.json"), &run)?;
             }
             run.capacity.extend(capacity.result());
         }

@@ -56,6 +56,9 @@ pub(super) struct Client {
     /// tried so far.
     pub away_since: Option<u64>,
     pub attempt: u32,
+    /// Which of the plan's nodes it is on, counted from its first (see
+    /// [`super::Plan::nodes`]).
+    pub node: usize,
 }
 
 /// What a client reads its responses with.
@@ -149,7 +152,9 @@ impl Worker {
     ) -> io::Result<()> {
         let slow = self.plan.fault.slow_every > 0
             && (index as u64).is_multiple_of(self.plan.fault.slow_every);
-        let mut stream = open_socket_with(self.plan.target, source, |s| {
+        let node = back.map_or(0, |a| a.node);
+        let addr = self.node_addr(index, node);
+        let mut stream = open_socket_with(addr, source, |s| {
             if slow {
                 // A small window: the server's queue fills sooner.
                 s.set_recv_buffer_size(65536)?;
@@ -185,7 +190,7 @@ impl Worker {
             started_ns: now,
             ids: back.map_or(Ids::default(), |a| a.ids),
             resume: (None, None),
-            request: request(&path, &self.plan.target, self.transport, &extra),
+            request: request(&path, &addr, self.transport, &extra),
             written: 0,
             retries: 0,
             retrying: false,
@@ -193,6 +198,7 @@ impl Worker {
             slow,
             away_since: back.map(|a| a.since_ns),
             attempt: back.map_or(0, |a| a.attempt),
+            node,
         });
         self.connect_queue.push_back((now, key));
         self.pending += 1;
@@ -660,6 +666,14 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE,
         );
         self.write(key);
+    }
+
+    /// The address of subscriber `index` on its `node`-th node.
+    fn node_addr(&self, index: usize, node: usize) -> std::net::SocketAddr {
+        match self.plan.nodes.len() {
+            0 => self.plan.target,
+            n => self.plan.nodes[(index + node) % n],
+        }
     }
 
     /// The subscribe path of subscriber `index`.
