@@ -49,6 +49,11 @@ impl std::fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// The sample key of RFC 6455 section 1.3, for tests and fuzzing, where
+/// bytes that replay exactly matter more than a fresh nonce; a real client
+/// (the load generator) draws one per connection ([`key`]).
+pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
 /// The `Sec-WebSocket-Key` for a 16-byte nonce the caller drew.
 pub fn key(nonce: [u8; 16]) -> String {
     STANDARD.encode(nonce)
