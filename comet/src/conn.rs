@@ -46,9 +46,11 @@
 //! Closing with those bytes unread would make the kernel answer them with a
 //! reset, which destroys the response on its way: the client would see
 //! "connection reset" or "broken pipe" instead of the answer. A WebSocket
-//! closes the same way after its close frame: the client's answer to it (a
-//! close frame of its own) and whatever it sent meanwhile are read and
-//! discarded, so the close frame is never lost to a reset.
+//! whose server sends the first close frame closes the same way after it:
+//! the client's answer (a close frame of its own) and whatever it sent
+//! meanwhile are read and discarded, so the close frame is never lost to a
+//! reset. One whose client closed first has its close echoed and is closed
+//! once the echo is written: the client sends nothing after its close.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;

@@ -113,8 +113,9 @@ enum Got {
     Late,
 }
 
-/// One subscriber connection. A WebSocket one answers the server's pings
-/// (unless `answer_pings` is cleared) and keeps the close codes it gets.
+/// One subscriber connection. A WebSocket one answers the server's pings,
+/// and its close with a close and the end of its own side, as a browser
+/// does (unless `answers` is cleared), and keeps the close codes it gets.
 pub struct Sub {
     pub stream: TcpStream,
     pub dec: Subscriber,
@@ -125,7 +126,7 @@ pub struct Sub {
     /// (`None` for an empty one).
     pub pings: usize,
     pub closes: Vec<Option<u16>>,
-    pub answer_pings: bool,
+    pub answers: bool,
     /// Bytes read past the end of a response.
     rest: Vec<u8>,
 }
@@ -150,7 +151,7 @@ impl Sub {
             ended: false,
             pings: 0,
             closes: Vec::new(),
-            answer_pings: true,
+            answers: true,
             rest: Vec::new(),
         };
         sub.send(channel, transport, query, headers);
@@ -210,13 +211,20 @@ impl Sub {
                     ClientEvent::End => self.ended = true,
                     ClientEvent::Ping(payload) => {
                         self.pings += 1;
-                        if self.answer_pings {
+                        if self.answers {
                             // A server that is gone makes the next read say so.
                             let pong = comet::ws::client::pong(&payload, MASK);
                             let _ = self.stream.write_all(&pong);
                         }
                     }
-                    ClientEvent::Close { code, .. } => self.closes.push(code),
+                    ClientEvent::Close { code, .. } => {
+                        self.closes.push(code);
+                        if self.answers {
+                            let echo = comet::ws::client::close(code.unwrap_or(1000), "", MASK);
+                            let _ = self.stream.write_all(&echo);
+                            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+                        }
+                    }
                 }
             }
             data = &data[used..];

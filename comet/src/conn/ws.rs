@@ -216,7 +216,10 @@ impl Conn {
                     Some(code) => encode::close(code, ""),
                     None => encode::frame(true, Opcode::Close, b"", None),
                 };
-                self.ws_end(echo, Some(now));
+                // The client sends nothing after its close (RFC 6455 section
+                // 5.5.1): the server closes the connection once the echo is
+                // out, first, as section 7.1.1 asks.
+                self.ws_end(echo, Some(now), false);
             }
         }
     }
@@ -273,30 +276,38 @@ impl Conn {
         }
     }
 
-    /// The server stops: a close frame `1001`, then the closing handshake
-    /// on the dispatcher's stop deadline.
+    /// The server stops: a close frame `1001`, and the connection closes
+    /// once it is written, as every stream does then: a stop waits for no
+    /// client's answer (see `docs/DESIGN.md`, "Stopping").
     pub(super) fn ws_going_away(&mut self) {
-        self.ws_end(encode::close(close::GOING_AWAY, "server is stopping"), None);
+        let frame = encode::close(close::GOING_AWAY, "server is stopping");
+        self.ws_end(frame, None, false);
     }
 
+    /// The server closes: `code` and `reason` in a close frame, then the
+    /// lingering close.
     fn ws_close(&mut self, code: u16, reason: &str, now: Instant) {
         if self.is_duplex() {
-            self.ws_end(encode::close(code, reason), Some(now));
+            self.ws_end(encode::close(code, reason), Some(now), true);
         }
     }
 
-    /// Ends the subscription with `frame` (a close) and closes lingering
-    /// (see `# Closing`): the frame goes out, the write side is shut, and
-    /// what the client still sends is discarded until it closes too. The
-    /// frame gets as long to drain as a request gets to arrive, from `now`.
-    fn ws_end(&mut self, frame: Bytes, now: Option<Instant>) {
-        let Phase::Subscribed(sub) = std::mem::replace(
-            &mut self.phase,
+    /// Ends the subscription with `frame` (a close). When the server began
+    /// the closing handshake it closes `linger`ing (see `# Closing`): the
+    /// frame goes out, the write side is shut, and what the client still
+    /// sends (its own close, and what was on its way) is discarded until it
+    /// closes too. The frame gets as long to drain as a request gets to
+    /// arrive, from `now`.
+    fn ws_end(&mut self, frame: Bytes, now: Option<Instant>, linger: bool) {
+        let next = if linger {
             Phase::Lingering(Linger {
                 shut: None,
                 discarded: 0,
-            }),
-        ) else {
+            })
+        } else {
+            Phase::Closed
+        };
+        let Phase::Subscribed(sub) = std::mem::replace(&mut self.phase, next) else {
             return;
         };
         self.events.push_back(Event::Unsubscribe {

@@ -19,6 +19,8 @@ use crate::group::Group;
 use crate::hangup::{Watch, Watcher};
 use crate::Shared;
 
+mod duplex;
+
 /// A write that makes no progress for this long drops the client as too slow.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,6 +50,7 @@ pub(crate) fn serve_conn_until(
         shared,
         watcher,
         watch: None,
+        watching_reads: false,
     };
     // One bad connection must never take the process down: a panic ends this
     // connection only, and its subscription is still removed from the hub.
@@ -73,6 +76,8 @@ struct Served<'a> {
     watcher: Option<&'a Watcher>,
     /// Registered with the watcher at the first hold, until the end.
     watch: Option<Watch>,
+    /// The watch wakes for bytes to read too (a WebSocket, see `duplex.rs`).
+    watching_reads: bool,
 }
 
 impl Served<'_> {
@@ -208,12 +213,7 @@ impl Served<'_> {
     /// Holding a long-poll or a stream: block on the inbox until a message,
     /// the deadline (heartbeat, poll timeout) or a hang-up.
     fn wait_step(&mut self) {
-        if self.watch.is_none() {
-            if let Some(w) = self.watcher {
-                // Failing to watch (ENOMEM) leaves the heartbeat check.
-                self.watch = w.watch(self.stream.as_raw_fd(), self.inbox.clone()).ok();
-            }
-        }
+        self.ensure_watch();
         let deadline = self.conn.poll_timeout();
         let Woken {
             messages,
@@ -230,7 +230,9 @@ impl Served<'_> {
             // looks like one. `run` delivers the messages (put back here).
             return self.inbox.put_back(messages);
         }
-        if hangup {
+        if hangup && self.conn.is_duplex() {
+            self.read_ready();
+        } else if hangup {
             match peer_state(&self.stream) {
                 // An edge from earlier that no longer holds: wait on.
                 Peer::Open => {}
@@ -240,6 +242,14 @@ impl Served<'_> {
         }
         if messages.is_empty() {
             if deadline.is_some_and(|d| d <= now) {
+                // A WebSocket's pongs are read before a ping is due, even
+                // with no watcher to say they came.
+                if self.conn.is_duplex() {
+                    self.read_ready();
+                    if !self.conn.is_duplex() {
+                        return;
+                    }
+                }
                 // About to write a heartbeat or a 204: first see whether the
                 // client is still there.
                 match peer_state(&self.stream) {
