@@ -21,7 +21,9 @@ set -euo pipefail
 #   chromium                  the browser that runs the iframe transport (tests/browser.rs)
 #   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
 #                             scripts/broker/redis.sh)
-PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server)
+#   python3-websockets        an independent WebSocket client (dispatchers/tests/websockets.rs)
+PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server
+    python3-websockets)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 
