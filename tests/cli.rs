@@ -121,7 +121,7 @@ fn smoke_scenario() {
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
     for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
-        for t in ["longpoll", "sse", "stream", "iframe"] {
+        for t in ["longpoll", "sse", "stream", "iframe", "ws"] {
             let c = cases
                 .iter()
                 .find(|c| c["target"] == d && c["transport"] == t)
@@ -185,7 +185,57 @@ fn cause_keys() -> &'static [&'static str] {
         "other",
         "io",
         "bad_response",
+        "not_connected",
     ]
+}
+
+/// The per-user pattern over WebSocket: every user publishes over its own
+/// socket and gets each message back with the next id of its channel.
+#[test]
+fn chat_over_websocket_publishes_over_the_sockets() {
+    let dir = std::env::temp_dir().join(format!("cometbench-chat-ws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("chat-ws.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"chat-ws\"\ndispatchers = [\"reactor\", \"thread-per-connection\"]\n\
+         transports = [\"ws\"]\nsteps = [60]\nhold_secs = 0.2\nwarmup_secs = 0.2\n\
+         sample_interval_ms = 100\npublish_listen = true\n\
+         [ramp]\nrate = 2000.0\nin_flight = 64\n\
+         [publish]\npattern = \"per-user\"\nrate = 120.0\nsize = 64\nduration_secs = 1.0\ndrain_secs = 0.5\n\
+         [thresholds]\nmax_errors = 0\nmin_delivered_fraction = 1.0\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let run_dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .map(PathBuf::from)
+        .expect("results directory printed");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    for c in run["cases"].as_array().unwrap() {
+        let name = c["target"].as_str().unwrap();
+        let p = &c["publish"];
+        assert_eq!(p["scheduled"], 120, "{name}: {p}");
+        assert_eq!(p["accepted"], 120, "{name}: sent over the sockets: {p}");
+        // Nothing went through the publish listener: no subscriber counts.
+        assert_eq!(p["handed_to"], 0, "{name}: {p}");
+        let d = &c["delivery"];
+        assert_eq!(d["expected"], 120, "{name}: {d}");
+        assert_eq!(d["received"], 120, "{name}: {d}");
+        assert_eq!(d["lost"], 0, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--target` drives a server the run did not start, sampled through `--pid`;

@@ -111,7 +111,7 @@ pub struct WorkerFault {
     /// Slowloris connections this worker keeps open while the attack is on.
     pub attackers: usize,
     pub byte_interval_ms: u64,
-    /// Path of the attackers' request line.
+    /// Path of the attackers' request line; `{transport}` is the case's.
     pub attack_path: String,
 }
 
