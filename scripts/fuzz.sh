@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the request parser and connection state machine (target `request`),
-# the client decoders (target `client`) and the WebSocket frame decoders and
-# handshake (target `ws`) for a fixed time each.
+# the client decoders (target `client`), the WebSocket frame decoders and
+# handshake (target `ws`) and a connection speaking WebSocket (target
+# `conn_ws`) for a fixed time each.
 # Not part of CI: run by hand, e.g. `scripts/fuzz.sh 300` (seconds per target).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -9,7 +10,7 @@ secs="${1:-120}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo fuzz needs nightly flags (sanitizers); the machine has only stable.
 export RUSTC_BOOTSTRAP=1
-for target in request client ws; do
+for target in request client ws conn_ws; do
     mkdir -p "artifacts/$target" "corpus-run/$target"
     # New inputs go to corpus-run/ (ignored); the committed seeds stay as they are.
     cargo fuzz run "$target" "corpus-run/$target" "corpus/$target" -- \
