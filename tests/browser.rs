@@ -273,18 +273,23 @@ fn check_dispatcher(dispatcher: &str) {
         elements.iter().all(|e| e == "SCRIPT"),
         "{dispatcher}: {elements:?}"
     );
-    let got = v["got"].as_array().unwrap();
-    assert_eq!(got.len(), msgs.len(), "{dispatcher}");
-    for (i, (g, want)) in got.iter().zip(&msgs).enumerate() {
-        assert_eq!(g["id"], i as u64 + 1, "{dispatcher}: {g}");
+    same_messages(dispatcher, "iframe", &v["got"], &msgs);
+    check_websocket(dispatcher, &v["ws"], &msgs);
+}
+
+/// `got` is every one of `msgs`, in order, with the ids 1, 2, 3 ...
+fn same_messages(dispatcher: &str, what: &str, got: &serde_json::Value, msgs: &[String]) {
+    let got = got.as_array().expect("messages");
+    assert_eq!(got.len(), msgs.len(), "{dispatcher} {what}: {got:?}");
+    for (i, (g, want)) in got.iter().zip(msgs).enumerate() {
+        assert_eq!(g["id"], i as u64 + 1, "{dispatcher} {what}: {g}");
         assert_eq!(
             g["data"].as_str(),
             Some(want.as_str()),
-            "{dispatcher}: message {}",
+            "{dispatcher} {what}: message {}",
             i + 1
         );
     }
-    check_websocket(dispatcher, &v["ws"], &msgs);
 }
 
 /// What the page's own `WebSocket` saw: every message, its own last.
@@ -295,17 +300,7 @@ fn check_websocket(dispatcher: &str, ws: &serde_json::Value, msgs: &[String]) {
         "{dispatcher}: dropped though Chromium pongs"
     );
     assert_eq!(ws["binaryClose"], 1003, "{dispatcher}: {ws}");
-    let got = ws["got"].as_array().expect("messages");
-    assert_eq!(got.len(), msgs.len(), "{dispatcher}: {ws}");
-    for (i, (g, want)) in got.iter().zip(msgs).enumerate() {
-        assert_eq!(g["id"], i as u64 + 1, "{dispatcher}: {g}");
-        assert_eq!(
-            g["data"].as_str(),
-            Some(want.as_str()),
-            "{dispatcher}: message {}",
-            i + 1
-        );
-    }
+    same_messages(dispatcher, "WebSocket", &ws["got"], msgs);
 }
 
 #[test]

@@ -111,13 +111,7 @@ fn smoke_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let dir = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .map(PathBuf::from)
-        .expect("results directory printed");
-    let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
-    let run: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (dir, run) = run_json(&stdout);
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
     for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
@@ -172,6 +166,17 @@ fn smoke_scenario() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// The results directory a run printed, and its `run.json`.
+fn run_json(stdout: &str) -> (PathBuf, serde_json::Value) {
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .map(PathBuf::from)
+        .expect("results directory printed");
+    let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
+    (dir, serde_json::from_str(&text).unwrap())
+}
+
 /// Keys of cause maps, documented as a list of values.
 fn cause_keys() -> &'static [&'static str] {
     &[
@@ -216,13 +221,7 @@ fn chat_over_websocket_publishes_over_the_sockets() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let run_dir = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .map(PathBuf::from)
-        .expect("results directory printed");
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let (_, run) = run_json(&stdout);
     for c in run["cases"].as_array().unwrap() {
         let name = c["target"].as_str().unwrap();
         let p = &c["publish"];

@@ -162,10 +162,7 @@ impl Sub {
     /// upgrade, with [`comet::ws::client::SAMPLE_KEY`], which `dec` expects).
     pub fn send(&mut self, channel: &str, transport: Transport, query: &str, headers: &str) {
         let upgrade = if transport == Transport::Ws {
-            format!(
-                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
-                comet::ws::client::SAMPLE_KEY
-            )
+            comet::ws::client::upgrade_lines(comet::ws::client::SAMPLE_KEY)
         } else {
             String::new()
         };

@@ -188,10 +188,7 @@ impl Worker {
 /// it is an upgrade's: the slowloris of the handshake.
 fn attack_head(path: &str, target: &SocketAddr, transport: Transport) -> Vec<u8> {
     let upgrade = if transport == Transport::Ws {
-        format!(
-            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
-            comet::ws::client::SAMPLE_KEY
-        )
+        comet::ws::client::upgrade_lines(comet::ws::client::SAMPLE_KEY)
     } else {
         String::new()
     };
