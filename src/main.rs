@@ -70,6 +70,22 @@ struct RunArgs {
     /// PID of the external server, to sample its memory, threads and CPU.
     #[arg(long, requires = "target")]
     pid: Option<u32>,
+    /// Where the workers run, instead of the scenario's [hosts]: `local`
+    /// (all here), `netns:N` (N network namespaces the run makes, the server
+    /// in one more), or host names separated by commas (with --host-command
+    /// and --host-listen).
+    #[arg(long)]
+    hosts: Option<String>,
+    /// The command that starts a worker on {host}, split at spaces; {exe} is
+    /// this binary, e.g. 'ssh {host} cometbench worker'.
+    #[arg(long, requires = "hosts")]
+    host_command: Option<String>,
+    /// With host names: the address the server listens on, which the hosts reach.
+    #[arg(long, requires = "hosts")]
+    host_listen: Option<std::net::IpAddr>,
+    /// Name the run (and its results directory) this instead of the scenario's name.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -342,7 +358,17 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
     let only_peers = (!a.peers.is_empty()).then_some(a.peers.clone());
-    let scenario = match scenario.with_overrides(only, only_peers, a.steps.clone(), a.quick) {
+    let scenario = scenario
+        .with_overrides(only, only_peers, a.steps.clone(), a.quick)
+        .and_then(|s| match &a.hosts {
+            Some(h) => s.with_hosts(h, a.host_command.clone(), a.host_listen),
+            None => Ok(s),
+        })
+        .and_then(|s| match &a.name {
+            Some(n) => s.with_name(n),
+            None => Ok(s),
+        });
+    let scenario = match scenario {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cometbench: {e}");
