@@ -116,19 +116,19 @@ struct ReportArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// thread-per-connection, thread-pool, reactor or uring.
+    /// thread-per-connection, thread-pool, reactor, uring, green or tokio.
     #[arg(long, value_parser = parse_kind)]
     dispatcher: Kind,
     /// Address to listen on (port 0 picks one; the bound address is the first line printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Reactors or rings (reactor, uring).
+    /// Reactors, rings, schedulers or workers (reactor, uring, green, tokio).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     /// Worker threads (thread-pool).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=30000))]
     pool_size: u32,
-    /// Stack bytes per connection thread (thread-per-connection).
+    /// Stack bytes per connection thread (thread-per-connection, green).
     #[arg(long, default_value_t = 128 * 1024)]
     thread_stack: usize,
     /// Require `Authorization: Bearer T` to publish.
@@ -461,5 +461,16 @@ fn main() -> ExitCode {
             eprintln!("cometbench: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_know_every_dispatcher() {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, loadgen::scenario::DISPATCHERS);
     }
 }

@@ -307,7 +307,7 @@ fn check_websocket(dispatcher: &str, ws: &serde_json::Value, msgs: &[String]) {
 #[test]
 fn chromium_runs_no_injected_script_and_its_websocket_sends_and_receives() {
     // One browser at a time: the machine is small.
-    for d in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+    for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         check_dispatcher(d);
     }
 }

@@ -114,7 +114,8 @@ fn smoke_scenario() {
     let (dir, run) = run_json(&stdout);
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
-    for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
+    // The smoke scenario names every dispatcher.
+    for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         for t in ["longpoll", "sse", "stream", "iframe", "ws"] {
             let c = cases
                 .iter()

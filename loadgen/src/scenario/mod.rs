@@ -70,7 +70,14 @@ pub use fault::{Churn, Disconnect, Fault, FaultKind, Restart, Slow, Slowloris, S
 pub use hosts::{Hosts, MAX_NAMESPACES, NAMESPACE_COMMAND};
 
 /// The dispatchers `cometbench serve` knows.
-pub const DISPATCHERS: [&str; 4] = ["thread-per-connection", "thread-pool", "reactor", "uring"];
+pub const DISPATCHERS: [&str; 6] = [
+    "thread-per-connection",
+    "thread-pool",
+    "reactor",
+    "uring",
+    "green",
+    "tokio",
+];
 
 /// The peer servers a run can start (see [`crate::peers`]).
 pub const PEERS: [&str; 2] = ["nchan", "pushpin"];

@@ -215,7 +215,7 @@ fn bad_dispatcher() {
         "{e}"
     );
     assert!(
-        e.contains("thread-per-connection, thread-pool, reactor, uring"),
+        e.contains("thread-per-connection, thread-pool, reactor, uring, green, tokio"),
         "{e}"
     );
     let e = err(&with("dispatchers = [{ name = \"nchan\" }]", ""));
