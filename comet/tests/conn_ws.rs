@@ -752,18 +752,21 @@ fn take_all(conn: &mut Conn) -> Vec<u8> {
 }
 
 #[test]
-fn a_publish_past_the_channel_limit_closes_try_again_later() {
-    let now = Instant::now();
-    let mut b = publishes(Some(Refusal::ChannelLimit), false);
-    let mut conn = direct(&mut b, quick(), now);
-    conn.handle_read(&text("one too many"), now);
-    glue::drain(&mut conn, &mut b, now);
-    let mut r = Reader::new(Transport::Ws);
-    r.feed(&upgrade_answer());
-    r.feed(&take_all(&mut conn));
-    assert_eq!(r.closes, vec![Some(close::TRY_AGAIN_LATER)]);
-    assert_eq!(b.asked, vec!["one too many"]);
-    assert_eq!(b.memory.hub().stats().subscribers, 0);
+fn a_publish_refused_for_a_while_closes_try_again_later() {
+    // Past the channel limit, or the broker out of reach: both pass.
+    for refusal in [Refusal::ChannelLimit, Refusal::Broker] {
+        let now = Instant::now();
+        let mut b = publishes(Some(refusal), false);
+        let mut conn = direct(&mut b, quick(), now);
+        conn.handle_read(&text("one too many"), now);
+        glue::drain(&mut conn, &mut b, now);
+        let mut r = Reader::new(Transport::Ws);
+        r.feed(&upgrade_answer());
+        r.feed(&take_all(&mut conn));
+        assert_eq!(r.closes, vec![Some(close::TRY_AGAIN_LATER)], "{refusal:?}");
+        assert_eq!(b.asked, vec!["one too many"]);
+        assert_eq!(b.memory.hub().stats().subscribers, 0, "{refusal:?}");
+    }
 }
 
 /// The `101` to the sample key, so that a reader can start after it.
