@@ -438,3 +438,34 @@ fn acceptor_answers_503_at_the_descriptor_limit() {
     }
     running.stop();
 }
+
+#[test]
+fn green_reports_the_stack_it_runs_on_in_stats() {
+    // Requested, what the runtime makes of it: whole pages, at least its floor.
+    for (requested, effective) in [(40_000u64, 40_960u64), (4096, 32 * 1024)] {
+        let running = start(
+            Kind::Green,
+            Options {
+                thread_stack: requested as usize,
+                ..opts(Config::default())
+            },
+        );
+        let mut sub = Sub::open(running.addr, "stack", Transport::Sse, "", "");
+        assert_eq!(sub.wait_head().status, 200);
+        assert_eq!(publish_counted(running.addr, "stack", "on it"), (1, 1));
+        assert_eq!(sub.wait_messages(1), vec![(1, "on it".to_string())]);
+        let s = stats(running.addr);
+        assert_eq!(s["dispatcher"], "green");
+        assert_eq!(
+            s["settings"]["thread_stack"].as_u64(),
+            Some(effective),
+            "{s}"
+        );
+        assert_eq!(
+            s["settings"]["thread_stack_requested"].as_u64(),
+            Some(requested),
+            "{s}"
+        );
+        running.stop();
+    }
+}

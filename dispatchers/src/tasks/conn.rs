@@ -6,32 +6,41 @@
 //! Nothing is kept across an `.await` that an idle connection does not
 //! need: the read buffer and the `writev` slices live on the worker's stack
 //! inside plain functions called once the socket is ready
-//! (`readable().await`, then `try_read`), not in the task's future. What a
-//! task holds is its future (the `select!` branches' futures, a `Sleep`),
-//! its `Conn`, the socket's registration with the I/O driver, and a
-//! broadcast receiver. Measured (release, 2026-12-02): the future is 632
-//! bytes, of which the `Task` (its `Conn`, 200) is 288, the `Sleep` 112, the
-//! cancellation's future 72 and the receiver's about 80. Readiness goes
-//! through `poll_read_ready`/`poll_write_ready`, whose wakers live in the
-//! socket's registration: a `readable()` future would be 152 bytes more
-//! each. tokio puts the future in a task cell aligned to 128 bytes (768 in
-//! all) and the registration in another (256): with the core's 200 bytes
-//! that is most of the 1,419 bytes an idle subscriber costs (`idle-10k`).
+//! (`poll_read_ready`, then `try_read`), not in the task's future; readiness
+//! goes through `poll_*_ready`, whose wakers live in the socket's
+//! registration (a `readable()` future would be 152 bytes more). A
+//! subscribed connection waits on its receiver, the socket and its
+//! deadline; any other on the stop token, the socket and its deadline: two
+//! waits that never overlap, so the future holds the larger, not both (the
+//! stop reaches a subscriber through its receiver, see `fanout.rs`,
+//! `# Stopping`). Measured (release and debug, 2026-12-02, nightly
+//! `-Zprint-type-sizes`): the future is 528 bytes: the `Task` 280 (its
+//! `Conn` 200, the socket 32, the subscription 24, the token, the fan-out
+//! and the flags 24), the `Sleep` 112 and its pin 8, the wait's futures 96
+//! (the receiver's waiter among them), the `select!` state and padding 32.
+//! tokio puts it in a task cell of 640 bytes (header, scheduler, id and
+//! trailer are 104, rounded up to 128) and the socket's registration in
+//! another 128-aligned block of 256: 896 bytes asked of the allocator per
+//! idle subscriber (`examples/tokio_idle.rs` counts them). glibc's malloc
+//! puts a header and the gap to the next 128-byte boundary beside each of
+//! the two, which is most of the rest of what `idle-10k` measures.
 //!
 //! # Stopping
-//! When the stop is raised (after publishing has stopped), the task takes
-//! every message its receiver still holds, ends the connection
+//! When the stop is raised (after publishing has stopped), a subscribed
+//! task's receiver hands on every message it still holds and then ends,
+//! another task's token is cancelled; either ends the connection
 //! ([`Conn::handle_shutdown`]) and goes on writing until its output is out.
 //! The dispatcher's stop waits for that for [`crate::STOP_GRACE`], then
 //! shuts the runtime down, which drops the tasks left: `Drop` closes their
 //! connection in the core and removes its subscription, as it does for a
 //! task that panicked.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use comet::{Conn, Message};
@@ -65,15 +74,14 @@ pub(super) struct Task {
     conn: Conn,
     sub: Option<Subscription>,
     stream: TcpStream,
-    fanout: Arc<Fanout>,
     stop: CancellationToken,
     stopping: bool,
     /// The client sent its last byte (or the socket failed): readiness to
     /// read would only say so again and again.
     read_closed: bool,
-    /// Declared last, so that it drops last: counts the close once the
-    /// socket is closed.
-    _open: Open,
+    /// The dispatcher's channels. Declared last, so that it drops last:
+    /// counts the close once the socket is closed.
+    fanout: Open,
 }
 
 /// Counts a connection open from accept until dropped.
@@ -98,65 +106,79 @@ impl Task {
             conn: Conn::new(fanout.shared.config.clone(), accepted),
             sub: None,
             stream,
-            fanout: fanout.clone(),
             stop,
             stopping: false,
             read_closed: false,
-            _open: Open(fanout.clone()),
+            fanout: Open(fanout.clone()),
         }
     }
 
     /// Serves the connection until it closes; the task is this future.
-    // Not an `async fn`: see the comment inside.
+    // Not an `async fn`, and the loop not in one either: see the comment
+    // inside.
     #[allow(clippy::manual_async_fn)]
-    pub(super) fn run(mut self) -> impl std::future::Future<Output = ()> + Send {
+    pub(super) fn run(mut self) -> impl Future<Output = ()> + Send {
         // Captured by the block and used in place: an `async fn` taking
         // `self` by value would keep it twice in its state (its argument,
-        // and the local it moves into), 288 bytes more per connection.
-        async move { self.serve().await }
+        // and the local it moves into), 288 bytes more per connection; a
+        // loop in an `async fn` of `&mut self` awaited here, its reference
+        // and its own state's padding, 16 more.
+        async move {
+            let sleep = sleep_until(tokio::time::Instant::now() + FAR);
+            tokio::pin!(sleep);
+            loop {
+                self.settle();
+                if self.conn.is_done() {
+                    return;
+                }
+                let timed = {
+                    let deadline = self.conn.poll_timeout();
+                    sleep.as_mut().reset(match deadline {
+                        Some(d) => d.into(),
+                        None => tokio::time::Instant::now() + FAR,
+                    });
+                    deadline.is_some()
+                };
+                let (read, write) = (!self.read_closed, self.conn.has_pending());
+                // Two waits, never both at once, so that the task's state
+                // holds the larger of them, not both (see `# Memory of an
+                // idle connection`): a subscriber hears of the stop from its
+                // receiver, any other connection from the token.
+                let woke = match &mut self.sub {
+                    Some(sub) if !self.stopping => {
+                        tokio::select! {
+                            biased;
+                            m = sub.rx.recv() => Woke::Message(m),
+                            w = socket(&self.stream, read, write), if read || write => w,
+                            () = &mut sleep, if timed => Woke::Deadline,
+                        }
+                    }
+                    _ => {
+                        tokio::select! {
+                            biased;
+                            () = self.stop.cancelled(), if !self.stopping => Woke::Stop,
+                            w = socket(&self.stream, read, write), if read || write => w,
+                            () = &mut sleep, if timed => Woke::Deadline,
+                            // Nothing left to wait for (stopping, the client gone).
+                            else => Woke::Failed,
+                        }
+                    }
+                };
+                self.on_woke(woke);
+            }
+        }
     }
 
-    async fn serve(&mut self) {
-        let sleep = sleep_until(tokio::time::Instant::now() + FAR);
-        tokio::pin!(sleep);
-        loop {
-            self.settle();
-            if self.conn.is_done() {
-                return;
-            }
-            let deadline = self.conn.poll_timeout();
-            sleep.as_mut().reset(match deadline {
-                Some(d) => d.into(),
-                None => tokio::time::Instant::now() + FAR,
-            });
-            // Readiness through `poll_*_ready` (the waker is kept in the
-            // socket's registration), not readiness futures: whatever a `select!` branch holds is part of every idle
-            // connection's task (see `# Memory of an idle connection`).
-            let woke = tokio::select! {
-                biased;
-                () = self.stop.cancelled(), if !self.stopping => Woke::Stop,
-                // Evaluated even when disabled: a future that never ends then.
-                m = recv(&mut self.sub), if self.sub.is_some() => Woke::Message(m),
-                r = poll_fn(|cx| self.stream.poll_read_ready(cx)), if !self.read_closed => {
-                    r.map_or(Woke::Failed, |()| Woke::Readable)
-                }
-                r = poll_fn(|cx| self.stream.poll_write_ready(cx)), if self.conn.has_pending() => {
-                    r.map_or(Woke::Failed, |()| Woke::Writable)
-                }
-                () = &mut sleep, if deadline.is_some() => Woke::Deadline,
-                // Nothing left to wait for (stopping, the client gone).
-                else => Woke::Failed,
-            };
-            let now = Instant::now();
-            match woke {
-                Woke::Stop => self.on_stop(now),
-                Woke::Message(m) => self.on_message(m, now),
-                Woke::Readable => self.read(now),
-                // `settle` writes at the top of the loop.
-                Woke::Writable => {}
-                Woke::Deadline => self.conn.handle_timeout(now),
-                Woke::Failed => self.conn.handle_close(),
-            }
+    fn on_woke(&mut self, woke: Woke) {
+        let now = Instant::now();
+        match woke {
+            Woke::Stop => self.on_stop(now),
+            Woke::Message(m) => self.on_message(m, now),
+            Woke::Readable => self.read(now),
+            // `settle` writes at the top of the loop.
+            Woke::Writable => {}
+            Woke::Deadline => self.conn.handle_timeout(now),
+            Woke::Failed => self.conn.handle_close(),
         }
     }
 
@@ -181,7 +203,7 @@ impl Task {
             Ok(m) => {
                 let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
                 if current {
-                    self.fanout.shared.deliver(&mut self.conn, &m, now);
+                    self.fanout.0.shared.deliver(&mut self.conn, &m, now);
                     self.drain(now);
                 }
             }
@@ -189,13 +211,15 @@ impl Task {
                 // Messages were lost for this subscriber: drop it, never silently.
                 self.conn.handle_close();
                 self.fanout
+                    .0
                     .shared
                     .counters
                     .dropped_slow
                     .fetch_add(1, Ordering::Relaxed);
             }
-            // The topic went (it cannot while this receiver is counted).
-            Err(RecvError::Closed) => self.sub = None,
+            // The dispatcher stops (`Fanout::close`), and the receiver has
+            // handed on everything it held.
+            Err(RecvError::Closed) => self.on_stop(now),
         }
     }
 
@@ -236,7 +260,7 @@ impl Task {
 
     fn drain(&mut self, now: Instant) {
         let mut backend = TaskBackend {
-            fanout: &self.fanout,
+            fanout: &self.fanout.0,
             sub: &mut self.sub,
         };
         comet::glue::drain(&mut self.conn, &mut backend, now);
@@ -273,10 +297,64 @@ impl Drop for Task {
     }
 }
 
-/// The next message of the subscription; with none, never.
-async fn recv(sub: &mut Option<Subscription>) -> Result<Arc<Message>, RecvError> {
-    match sub {
-        Some(sub) => sub.rx.recv().await,
-        None => std::future::pending().await,
+/// The socket's readiness a connection waits for: to read (`read`, unless
+/// the client has sent its last byte), to write (`write`, while output is
+/// pending).
+// Readiness through `poll_*_ready` (the waker is kept in the socket's
+// registration), not readiness futures: whatever a wait holds is part of
+// every idle connection's task.
+fn socket(stream: &TcpStream, read: bool, write: bool) -> impl Future<Output = Woke> + '_ {
+    poll_fn(move |cx| {
+        if read {
+            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Readable));
+            }
+        }
+        if write {
+            if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Writable));
+            }
+        }
+        Poll::Pending
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest future whose task cell is 640 bytes: tokio adds 104
+    /// (header, scheduler, id, the stage's tag, trailer) and rounds the cell
+    /// up to 128. One byte more and every connection costs 128 more.
+    const MOST: usize = 536;
+
+    #[test]
+    fn a_connections_task_fits_a_640_byte_cell() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap());
+            let ((stream, _), _client) =
+                tokio::join!(async { listener.accept().await.unwrap() }, async {
+                    client.await.unwrap()
+                });
+            let shared = Arc::new(crate::Shared::new(
+                comet::Config::default(),
+                "tokio",
+                serde_json::json!({}),
+                0,
+            ));
+            let fanout = Arc::new(Fanout::new(shared));
+            let task = Task::new(stream, Instant::now(), &fanout, CancellationToken::new());
+            let future = task.run();
+            let size = std::mem::size_of_val(&future);
+            assert!(
+                size <= MOST,
+                "a connection's future is {size} bytes, more than {MOST}"
+            );
+        });
     }
 }

@@ -22,6 +22,13 @@
 //! doubled. The broadcast keeps a channel's messages in send order, which
 //! is id order (sends happen with the hub locked).
 //!
+//! # Stopping
+//! [`Fanout::close`] drops every channel's sender once publishing has
+//! stopped: a receiver then hands on what it still holds and ends with
+//! `Closed`, which is how a subscribed task learns of the stop (see
+//! `conn.rs`, `# Stopping`). A channel subscribed to after that gets a
+//! topic closed from the start.
+//!
 //! # Slow subscribers
 //! A broadcast channel holds [`CAPACITY`] messages; a receiver that falls
 //! further behind is told how many it lost (`Lagged`), and the connection
@@ -45,14 +52,46 @@ use crate::Shared;
 pub const CAPACITY: usize = 256;
 
 /// One hub channel's broadcast: the group the hub hands its messages to.
+/// Its sender is gone once the dispatcher stops.
 pub(super) struct Topic {
-    tx: broadcast::Sender<Arc<Message>>,
+    tx: Mutex<Option<broadcast::Sender<Arc<Message>>>>,
+}
+
+impl Topic {
+    fn new(closed: bool) -> Topic {
+        Topic {
+            tx: Mutex::new((!closed).then(|| broadcast::Sender::new(CAPACITY))),
+        }
+    }
+
+    fn tx(&self) -> MutexGuard<'_, Option<broadcast::Sender<Arc<Message>>>> {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A receiver of what is sent from now on; of a closed topic, one that
+    /// ends at once.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Message>> {
+        match &*self.tx() {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    fn receivers(&self) -> usize {
+        self.tx().as_ref().map_or(0, |tx| tx.receiver_count())
+    }
+
+    fn close(&self) {
+        self.tx().take();
+    }
 }
 
 impl Inbox for Topic {
     fn deliver(&self, message: &Arc<Message>) {
-        // Fails only with no receiver left, and then nobody is to be told.
-        let _ = self.tx.send(message.clone());
+        if let Some(tx) = &*self.tx() {
+            // Fails only with no receiver left, and then nobody is to be told.
+            let _ = tx.send(message.clone());
+        }
     }
 
     /// Only a broker posts anything but messages (answers given later, the
@@ -74,19 +113,35 @@ pub(super) struct Subscription {
 /// The dispatcher's channels, each with its broadcast.
 pub(super) struct Fanout {
     pub(super) shared: Arc<Shared>,
-    topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
+    topics: Mutex<Topics>,
+}
+
+#[derive(Default)]
+struct Topics {
+    map: HashMap<Arc<str>, Arc<Topic>>,
+    closed: bool,
 }
 
 impl Fanout {
     pub(super) fn new(shared: Arc<Shared>) -> Fanout {
         Fanout {
             shared,
-            topics: Mutex::new(HashMap::new()),
+            topics: Mutex::default(),
         }
     }
 
-    fn topics(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+    fn topics(&self) -> MutexGuard<'_, Topics> {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends every subscription after what its receiver holds (see
+    /// `# Stopping`); for after publishing has stopped.
+    pub(super) fn close(&self) {
+        let mut topics = self.topics();
+        topics.closed = true;
+        for topic in topics.map.values() {
+            topic.close();
+        }
     }
 }
 
@@ -105,24 +160,22 @@ impl Backend for TaskBackend<'_> {
         now: Instant,
     ) -> Answer<Result<Replay, Refusal>> {
         let mut topics = self.fanout.topics();
+        let closed = topics.closed;
         let topic = topics
+            .map
             .entry(channel.clone())
-            .or_insert_with(|| {
-                Arc::new(Topic {
-                    tx: broadcast::Sender::new(CAPACITY),
-                })
-            })
+            .or_insert_with(|| Arc::new(Topic::new(closed)))
             .clone();
         // Before the replay (see `# Order and subscribing`).
-        let rx = topic.tx.subscribe();
+        let rx = topic.subscribe();
         let group = Group(topic.clone());
         let shared = &self.fanout.shared;
         let replay = match shared.subscribe_here(channel, since, &group, now) {
             Ok(replay) => replay,
             Err(refusal) => {
                 drop(rx);
-                if topic.tx.receiver_count() == 0 {
-                    topics.remove(channel);
+                if topic.receivers() == 0 {
+                    topics.map.remove(channel);
                 }
                 return Answer::Now(Err(refusal));
             }
@@ -148,8 +201,8 @@ impl Backend for TaskBackend<'_> {
         drop(rx);
         // With the map locked, so that a subscriber joining meanwhile finds
         // either this topic with its receiver counted, or none.
-        if topic.tx.receiver_count() == 0 {
-            topics.remove(channel);
+        if topic.receivers() == 0 {
+            topics.map.remove(channel);
         }
     }
 
@@ -183,15 +236,18 @@ mod tests {
         TaskBackend { fanout, sub }
     }
 
-    #[test]
-    fn one_hand_off_reaches_every_receiver_and_a_topic_ends_with_its_last() {
-        let shared = Arc::new(Shared::new(
+    fn fanout() -> Fanout {
+        Fanout::new(Arc::new(Shared::new(
             comet::Config::default(),
             "tokio",
             serde_json::json!({}),
             0,
-        ));
-        let fanout = Fanout::new(shared.clone());
+        )))
+    }
+
+    #[test]
+    fn one_hand_off_reaches_every_receiver_and_a_topic_ends_with_its_last() {
+        let fanout = fanout();
         let ch: Arc<str> = "room".into();
         let now = Instant::now();
         let (mut a, mut b) = (None, None);
@@ -199,7 +255,7 @@ mod tests {
             let r = backend(&fanout, sub).subscribe(&ch, None, now);
             assert!(matches!(r, Answer::Now(Ok(_))));
         }
-        assert_eq!(fanout.topics().len(), 1, "one broadcast per channel");
+        assert_eq!(fanout.topics().map.len(), 1, "one broadcast per channel");
         let p = backend(&fanout, &mut None).publish(&ch, "hello".into(), now);
         assert!(matches!(
             p,
@@ -213,10 +269,10 @@ mod tests {
             assert_eq!((m.id(), m.data()), (1, "hello"));
         }
         backend(&fanout, &mut a).unsubscribe(&ch, now);
-        assert_eq!(fanout.topics().len(), 1, "b still listens");
+        assert_eq!(fanout.topics().map.len(), 1, "b still listens");
         backend(&fanout, &mut b).unsubscribe(&ch, now);
         assert_eq!(
-            fanout.topics().len(),
+            fanout.topics().map.len(),
             0,
             "no topic outlives its subscribers"
         );
@@ -228,5 +284,42 @@ mod tests {
                 subscribers: 0
             }))
         ));
+    }
+
+    #[test]
+    fn a_close_ends_each_receiver_after_what_it_holds_and_a_later_subscriber_at_once() {
+        let fanout = fanout();
+        let ch: Arc<str> = "room".into();
+        let now = Instant::now();
+        let mut sub = None;
+        let r = backend(&fanout, &mut sub).subscribe(&ch, None, now);
+        assert!(matches!(r, Answer::Now(Ok(_))));
+        for data in ["one", "two"] {
+            let p = backend(&fanout, &mut None).publish(&ch, data.into(), now);
+            assert!(matches!(p, Answer::Now(Ok(_))));
+        }
+        fanout.close();
+        let rx = &mut sub.as_mut().unwrap().rx;
+        let held: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok().map(|m| m.id())).collect();
+        assert_eq!(held, [1, 2], "what was sent before the close is handed on");
+        assert!(
+            matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)),
+            "then the receiver ends"
+        );
+        let mut late = None;
+        let r = backend(&fanout, &mut late).subscribe(&"other".into(), None, now);
+        assert!(matches!(r, Answer::Now(Ok(_))));
+        let rx = &mut late.as_mut().unwrap().rx;
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
+        backend(&fanout, &mut sub).unsubscribe(&ch, now);
+        backend(&fanout, &mut late).unsubscribe(&"other".into(), now);
+        assert_eq!(
+            fanout.topics().map.len(),
+            0,
+            "closed topics go with their subscribers"
+        );
     }
 }

@@ -21,8 +21,11 @@
 //! trimming the heap).
 //!
 //! # Stopping
-//! After publishing has stopped ([`crate`] `# Stopping`), a cancellation
-//! token (tokio-util's, what tokio users stop tasks with) tells the acceptor and every connection task; each connection hands on
+//! After publishing has stopped ([`crate`] `# Stopping`), every channel's
+//! broadcast is closed, which ends each subscribed task's receiver after
+//! what it holds, and a cancellation token (tokio-util's, what tokio users
+//! stop tasks with) tells the acceptor and every task not subscribed; each
+//! connection hands on
 //! what its receiver holds, ends, and writes out its output (see `conn.rs`,
 //! `# Stopping`). The stop waits until every connection has closed or
 //! [`crate::STOP_GRACE`] has passed, then shuts the runtime down, which
@@ -86,6 +89,9 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let stopped = shared.clone();
     let stop = move || {
         let deadline = Instant::now() + crate::STOP_GRACE;
+        // Subscribers hear of the stop from their receivers, the others
+        // (and the acceptor) from the token.
+        fanout.close();
         stop_token.cancel();
         rt.block_on(async {
             while stopped.counters.connections.load(Ordering::Relaxed) > 0
