@@ -1,7 +1,12 @@
-//! A real browser on the iframe transport: headless Chromium loads a host page
-//! that defines `window.comet` and embeds the forever iframe of a channel
-//! holding hostile messages (replayed from the backlog with `since=0`), served
-//! by the real `cometbench serve` of each dispatcher.
+//! A real browser on the iframe and WebSocket transports: headless Chromium
+//! loads a host page that defines `window.comet` and embeds the forever
+//! iframe of a channel holding hostile messages (replayed from the backlog
+//! with `since=0`), and opens Chromium's own `WebSocket` on the same channel:
+//! it gets the same messages, sends one of its own (which comes back with the
+//! next id), answers the server's pings by itself (it is still open after
+//! three heartbeats), has permessage-deflate declined, and sees a binary
+//! message closed with `1003`. Served by the real `cometbench serve` of each
+//! dispatcher.
 //!
 //! The iframe must be same-origin with the host page to call `parent.comet`,
 //! so the test runs a small HTTP server on one port: `/` is the host page,
@@ -28,7 +33,17 @@ const REPORT_WITHIN: Duration = Duration::from_secs(60);
 /// Published after the hostile messages; the page reports once it arrives.
 const SENTINEL: &str = "end of the hostile messages";
 
-fn host_page(channel: &str, expected: usize) -> String {
+/// What the page's WebSocket sends; it must come back to it whole.
+const OWN: &str = "from Chromium: é \u{2028} </script> 😀";
+
+/// The server's heartbeat: a WebSocket that answered no ping would be
+/// dropped after three, so the page stays open for more than that.
+const HEARTBEAT_SECS: f64 = 0.5;
+
+fn host_page(channel: &str, expected: usize, server: SocketAddr) -> String {
+    // In a script element: "</" would end it.
+    let own = serde_json::to_string(OWN).unwrap().replace("</", "<\\/");
+    let stay_ms = (HEARTBEAT_SECS * 3.0 * 1000.0 + 400.0) as u64;
     format!(
         r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>host</title></head>
@@ -38,9 +53,11 @@ window.pwned = 0;
 var got = [];
 var reported = false;
 var errors = [];
+var iframeDone = false;
+var ws = {{ got: [], extensions: null, alive: null, binaryClose: null, done: false }};
 window.onerror = function (m) {{ errors.push(String(m)); }};
 function report() {{
-  if (reported) return;
+  if (reported || !iframeDone || !ws.done) return;
   reported = true;
   var f = document.getElementById("f");
   var d = f.contentDocument;
@@ -49,7 +66,8 @@ function report() {{
     pwned: window.pwned || 0,
     iframePwned: (f.contentWindow && f.contentWindow.pwned) || 0,
     elements: d && d.body ? Array.prototype.map.call(d.body.querySelectorAll("*"), function (e) {{ return e.tagName; }}) : null,
-    errors: errors
+    errors: errors,
+    ws: ws
   }};
   fetch("/result", {{ method: "POST", body: JSON.stringify(result) }});
 }}
@@ -58,8 +76,29 @@ window.comet = function (m) {{
   // The sentinel comes last, so it arrives even when earlier messages broke
   // their script elements. A grace period after it lets any asynchronous
   // injection (an onerror handler, say) run before the report; it measures nothing.
-  if (m.data === "{SENTINEL}" || got.length === {expected}) setTimeout(report, 500);
+  if (m.data === "{SENTINEL}" || got.length === {expected}) setTimeout(function () {{ iframeDone = true; report(); }}, 500);
 }};
+var url = "ws://{server}/sub/{channel}?transport=ws&since=0";
+var sock = new WebSocket(url);
+var opened = 0;
+sock.onopen = function () {{
+  opened = Date.now();
+  ws.extensions = sock.extensions;
+  sock.send({own});
+}};
+sock.onmessage = function (e) {{
+  ws.got.push(JSON.parse(e.data));
+  if (ws.got.length === {expected} + 1) {{
+    setTimeout(function () {{
+      ws.alive = sock.readyState === WebSocket.OPEN;
+      ws.done = true;
+      report();
+    }}, Math.max(0, opened + {stay_ms} - Date.now()));
+  }}
+}};
+var bin = new WebSocket(url);
+bin.onopen = function () {{ bin.send(new Uint8Array([1, 2, 3])); }};
+bin.onclose = function (e) {{ ws.binaryClose = e.code; }};
 </script>
 <iframe id="f" src="/sub/{channel}?transport=iframe&since=0"></iframe>
 </body></html>
@@ -192,7 +231,7 @@ fn check_dispatcher(dispatcher: &str) {
             "--listen",
             "127.0.0.1:0",
             "--heartbeat",
-            "1",
+            &HEARTBEAT_SECS.to_string(),
         ],
     );
     let addr = server.addr;
@@ -200,7 +239,7 @@ fn check_dispatcher(dispatcher: &str) {
     for m in &msgs {
         publish(addr, channel, m);
     }
-    let (host, results) = host_server(addr, host_page(channel, msgs.len()));
+    let (host, results) = host_server(addr, host_page(channel, msgs.len(), addr));
     let profile = std::env::temp_dir().join(format!(
         "cometbench-browser-{}-{dispatcher}",
         std::process::id()
@@ -220,6 +259,8 @@ fn check_dispatcher(dispatcher: &str) {
         )
     });
     let v: serde_json::Value = serde_json::from_str(&report).expect("the report is JSON");
+    // The page's WebSocket published on the channel too, after the rest.
+    msgs.push(OWN.into());
     assert_eq!(v["pwned"], 0, "{dispatcher}: injected script ran: {report}");
     assert_eq!(
         v["iframePwned"], 0,
@@ -233,21 +274,38 @@ fn check_dispatcher(dispatcher: &str) {
         elements.iter().all(|e| e == "SCRIPT"),
         "{dispatcher}: {elements:?}"
     );
-    let got = v["got"].as_array().unwrap();
-    assert_eq!(got.len(), msgs.len(), "{dispatcher}");
-    for (i, (g, want)) in got.iter().zip(&msgs).enumerate() {
-        assert_eq!(g["id"], i as u64 + 1, "{dispatcher}: {g}");
+    same_messages(dispatcher, "iframe", &v["got"], &msgs);
+    check_websocket(dispatcher, &v["ws"], &msgs);
+}
+
+/// `got` is every one of `msgs`, in order, with the ids 1, 2, 3 ...
+fn same_messages(dispatcher: &str, what: &str, got: &serde_json::Value, msgs: &[String]) {
+    let got = got.as_array().expect("messages");
+    assert_eq!(got.len(), msgs.len(), "{dispatcher} {what}: {got:?}");
+    for (i, (g, want)) in got.iter().zip(msgs).enumerate() {
+        assert_eq!(g["id"], i as u64 + 1, "{dispatcher} {what}: {g}");
         assert_eq!(
             g["data"].as_str(),
             Some(want.as_str()),
-            "{dispatcher}: message {}",
+            "{dispatcher} {what}: message {}",
             i + 1
         );
     }
 }
 
+/// What the page's own `WebSocket` saw: every message, its own last.
+fn check_websocket(dispatcher: &str, ws: &serde_json::Value, msgs: &[String]) {
+    assert_eq!(ws["extensions"], "", "{dispatcher}: deflate declined: {ws}");
+    assert_eq!(
+        ws["alive"], true,
+        "{dispatcher}: dropped though Chromium pongs"
+    );
+    assert_eq!(ws["binaryClose"], 1003, "{dispatcher}: {ws}");
+    same_messages(dispatcher, "WebSocket", &ws["got"], msgs);
+}
+
 #[test]
-fn chromium_runs_no_injected_script_and_gets_every_message() {
+fn chromium_runs_no_injected_script_and_its_websocket_sends_and_receives() {
     // One browser at a time: the machine is small.
     for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         check_dispatcher(d);

@@ -8,7 +8,7 @@
 //! - `peers`: a run of the same kind with nchan, drawn beside them;
 //! - `idle`: nothing published, 1,000 long-poll connections; uring failed;
 //! - `sweep`: 100, 200, 500 SSE connections; thread-per-connection failed at 500;
-//! - `transports`: long-poll and SSE, wire figures.
+//! - `transports`: long-poll, SSE and WebSocket, wire figures.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -218,6 +218,12 @@ fn titles_axes_and_one_legend_entry_per_target() {
     for part in ["payload", "response heads", "framing, padding, heartbeats"] {
         assert_eq!(count(&texts, part), 1, "{part} in {texts:?}");
     }
+    // WebSocket is drawn beside SSE, the transports in the protocol's order
+    // from the top (the axis writes its labels bottom up).
+    let at = |name: &str| texts.iter().position(|t| t == name);
+    let bottom_up = [at("WebSocket"), at("SSE"), at("long-poll")];
+    assert!(bottom_up.iter().all(Option::is_some), "{texts:?}");
+    assert!(bottom_up.is_sorted(), "{bottom_up:?} in {texts:?}");
 }
 
 #[test]

@@ -111,18 +111,12 @@ fn smoke_scenario() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let dir = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .map(PathBuf::from)
-        .expect("results directory printed");
-    let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
-    let run: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (dir, run) = run_json(&stdout);
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
     // The smoke scenario names every dispatcher.
     for d in dispatchers::Kind::ALL.map(|k| k.name()) {
-        for t in ["longpoll", "sse", "stream", "iframe"] {
+        for t in ["longpoll", "sse", "stream", "iframe", "ws"] {
             let c = cases
                 .iter()
                 .find(|c| c["target"] == d && c["transport"] == t)
@@ -173,6 +167,17 @@ fn smoke_scenario() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// The results directory a run printed, and its `run.json`.
+fn run_json(stdout: &str) -> (PathBuf, serde_json::Value) {
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .map(PathBuf::from)
+        .expect("results directory printed");
+    let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
+    (dir, serde_json::from_str(&text).unwrap())
+}
+
 /// Keys of cause maps, documented as a list of values.
 fn cause_keys() -> &'static [&'static str] {
     &[
@@ -186,7 +191,57 @@ fn cause_keys() -> &'static [&'static str] {
         "other",
         "io",
         "bad_response",
+        "not_connected",
     ]
+}
+
+/// The per-user pattern over WebSocket: every user publishes over its own
+/// socket and gets each message back with the next id of its channel.
+#[test]
+fn chat_over_websocket_publishes_over_the_sockets() {
+    let dir = std::env::temp_dir().join(format!("cometbench-chat-ws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("chat-ws.toml");
+    // Every dispatcher: each reads its held sockets its own way.
+    let every: Vec<String> = dispatchers::Kind::ALL
+        .map(|k| format!("\"{}\"", k.name()))
+        .into();
+    std::fs::write(
+        &scenario,
+        format!("name = \"chat-ws\"\ndispatchers = [{}]\n", every.join(", "))
+            + "transports = [\"ws\"]\nsteps = [60]\nhold_secs = 0.2\nwarmup_secs = 0.2\n\
+         sample_interval_ms = 100\npublish_listen = true\n\
+         [ramp]\nrate = 2000.0\nin_flight = 64\n\
+         [publish]\npattern = \"per-user\"\nrate = 120.0\nsize = 64\nduration_secs = 1.0\ndrain_secs = 0.5\n\
+         [thresholds]\nmax_errors = 0\nmin_delivered_fraction = 1.0\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (_, run) = run_json(&stdout);
+    let cases = run["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), every.len(), "one case per dispatcher");
+    for c in cases {
+        let name = c["target"].as_str().unwrap();
+        let p = &c["publish"];
+        assert_eq!(p["scheduled"], 120, "{name}: {p}");
+        assert_eq!(p["accepted"], 120, "{name}: sent over the sockets: {p}");
+        // Nothing went through the publish listener: no subscriber counts.
+        assert_eq!(p["handed_to"], 0, "{name}: {p}");
+        let d = &c["delivery"];
+        assert_eq!(d["expected"], 120, "{name}: {d}");
+        assert_eq!(d["received"], 120, "{name}: {d}");
+        assert_eq!(d["lost"], 0, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--target` drives a server the run did not start, sampled through `--pid`;

@@ -130,14 +130,14 @@ fn churn_loses_nothing_silently() {
     let (code, stdout, run) = run(
         "ci-churn",
         &format!(
-            "{DISPATCHERS}\ntransports = [\"longpoll\", \"sse\", \"stream\", \"iframe\"]\nsteps = [200]\n\
+            "{DISPATCHERS}\ntransports = [\"longpoll\", \"sse\", \"stream\", \"iframe\", \"ws\"]\nsteps = [200]\n\
              hold_secs = 0.3\nwarmup_secs = 0.3\nsample_interval_ms = 200\npublish_listen = true\n\
              [publish]\npattern = \"broadcast\"\nrate = 25.0\nduration_secs = 4.0\ndrain_secs = 1.0\n\
              [fault]\nkind = \"churn\"\nrate = 0.25\naway_min_ms = 0\naway_max_ms = 3500\n"
         ),
     );
     assert_eq!(code, Some(0), "{stdout}");
-    assert_passed(&run, "churn", 4 * kinds());
+    assert_passed(&run, "churn", 5 * kinds());
     let mut missed = 0;
     for c in run["cases"].as_array().unwrap() {
         let f = &c["fault"]["counts"];

@@ -1,5 +1,6 @@
 //! The peers (nginx + nchan, Pushpin) driven by the real binary: a tiny
-//! broadcast on every transport, started and stopped through scripts/peers/.
+//! broadcast on every transport (WebSocket too), started and stopped through
+//! scripts/peers/.
 //!
 //! A peer that is not installed fails the test with what to install, unless
 //! `COMETBENCH_SKIP_PEERS=1` (the scripts could install it themselves, but a
@@ -70,7 +71,7 @@ fn run_peer(peer: &str) -> serde_json::Value {
         &scenario,
         format!(
             "name = \"peer-{peer}\"\ndispatchers = [\"reactor\"]\npeers = [\"{peer}\"]\n\
-             transports = [\"longpoll\", \"sse\", \"stream\", \"iframe\"]\nsteps = [30]\n\
+             transports = [\"longpoll\", \"sse\", \"stream\", \"iframe\", \"ws\"]\nsteps = [30]\n\
              hold_secs = 0.3\nwarmup_secs = 0.2\nsample_interval_ms = 100\n\
              server_args = [\"--heartbeat\", \"1\"]\n\
              [ramp]\nrate = 1000.0\nin_flight = 32\n\
@@ -102,7 +103,7 @@ fn run_peer(peer: &str) -> serde_json::Value {
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     let cases = run["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 4, "only the peer ran");
+    assert_eq!(cases.len(), 5, "only the peer ran");
     for c in cases {
         assert_eq!(c["target"], peer);
         assert_eq!(c["kind"], "peer");
@@ -163,15 +164,17 @@ fn nchan_every_transport() {
         return;
     }
     let run = run_peer("nchan");
-    for t in ["longpoll", "sse", "stream"] {
+    for t in ["longpoll", "sse", "stream", "ws"] {
         let c = case(&run, t);
         // The master and its worker.
         assert_delivered(c, 2, true);
         // nchan counts its subscribers in its publish answers.
         assert_eq!(c["publish"]["handed_to"], 6 * 30, "{t}");
     }
-    // Each SSE stream opens with a comment (`: hi`), then pings every second.
+    // Each SSE stream opens with a comment (`: hi`), then pings every second;
+    // so does each WebSocket (its pings answered, or nchan closes it).
     assert!(case(&run, "sse")["wire"]["heartbeats"].as_u64().unwrap() > 30);
+    assert!(case(&run, "ws")["wire"]["heartbeats"].as_u64().unwrap() > 30);
     let iframe = case(&run, "iframe");
     assert_eq!(iframe["status"], "skipped");
     assert!(iframe["notes"].as_array().unwrap().iter().any(|n| n
@@ -187,7 +190,7 @@ fn pushpin_every_transport() {
         return;
     }
     let run = run_peer("pushpin");
-    for t in ["sse", "stream", "iframe"] {
+    for t in ["sse", "stream", "iframe", "ws"] {
         // Runner, condure, zurl, pushpin-proxy, pushpin-handler.
         assert_delivered(case(&run, t), 5, true);
     }
@@ -195,8 +198,9 @@ fn pushpin_every_transport() {
     // it re-polls (and, seen in about half the runs, one early message reaches
     // none of them): counted as lost, never as a protocol error.
     assert_delivered(case(&run, "longpoll"), 5, false);
-    // Keep-alives after 1 s without data (the hold and the drain have such gaps).
-    for t in ["sse", "stream", "iframe"] {
+    // Keep-alives after 1 s without data (the hold and the drain have such
+    // gaps): over WebSocket, pings the backend asked for.
+    for t in ["sse", "stream", "iframe", "ws"] {
         let beats = case(&run, t)["wire"]["heartbeats"].as_u64().unwrap();
         assert!(beats > 0, "{t}: no keep-alive");
     }

@@ -14,6 +14,10 @@
 use crate::request::Status;
 use crate::transport::Transport;
 
+mod ws;
+
+pub use ws::WsReader;
+
 /// A response or frame the client could not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -23,6 +27,8 @@ pub enum DecodeError {
     BadChunk,
     /// A frame's JSON or fields are malformed; the text says which.
     BadFrame(String),
+    /// A WebSocket's `101` did not accept the handshake; the text says why.
+    BadHandshake(String),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -31,6 +37,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::BadHead => write!(f, "malformed response head"),
             DecodeError::BadChunk => write!(f, "malformed chunk"),
             DecodeError::BadFrame(s) => write!(f, "malformed frame: {s}"),
+            DecodeError::BadHandshake(s) => write!(f, "WebSocket handshake refused: {s}"),
         }
     }
 }
@@ -270,7 +277,7 @@ impl SseDecoder {
     }
 }
 
-fn parse_object(json: &str) -> Result<Item, DecodeError> {
+pub(crate) fn parse_object(json: &str) -> Result<Item, DecodeError> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| DecodeError::BadFrame(e.to_string()))?;
     if let Some(k) = v.get("missed").and_then(|k| k.as_u64()) {
@@ -401,9 +408,16 @@ impl StreamDecoder {
                     "long-poll bodies are decoded whole (parse_longpoll)".into(),
                 ))
             }
+            Transport::Ws => return Err(ws_has_frames()),
         }
         Ok(())
     }
+}
+
+/// A WebSocket's messages are frames, which [`Subscriber`] (through
+/// [`WsReader`]) decodes: there is no body to hand a [`StreamDecoder`].
+fn ws_has_frames() -> DecodeError {
+    DecodeError::BadFrame("WebSocket frames are read by Subscriber, not StreamDecoder".into())
 }
 
 impl StreamDecoder {
@@ -450,6 +464,7 @@ impl StreamDecoder {
                     "long-poll bodies are decoded whole".into(),
                 ))
             }
+            Transport::Ws => return Err(ws_has_frames()),
         }
         Ok(())
     }
@@ -466,6 +481,16 @@ pub enum ClientEvent {
     /// The response head arrived.
     Head(ResponseHead),
     Item(Item),
+    /// A WebSocket ping: answer it with a pong carrying the same payload
+    /// ([`crate::ws::client::pong`]), or the server drops the client.
+    Ping(bytes::Bytes),
+    /// The server's WebSocket close frame (`code` is `None` for an empty
+    /// one); [`ClientEvent::End`] follows. Echo it to finish the closing
+    /// handshake.
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
     /// The response is complete (long-poll answered, or a stream ended).
     End,
 }
@@ -481,12 +506,19 @@ enum SubState {
         status: u16,
         nchan_id: Option<String>,
     },
+    /// A WebSocket after its `101`.
+    Ws(Box<WsReader>),
     Done,
 }
 
 /// Client side of one subscribe response of any transport.
 ///
 /// For long-poll, call [`Subscriber::reset`] before reading the next poll's response.
+///
+/// A WebSocket subscriber checks the `101` against the key its request sent
+/// ([`Subscriber::websocket`]; [`crate::ws::client::SAMPLE_KEY`] otherwise),
+/// then reads frames: each text frame is an [`Item`]; pings come out as
+/// [`ClientEvent::Ping`] for the owner to answer.
 #[derive(Debug)]
 pub struct Subscriber {
     transport: Transport,
@@ -494,6 +526,8 @@ pub struct Subscriber {
     state: SubState,
     head_buf: Vec<u8>,
     stream: StreamDecoder,
+    /// The `Sec-WebSocket-Key` the request sent (WebSocket only).
+    key: Box<str>,
 }
 
 impl Subscriber {
@@ -509,6 +543,16 @@ impl Subscriber {
             state: SubState::Head,
             head_buf: Vec::new(),
             stream: StreamDecoder::with_dialect(transport, dialect),
+            key: crate::ws::client::SAMPLE_KEY.into(),
+        }
+    }
+
+    /// A WebSocket subscriber whose request sent `key` (see
+    /// [`crate::ws::client::key`]).
+    pub fn websocket(dialect: Dialect, key: &str) -> Subscriber {
+        Subscriber {
+            key: key.into(),
+            ..Subscriber::with_dialect(Transport::Ws, dialect)
         }
     }
 
@@ -535,6 +579,14 @@ impl Subscriber {
             // Only the head's bytes from this input count as used.
             let before = self.head_buf.len() - input.len();
             used = head.len - before;
+            if self.transport == Transport::Ws && head.status == 101 {
+                crate::ws::client::parse_response(&self.head_buf[..head.len], &self.key)
+                    .map_err(|e| DecodeError::BadHandshake(e.to_string()))?;
+                self.head_buf.clear();
+                self.state = SubState::Ws(Box::new(WsReader::new(self.dialect)));
+                out.push(ClientEvent::Head(head));
+                return Ok(used + self.feed_ws(&input[used..], out)?);
+            }
             self.head_buf.clear();
             let length = if head.chunked {
                 None
@@ -559,6 +611,9 @@ impl Subscriber {
                 nchan_id,
             };
             out.push(ClientEvent::Head(head));
+        }
+        if let SubState::Ws(_) = self.state {
+            return self.feed_ws(input, out);
         }
         let SubState::Body {
             chunked,
@@ -623,13 +678,35 @@ impl Subscriber {
     }
 }
 
-/// `GET /sub/{channel}` for `transport`, with `since` when given.
+impl Subscriber {
+    /// Frames after a `101`; every byte is used (what follows a close frame
+    /// is not read).
+    fn feed_ws(&mut self, input: &[u8], out: &mut Vec<ClientEvent>) -> Result<usize, DecodeError> {
+        let SubState::Ws(reader) = &mut self.state else {
+            return Ok(0);
+        };
+        reader.feed(input, out)?;
+        if reader.is_closed() {
+            self.state = SubState::Done;
+            out.push(ClientEvent::End);
+        }
+        Ok(input.len())
+    }
+}
+
+/// `GET /sub/{channel}` for `transport`, with `since` when given. A
+/// WebSocket's is the upgrade request with [`crate::ws::client::SAMPLE_KEY`],
+/// which [`Subscriber::new`] expects.
 pub fn subscribe_request(channel: &str, transport: Transport, since: Option<u64>) -> String {
     let since = since.map(|s| format!("&since={s}")).unwrap_or_default();
-    format!(
-        "GET /sub/{channel}?transport={}{since} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        transport.name()
-    )
+    let path = format!("/sub/{channel}?transport={}{since}", transport.name());
+    if transport == Transport::Ws {
+        let head =
+            crate::ws::client::request("localhost", &path, crate::ws::client::SAMPLE_KEY, &[])
+                .expect("a valid channel name holds no CR or LF");
+        return String::from_utf8(head).expect("the request head is text");
+    }
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
 }
 
 /// `POST /pub/{channel}` carrying `data`.

@@ -1,4 +1,5 @@
-//! One HTTP connection of a Comet server, sans-IO.
+//! One HTTP connection of a Comet server, sans-IO, and the WebSocket it may
+//! become (`conn/ws.rs`).
 //!
 //! The dispatcher feeds it bytes read (`handle_read`), bytes written
 //! (`handle_written`), the passing of time (`handle_timeout`), messages for
@@ -7,6 +8,8 @@
 //! `handle_stats`). It takes out bytes to write (`poll_transmit`), when to
 //! shut the write side down (`poll_shutdown`), the next deadline
 //! (`poll_timeout`) and events (`poll_event`); `is_done` says when to close.
+//! While it holds a subscription it expects nothing from the peer, except as
+//! a WebSocket ([`Conn::is_duplex`]), whose client may send at any time.
 //!
 //! # Buffer ownership
 //! Bytes read are copied into the connection only while a request is
@@ -21,7 +24,10 @@
 //! # Events
 //! An event is answered once: a `Subscribe` with `handle_subscribed` or
 //! `handle_refused`, a `Publish` with `handle_published` or
-//! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe` needs none.
+//! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe` and
+//! `Unresponsive` need none. A WebSocket's publishes (its text frames) are
+//! answered the same way, several may wait at once, and while any does, what
+//! the client sends next is kept, not decoded.
 //! [`crate::glue::drain`] does this against a [`crate::glue::Backend`],
 //! after every `handle_*` call. The answer may come later than the event (a
 //! broker on another thread): until it does, input is kept but not acted on.
@@ -39,7 +45,12 @@
 //! byte, for at most [`Config::linger_time`] and [`Config::linger_bytes`].
 //! Closing with those bytes unread would make the kernel answer them with a
 //! reset, which destroys the response on its way: the client would see
-//! "connection reset" or "broken pipe" instead of the answer.
+//! "connection reset" or "broken pipe" instead of the answer. A WebSocket
+//! whose server sends the first close frame closes the same way after it:
+//! the client's answer (a close frame of its own) and whatever it sent
+//! meanwhile are read and discarded, so the close frame is never lost to a
+//! reset. One whose client closed first has its close echoed and is closed
+//! once the echo is written: the client sends nothing after its close.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -58,6 +69,7 @@ use crate::transport::{self, Frame, Transport};
 mod bearer;
 mod respond;
 mod start;
+mod ws;
 
 pub use respond::service_unavailable;
 
@@ -73,6 +85,9 @@ pub enum Event {
     /// Leave `channel` (long-poll answered, client gone, or dropped as slow).
     /// The name is the hub's, as the subscribe's answer gave it.
     Unsubscribe { channel: Arc<str> },
+    /// A WebSocket client answered no ping for two heartbeats and was cut
+    /// off (its `Unsubscribe` comes too); count it. Needs no answer.
+    Unresponsive,
     /// Publish `data`; answer with [`Conn::handle_published`], or
     /// [`Conn::handle_refused`].
     Publish { channel: Arc<str>, data: Box<str> },
@@ -80,7 +95,9 @@ pub enum Event {
     Stats,
 }
 
-/// Why a subscribe or a publish is refused. Each is answered `503`.
+/// Why a subscribe or a publish is refused. Each is answered `503`; a
+/// WebSocket's publish is answered by a close frame instead (see
+/// `conn/ws.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The server is stopping and takes no more messages: the connection
@@ -131,6 +148,13 @@ enum Pending {
         transport: Transport,
         poll_timeout: Duration,
     },
+    /// A WebSocket handshake was accepted and its subscribe raised; the
+    /// `101` goes out with the answer. Boxed: a connection waits so only
+    /// for an instant, and `Phase` stays as small as a long-poll needs.
+    Upgrade {
+        channel: Arc<str>,
+        upgrade: Box<ws::Upgrade>,
+    },
     Publish,
     Stats,
 }
@@ -142,6 +166,29 @@ struct Sub {
     /// Highest id handed to this subscriber; older ones are duplicates.
     last_id: u64,
     chunked: bool,
+    /// The fields below are a WebSocket's only; they sit here, not in a
+    /// struct of their own, so that `Sub` (and so every `Conn`) is no larger
+    /// than a long-poll's. What a frame being read and publishes awaiting
+    /// their answers need is boxed, and only while there are any.
+    ws: Option<Box<ws::Reading>>,
+    /// Pings sent since the client's last pong.
+    pings: u8,
+    /// The handshake carried the publish token (or none is needed).
+    may_publish: bool,
+}
+
+impl Sub {
+    fn new(channel: Arc<str>, transport: Transport, last_id: u64, chunked: bool) -> Sub {
+        Sub {
+            channel,
+            transport,
+            last_id,
+            chunked,
+            ws: None,
+            pings: 0,
+            may_publish: false,
+        }
+    }
 }
 
 /// Server side of one HTTP/1.x connection.
@@ -172,6 +219,14 @@ pub struct Conn {
     /// The request being answered was not read to its end: its head was
     /// refused before its end, or its body before it came.
     unread: bool,
+}
+
+/// The last id a subscriber has had once `replay` is queued.
+fn replay_last_id(replay: &Replay) -> u64 {
+    replay
+        .messages
+        .last()
+        .map_or(replay.last_id, |m| m.id().max(replay.last_id))
 }
 
 /// Input held for a request that is still arriving, beyond which the peer is cut off.
@@ -216,6 +271,9 @@ impl Conn {
                     self.read_deadline = Some(self.linger_deadline(shut, now));
                 }
                 return;
+            }
+            Phase::Subscribed(ref s) if s.transport == Transport::Ws => {
+                return self.ws_read(data, now)
             }
             // A streaming client has nothing more to say; what it sends is ignored.
             Phase::Subscribed(ref s) if s.transport.is_streaming() => return,
@@ -272,7 +330,9 @@ impl Conn {
         if self.sub_deadline.is_some_and(|d| d <= now) {
             self.sub_deadline = None;
             if let Phase::Subscribed(sub) = &self.phase {
-                if sub.transport.is_streaming() {
+                if sub.transport == Transport::Ws {
+                    self.ws_heartbeat(now);
+                } else if sub.transport.is_streaming() {
                     let hb = transport::heartbeat(sub.transport, sub.chunked);
                     self.sub_deadline = Some(now + self.config.heartbeat);
                     self.push(hb);
@@ -310,32 +370,31 @@ impl Conn {
     /// told to be for this subscription by comparing two pointers, and the
     /// name is allocated once per channel, not once per subscriber.
     pub fn handle_subscribed(&mut self, replay: Replay, now: Instant) {
-        let Phase::Waiting(Pending::Subscribe {
-            channel: asked,
-            transport,
-            poll_timeout,
-        }) = std::mem::replace(&mut self.phase, Phase::Idle)
-        else {
-            // An answer with no subscribe waiting for it is a dispatcher
-            // bug; staying closed is the safe reading of it.
-            self.phase = Phase::Closed;
-            return;
+        let (asked, transport, poll_timeout) = match std::mem::replace(&mut self.phase, Phase::Idle)
+        {
+            Phase::Waiting(Pending::Subscribe {
+                channel,
+                transport,
+                poll_timeout,
+            }) => (channel, transport, poll_timeout),
+            Phase::Waiting(Pending::Upgrade { channel, upgrade }) => {
+                debug_assert_eq!(*channel, *replay.channel, "a replay of another channel");
+                return self.start_ws(*upgrade, replay, now);
+            }
+            _ => {
+                // An answer with no subscribe waiting for it is a dispatcher
+                // bug; staying closed is the safe reading of it.
+                self.phase = Phase::Closed;
+                return;
+            }
         };
         debug_assert_eq!(*asked, *replay.channel, "a replay of another channel");
+        let last_id = replay_last_id(&replay);
         let channel = replay.channel;
-        let last_id = replay
-            .messages
-            .last()
-            .map_or(replay.last_id, |m| m.id().max(replay.last_id));
         if transport == Transport::Longpoll {
             if replay.messages.is_empty() && replay.missed == 0 {
                 self.sub_deadline = Some(now + poll_timeout);
-                self.phase = Phase::Subscribed(Sub {
-                    channel,
-                    transport,
-                    last_id,
-                    chunked: false,
-                });
+                self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, false));
             } else {
                 self.events.push_back(Event::Unsubscribe { channel });
                 self.respond_poll(&replay.messages, replay.missed, now);
@@ -400,12 +459,15 @@ impl Conn {
         true
     }
 
-    /// The dispatcher's answer to [`Event::Publish`].
+    /// The dispatcher's answer to [`Event::Publish`]. A WebSocket's answer
+    /// is the message itself, coming back on the channel.
     pub fn handle_published(&mut self, id: u64, subscribers: u64, now: Instant) {
         if matches!(self.phase, Phase::Waiting(Pending::Publish)) {
             let body = format!("{{\"id\":{id},\"subscribers\":{subscribers}}}");
             self.respond_json(202, body, now);
             self.advance_input(now);
+        } else {
+            self.ws_published(now);
         }
     }
 
@@ -416,9 +478,12 @@ impl Conn {
     /// channel limit, or with the broker unreachable, it stays as the
     /// request left it.
     pub fn handle_refused(&mut self, refusal: Refusal, now: Instant) {
+        if self.is_duplex() {
+            return self.ws_refused(refusal, now);
+        }
         if !matches!(
             self.phase,
-            Phase::Waiting(Pending::Publish | Pending::Subscribe { .. })
+            Phase::Waiting(Pending::Publish | Pending::Subscribe { .. } | Pending::Upgrade { .. })
         ) {
             return;
         }
@@ -447,7 +512,9 @@ impl Conn {
     /// it is. The dispatcher bounds how long it waits for that; a request
     /// still arriving is dropped unanswered.
     pub fn handle_shutdown(&mut self) {
-        if !matches!(self.phase, Phase::Closed) {
+        if self.is_duplex() {
+            self.ws_going_away();
+        } else if !matches!(self.phase, Phase::Closed) {
             self.close(false);
         }
         // What a closed connection still had to drain runs on the
@@ -570,8 +637,17 @@ impl Conn {
             Phase::Waiting(Pending::Subscribe {
                 channel, transport, ..
             }) => Some((channel, *transport)),
+            Phase::Waiting(Pending::Upgrade { channel, .. }) => Some((channel, Transport::Ws)),
             _ => None,
         }
+    }
+
+    /// Whether the connection holds a subscription whose client may send at
+    /// any time (a WebSocket): a dispatcher that waits on its inbox rather
+    /// than its socket must wake for bytes to read too, not only for a
+    /// hang-up.
+    pub fn is_duplex(&self) -> bool {
+        matches!(&self.phase, Phase::Subscribed(s) if s.transport == Transport::Ws)
     }
 
     /// Whether an event's answer is due: the connection acts on nothing
@@ -680,9 +756,17 @@ impl Conn {
             }
             Ok(Route::Subscribe {
                 channel,
+                transport: Transport::Ws,
+                since,
+                token,
+                ..
+            }) => self.begin_upgrade(channel, since, token, &head, now),
+            Ok(Route::Subscribe {
+                channel,
                 transport,
                 since,
                 timeout,
+                ..
             }) => self.begin_subscribe(channel, transport, since, timeout),
             Ok(Route::Publish { channel }) => self.begin_publish(channel, &head, now),
         }

@@ -68,6 +68,10 @@ pub trait Backend {
 
     /// The `/stats` document.
     fn stats(&mut self) -> String;
+
+    /// A WebSocket client answered no ping for two heartbeats and was cut
+    /// off ([`Event::Unresponsive`]): count it.
+    fn unresponsive(&mut self);
 }
 
 /// Answers the next event `conn` raised; returns whether there was one.
@@ -82,6 +86,7 @@ pub fn answer(conn: &mut Conn, backend: &mut impl Backend, now: Instant) -> bool
             Answer::Later => {}
         },
         Event::Unsubscribe { channel } => backend.unsubscribe(&channel, now),
+        Event::Unresponsive => backend.unresponsive(),
         Event::Publish { channel, data } => match backend.publish(&channel, data, now) {
             Answer::Now(Ok(a)) => conn.handle_published(a.id, a.subscribers, now),
             Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),

@@ -1,7 +1,7 @@
 //! The Comet protocol core of cometbench, sans-IO.
 //!
 //! Bytes and time in, bytes and events out: HTTP/1.1 request parsing
-//! ([`request`]), routing ([`route`]), the four transports and their framing
+//! ([`request`]), routing ([`route`]), the five transports and their framing
 //! ([`transport`]), the channel hub with ids, backlog and message lifetimes
 //! ([`hub`]), the per-connection state machine every dispatcher drives
 //! ([`Conn`]), the glue that answers its events against a hub ([`glue`]),

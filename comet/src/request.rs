@@ -50,8 +50,43 @@ pub struct Head {
     pub authorization: Option<String>,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
+    /// What a WebSocket upgrade needs: each header as sent, a header sent
+    /// more than once joined with commas (RFC 9110 section 5.3).
+    pub upgrade: Upgrade,
     /// Bytes of the buffer the head occupied, including the blank line.
     pub len: usize,
+}
+
+/// The headers of a WebSocket upgrade (RFC 6455 section 4.1), unchecked:
+/// [`crate::ws::handshake::accept`] judges them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upgrade {
+    pub upgrade: Option<String>,
+    /// `Connection`, as sent: the upgrade needs its `Upgrade` token.
+    pub connection: Option<String>,
+    /// `Sec-WebSocket-Key`.
+    pub key: Option<String>,
+    /// `Sec-WebSocket-Version`.
+    pub version: Option<String>,
+    pub origin: Option<String>,
+}
+
+impl Upgrade {
+    /// Whether the request asks for a WebSocket, whatever else is wrong with it.
+    pub fn is_requested(&self) -> bool {
+        crate::ws::handshake::is_upgrade(self.upgrade.as_deref())
+    }
+}
+
+/// Appends `value` to a header kept so far, comma-separated.
+fn join(slot: &mut Option<String>, value: &str) {
+    match slot {
+        Some(s) => {
+            s.push_str(", ");
+            s.push_str(value);
+        }
+        None => *slot = Some(value.to_string()),
+    }
 }
 
 /// Why a request head was refused. Each maps to one HTTP status.
@@ -125,6 +160,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
         last_event_id: None,
         authorization: None,
         expect_continue: false,
+        upgrade: Upgrade::default(),
         len: skip + n,
     };
     for h in req.headers.iter() {
@@ -140,6 +176,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             head.transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("connection") {
+            join(&mut head.upgrade.connection, value);
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     head.keep_alive = false;
@@ -157,6 +194,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HeadError> {
             head.authorization = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue = value.eq_ignore_ascii_case("100-continue");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            join(&mut head.upgrade.upgrade, value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            join(&mut head.upgrade.key, value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            join(&mut head.upgrade.version, value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            join(&mut head.upgrade.origin, value);
         }
     }
     // A length and a transfer coding together is the request-smuggling shape.

@@ -17,6 +17,9 @@ pub enum Route {
         since: Option<u64>,
         /// `?timeout=` seconds for long-poll, uncapped here.
         timeout: Option<u64>,
+        /// `?token=`: the publish token of a WebSocket, whose browser
+        /// client cannot set `Authorization`.
+        token: Option<String>,
     },
     /// `POST /pub/{channel}`.
     Publish { channel: String },
@@ -93,6 +96,7 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
     let mut transport = None;
     let mut since = None;
     let mut timeout = None;
+    let mut token = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
@@ -103,13 +107,18 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
             }
             "since" => since = Some(parse_u64(v).ok_or(RouteError::BadRequest("bad since"))?),
             "timeout" => timeout = Some(parse_u64(v).ok_or(RouteError::BadRequest("bad timeout"))?),
+            "token" => token = Some(v.to_string()),
             _ => {}
         }
     }
     if let Some(id) = &head.last_event_id {
         since = Some(parse_u64(id).ok_or(RouteError::BadRequest("bad Last-Event-ID"))?);
     }
-    let transport = transport.unwrap_or(if head.accepts_sse {
+    // A named transport wins over an `Upgrade` header, which a server may
+    // ignore (RFC 9110 section 7.8).
+    let transport = transport.unwrap_or(if head.upgrade.is_requested() {
+        Transport::Ws
+    } else if head.accepts_sse {
         Transport::Sse
     } else {
         Transport::Longpoll
@@ -119,6 +128,7 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
         transport,
         since,
         timeout,
+        token,
     })
 }
 
@@ -151,6 +161,7 @@ mod tests {
                 transport: t,
                 since: s,
                 timeout: to,
+                token: None,
             })
         };
         let cases = vec![
@@ -176,6 +187,26 @@ mod tests {
             ),
             (
                 "GET /sub/a?transport=ws HTTP/1.1\r\n\r\n",
+                sub("a", Ws, None, None),
+            ),
+            (
+                "GET /sub/a HTTP/1.1\r\nUpgrade: websocket\r\nAccept: text/event-stream\r\n\r\n",
+                sub("a", Ws, None, None),
+            ),
+            (
+                "GET /sub/a?since=4 HTTP/1.1\r\nUpgrade: WebSocket\r\n\r\n",
+                sub("a", Ws, Some(4), None),
+            ),
+            (
+                "GET /sub/a?transport=sse HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+                sub("a", Sse, None, None),
+            ),
+            (
+                "GET /sub/a HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+                sub("a", Longpoll, None, None),
+            ),
+            (
+                "GET /sub/a?transport=websocket HTTP/1.1\r\n\r\n",
                 Err(RouteError::BadRequest("unknown transport")),
             ),
             (
@@ -237,5 +268,14 @@ mod tests {
         for (req, want) in cases {
             assert_eq!(r(req), want, "{req:?}");
         }
+    }
+
+    #[test]
+    fn a_token_in_the_query_is_kept() {
+        let got = r("GET /sub/a?transport=ws&token=s3cret&since=2 HTTP/1.1\r\n\r\n");
+        assert!(
+            matches!(&got, Ok(Route::Subscribe { token: Some(t), since: Some(2), .. }) if t == "s3cret"),
+            "{got:?}"
+        );
     }
 }

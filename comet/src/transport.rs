@@ -1,4 +1,4 @@
-//! The four Comet transports and their framing.
+//! The five Comet transports and their framing.
 //!
 //! Every frame is encoded once per message and transport (see [`crate::Message`]);
 //! this module holds the encoders, the static pieces (preludes, heartbeats) and
@@ -17,14 +17,18 @@ pub enum Transport {
     Stream,
     /// Forever iframe / htmlfile: script tags.
     Iframe,
+    /// WebSocket (RFC 6455): one text frame per message, and the client's
+    /// text frames are publishes (see [`crate::ws`]).
+    Ws,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::Longpoll,
         Transport::Sse,
         Transport::Stream,
         Transport::Iframe,
+        Transport::Ws,
     ];
 
     /// The name used in `?transport=`.
@@ -34,6 +38,7 @@ impl Transport {
             Transport::Sse => "sse",
             Transport::Stream => "stream",
             Transport::Iframe => "iframe",
+            Transport::Ws => "ws",
         }
     }
 
@@ -41,12 +46,14 @@ impl Transport {
         Transport::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    pub fn content_type(self) -> &'static str {
+    /// The response's `Content-Type`; a WebSocket's `101` has none.
+    pub fn content_type(self) -> Option<&'static str> {
         match self {
-            Transport::Longpoll => "application/json",
-            Transport::Sse => "text/event-stream",
-            Transport::Stream => "application/x-ndjson",
-            Transport::Iframe => "text/html; charset=utf-8",
+            Transport::Longpoll => Some("application/json"),
+            Transport::Sse => Some("text/event-stream"),
+            Transport::Stream => Some("application/x-ndjson"),
+            Transport::Iframe => Some("text/html; charset=utf-8"),
+            Transport::Ws => None,
         }
     }
 
@@ -67,17 +74,22 @@ pub enum Frame {
 }
 
 impl Frame {
-    pub(crate) const COUNT: usize = 7;
+    pub(crate) const COUNT: usize = 8;
 
     pub(crate) fn index(self) -> usize {
         match self {
             Frame::Object => 0,
+            // A WebSocket frame is never chunked.
+            Frame::Stream {
+                transport: Transport::Ws,
+                ..
+            } => 7,
             Frame::Stream { transport, chunked } => {
                 let t = match transport {
                     Transport::Sse => 0,
                     Transport::Stream => 1,
                     // Long-poll never streams; folding it onto iframe keeps the table small.
-                    Transport::Iframe | Transport::Longpoll => 2,
+                    Transport::Iframe | Transport::Longpoll | Transport::Ws => 2,
                 };
                 1 + t * 2 + chunked as usize
             }
@@ -114,9 +126,11 @@ pub fn escape_for_script(json: &str) -> String {
     out
 }
 
-/// The event of `transport` for one message, before any chunk framing.
+/// The event of `transport` for one message, before any chunk framing (a
+/// WebSocket's is its whole text frame).
 pub fn encode_event(transport: Transport, id: u64, data: &str) -> Vec<u8> {
     match transport {
+        Transport::Ws => crate::ws::encode::message(id, data).to_vec(),
         Transport::Sse => {
             let mut s = format!("id: {id}\n");
             for line in split_lines(data) {
@@ -181,8 +195,7 @@ fn maybe_chunk(body: Vec<u8>, chunked: bool) -> Bytes {
 /// What a streaming transport sends first, after the response head.
 pub fn prelude(transport: Transport, retry_ms: u64, chunked: bool) -> Option<Bytes> {
     let body = match transport {
-        Transport::Longpoll => return None,
-        Transport::Stream => return None,
+        Transport::Longpoll | Transport::Stream | Transport::Ws => return None,
         Transport::Sse => format!("retry: {retry_ms}\n\n").into_bytes(),
         Transport::Iframe => {
             // Browsers start rendering (and running scripts) only after some
@@ -198,9 +211,10 @@ pub fn prelude(transport: Transport, retry_ms: u64, chunked: bool) -> Option<Byt
     Some(maybe_chunk(body, chunked))
 }
 
-/// A heartbeat for a streaming transport.
+/// A heartbeat for a streaming transport (a WebSocket's is a ping).
 pub fn heartbeat(transport: Transport, chunked: bool) -> Bytes {
     let body: &[u8] = match transport {
+        Transport::Ws => return crate::ws::encode::ping(b""),
         Transport::Sse => b":\n\n",
         Transport::Stream => b"\n",
         Transport::Iframe | Transport::Longpoll => b"<!-- -->\n",
@@ -211,6 +225,7 @@ pub fn heartbeat(transport: Transport, chunked: bool) -> Bytes {
 /// The notice that `missed` messages after `since` left the backlog.
 pub fn missed_notice(transport: Transport, missed: u64, chunked: bool) -> Bytes {
     let body = match transport {
+        Transport::Ws => return crate::ws::encode::text(&format!("{{\"missed\":{missed}}}")),
         Transport::Sse => format!(": missed {missed}\n\n").into_bytes(),
         Transport::Stream => format!("{{\"missed\":{missed}}}\n").into_bytes(),
         Transport::Iframe | Transport::Longpoll => {
@@ -224,6 +239,10 @@ pub fn missed_notice(transport: Transport, missed: u64, chunked: bool) -> Bytes 
 pub(crate) fn encode_frame(frame: Frame, id: u64, data: &str) -> Bytes {
     match frame {
         Frame::Object => Bytes::from(encode_object(id, data)),
+        Frame::Stream {
+            transport: Transport::Ws,
+            ..
+        } => crate::ws::encode::message(id, data),
         Frame::Stream { transport, chunked } => {
             maybe_chunk(encode_event(transport, id, data), chunked)
         }
@@ -278,6 +297,13 @@ mod tests {
     fn frame_indexes_are_distinct() {
         let mut seen = std::collections::HashSet::new();
         seen.insert(Frame::Object.index());
+        assert!(seen.insert(
+            Frame::Stream {
+                transport: Transport::Ws,
+                chunked: false
+            }
+            .index()
+        ));
         for t in [Transport::Sse, Transport::Stream, Transport::Iframe] {
             for chunked in [false, true] {
                 assert!(seen.insert(

@@ -6,12 +6,13 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use comet::client::Dialect;
 use comet::client::{
     parse_longpoll, parse_response_head, ChunkedDecoder, ClientEvent, Item, SseDecoder,
     StreamDecoder, Subscriber,
 };
 use comet::glue::{self, memory::Memory};
-use comet::{Config, Conn, Limits, Transport};
+use comet::{ws, Config, Conn, Limits, Transport};
 use proptest::prelude::*;
 
 /// Plays the dispatcher for one conn (key 1): answers its events with the
@@ -151,19 +152,28 @@ proptest! {
         data in any::<String>(),
         cut in 1usize..97,
         http10 in any::<bool>(),
+        nonce in any::<[u8; 16]>(),
     ) {
         let now = Instant::now();
         for t in Transport::ALL {
             let mut memory = memory();
             let mut conn = Conn::new(Arc::new(Config { max_message: 1 << 20, ..Config::default() }), now);
             let version = if http10 { "1.0" } else { "1.1" };
-            let req = format!("GET /sub/ch?transport={} HTTP/{version}\r\n\r\n", t.name());
+            // A WebSocket as the load generator opens one: HTTP/1.1 (an
+            // upgrade needs it), a fresh key, and a subscriber checking it.
+            let key = ws::client::key(nonce);
+            let (req, mut s) = if t == Transport::Ws {
+                let head = ws::client::request("t", "/sub/ch?transport=ws", &key, &[]).unwrap();
+                (String::from_utf8(head).unwrap(), Subscriber::websocket(Dialect::Comet, &key))
+            } else {
+                let req = format!("GET /sub/ch?transport={} HTTP/{version}\r\n\r\n", t.name());
+                (req, Subscriber::new(t))
+            };
             conn.handle_read(req.as_bytes(), now);
             drive(&mut conn, &mut memory, now);
             memory.publish("ch", data.clone().into_boxed_str(), now).unwrap();
             drive(&mut conn, &mut memory, now);
             let wire = take(&mut conn);
-            let mut s = Subscriber::new(t);
             let mut events = Vec::new();
             for piece in wire.chunks(cut) {
                 s.feed(piece, &mut events).expect("our own output decodes");

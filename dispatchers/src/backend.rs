@@ -119,4 +119,11 @@ impl Backend for GroupBackend<'_> {
     fn stats(&mut self) -> String {
         self.shared.stats_json()
     }
+
+    fn unresponsive(&mut self) {
+        self.shared
+            .counters
+            .dropped_unresponsive
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }

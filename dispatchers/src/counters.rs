@@ -13,6 +13,8 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Subscribers dropped because their output passed the bound.
     pub dropped_slow: AtomicU64,
+    /// WebSocket clients dropped for answering no ping for two heartbeats.
+    pub dropped_unresponsive: AtomicU64,
     /// Connections refused (`503`, or a full descriptor table) since start.
     pub refused: AtomicU64,
 }

@@ -195,7 +195,22 @@ impl Wire for GreenWire {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    fn wait(&mut self, inbox: &Arc<ConnInbox<Unpark>>, deadline: Option<Instant>) -> Woken {
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A passed deadline: `MSG_DONTWAIT`. Not a read that ends the hold.
+        self.stream.read(buf, Some(Instant::now()))
+    }
+
+    fn wait(
+        &mut self,
+        inbox: &Arc<ConnInbox<Unpark>>,
+        deadline: Option<Instant>,
+        readable: bool,
+    ) -> Woken {
+        let interest = if readable {
+            Interest::Readable
+        } else {
+            Interest::HangUp
+        };
         if !std::mem::replace(&mut self.holding, true) {
             // A hold begins, after the deepest work of the connection
             // (parsing, subscribing, the replay): keep only the pages of
@@ -207,7 +222,7 @@ impl Wire for GreenWire {
             if let Some(woken) = inbox.try_take() {
                 return woken;
             }
-            let wake = self.stream.wait(Interest::HangUp, deadline);
+            let wake = self.stream.wait(interest, deadline);
             self.seen.0 |= wake.ready.0;
             if wake.stopping {
                 return Woken {

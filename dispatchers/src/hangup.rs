@@ -15,6 +15,11 @@
 //! and an entry in the watcher's map. Registration is edge-triggered: one
 //! wake-up per change of state, never a busy loop on a half-closed socket.
 //!
+//! A WebSocket's client may send at any time, so its socket is watched for
+//! bytes to read too ([`Watcher::watch_readable`], `EPOLLIN`): the owning
+//! thread is woken for each arrival and reads what is there without
+//! blocking.
+//!
 //! The epoll set's items carry an id, not a pointer: the watcher looks the id
 //! up under a lock, so a hang-up racing with the connection's own end finds
 //! nothing (or an entry that is still alive) rather than freed memory.
@@ -94,6 +99,17 @@ impl Watcher {
     /// is woken when its peer closes or resets. A peer already gone when this
     /// is called is reported at once.
     pub fn watch(&self, fd: RawFd, target: Arc<dyn HangUp>) -> io::Result<Watch> {
+        self.add(fd, target, libc::EPOLLRDHUP)
+    }
+
+    /// As [`Watcher::watch`], and `target` is woken when bytes arrive too
+    /// (edge-triggered: once per arrival, so the owner reads until
+    /// `EWOULDBLOCK` each time).
+    pub fn watch_readable(&self, fd: RawFd, target: Arc<dyn HangUp>) -> io::Result<Watch> {
+        self.add(fd, target, libc::EPOLLRDHUP | libc::EPOLLIN)
+    }
+
+    fn add(&self, fd: RawFd, target: Arc<dyn HangUp>, events: i32) -> io::Result<Watch> {
         let id = {
             let mut r = self.registry();
             let id = r.next;
@@ -102,7 +118,7 @@ impl Watcher {
             id
         };
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            events: (events | libc::EPOLLET) as u32,
             u64: id,
         };
         // SAFETY: valid descriptors and a valid event struct; the kernel copies it.

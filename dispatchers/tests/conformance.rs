@@ -47,7 +47,7 @@ pub fn transports_in_order(kind: Kind) {
             h.content_type
                 .as_deref()
                 .map(|c| c.split(';').next().unwrap()),
-            Some(t.content_type().split(';').next().unwrap())
+            t.content_type().map(|c| c.split(';').next().unwrap())
         );
         assert!(h.chunked || *t == Transport::Sse, "{t:?} is chunked");
     }
@@ -398,6 +398,7 @@ pub fn stop_delivers_what_was_accepted(kind: Kind) {
         Transport::Sse,
         Transport::Stream,
         Transport::Iframe,
+        Transport::Ws,
         Transport::Longpoll,
     ];
     for round in 0..5 {
@@ -668,6 +669,162 @@ fn late_body(a: std::net::SocketAddr, auth: &str, len: usize) -> Result<u16, Str
         .ok_or_else(|| format!("no answer: {text:?}"))
 }
 
+/// WebSocket: the sockets get what HTTP publishes and what they publish
+/// themselves (the sender too), ids in order, resume with `since`, and
+/// the close codes of a client that breaks the rules.
+pub fn websocket_publish_resume_and_close(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut ws: Vec<Sub> = (0..2)
+        .map(|_| Sub::open(a, "chat", Transport::Ws, "", ""))
+        .collect();
+    let mut sse = Sub::open(a, "chat", Transport::Sse, "", "");
+    for s in &mut ws {
+        assert_eq!(s.wait_head().status, 101, "{}", kind.name());
+    }
+    wait_subscribers(a, 3, Duration::from_secs(5));
+    ws[0].send_text("from the socket");
+    // Its own message back is its acknowledgement: published by then.
+    assert_eq!(ws[0].wait_messages(1)[0].0, 1, "{}", kind.name());
+    assert_eq!(publish(a, "chat", "from http"), 2);
+    ws[1].send_text("from the other \u{2028} é");
+    let want = vec![
+        (1, "from the socket".to_string()),
+        (2, "from http".to_string()),
+        (3, "from the other \u{2028} é".to_string()),
+    ];
+    for s in &mut ws {
+        assert_eq!(s.wait_messages(3), want, "{}", kind.name());
+    }
+    assert_eq!(sse.wait_messages(3), want, "{}", kind.name());
+    let mut back = Sub::open(a, "chat", Transport::Ws, "&since=1", "");
+    assert_eq!(back.wait_messages(2), want[1..].to_vec(), "{}", kind.name());
+    // A client breaking the rules gets its close code, then the connection ends.
+    let bad: [(&[u8], u16); 3] = [
+        (b"\x82\x81\0\0\0\0\x01", 1003),
+        (b"\x81\x01x", 1002),
+        (b"\x81\x82\0\0\0\0\xc3\x28", 1007),
+    ];
+    for (frame, code) in bad {
+        let mut s = Sub::open(a, "chat", Transport::Ws, "", "");
+        assert_eq!(s.wait_head().status, 101);
+        s.send_raw(frame);
+        assert!(
+            s.read_to_close(Duration::from_secs(5)),
+            "{}: {code}",
+            kind.name()
+        );
+        assert_eq!(s.closes, vec![Some(code)], "{}", kind.name());
+    }
+    // The client's own close is echoed with its code.
+    let mut s = Sub::open(a, "chat", Transport::Ws, "", "");
+    s.wait_head();
+    s.send_raw(&comet::ws::client::close(4321, "bye", MASK));
+    assert!(s.read_to_close(Duration::from_secs(5)), "{}", kind.name());
+    assert_eq!(s.closes, vec![Some(4321)], "{}", kind.name());
+    drop(ws);
+    drop(sse);
+    drop(back);
+    wait_subscribers(a, 0, Duration::from_secs(5));
+    srv.stop();
+}
+
+/// WebSocket: a ping every heartbeat; a client that answers them stays, one
+/// that answers none is dropped after two heartbeats and counted.
+pub fn websocket_ping_and_the_dead_client(kind: Kind) {
+    let srv = server(kind, quick());
+    let a = srv.addr;
+    let mut alive = Sub::open(a, "hb", Transport::Ws, "", "");
+    let mut dead = Sub::open(a, "hb", Transport::Ws, "", "");
+    dead.answers = false;
+    alive.wait_head();
+    dead.wait_head();
+    // Both read at once: the live one answers as it reads.
+    let reader = std::thread::spawn(move || {
+        let kept = alive.read_until(Duration::from_secs(8), |s| s.pings >= 4);
+        (alive, kept)
+    });
+    let t = Instant::now();
+    assert!(
+        dead.read_to_close(Duration::from_secs(10)),
+        "{}: not dropped",
+        kind.name()
+    );
+    let took = t.elapsed();
+    // The heartbeat is 1 s: dropped at the third, unanswered since the first.
+    assert!(
+        took >= Duration::from_millis(1900),
+        "{}: {took:?}",
+        kind.name()
+    );
+    assert!(dead.pings >= 2, "{}: {} pings", kind.name(), dead.pings);
+    let (mut alive, kept) = reader.join().unwrap();
+    assert!(kept, "{}: {} pings", kind.name(), alive.pings);
+    let st = stats(a);
+    assert_eq!(st["dropped_unresponsive"], 1, "{}: {st}", kind.name());
+    assert_eq!(st["subscribers"], 1, "{}: {st}", kind.name());
+    alive.send_text("still here");
+    assert_eq!(alive.wait_messages(1)[0].1, "still here");
+    srv.stop();
+}
+
+/// WebSocket: the handshake refusals, the origin check, and the publish
+/// token asked of the handshake.
+pub fn websocket_handshake_and_token(kind: Kind) {
+    let srv = server(
+        kind,
+        Config {
+            allow_origin: Some("http://ok.example".into()),
+            ..guarded()
+        },
+    );
+    let a = srv.addr;
+    let up = |extra: &str| {
+        format!(
+            "GET /sub/h?transport=ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}\r\n"
+        )
+    };
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let ok = "Origin: http://ok.example\r\n";
+    let (status, head, _) = exchange(
+        a,
+        up(&format!("{key}Sec-WebSocket-Version: 8\r\n{ok}")).as_bytes(),
+    );
+    assert_eq!(status, 426, "{}", kind.name());
+    assert_eq!(header(&head, "Sec-WebSocket-Version"), Some("13"));
+    let (status, _, _) = exchange(
+        a,
+        up(&format!("Sec-WebSocket-Version: 13\r\n{ok}")).as_bytes(),
+    );
+    assert_eq!(status, 400, "{}: no key", kind.name());
+    let (status, _, _) = exchange(
+        a,
+        up(&format!(
+            "{key}Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n"
+        ))
+        .as_bytes(),
+    );
+    assert_eq!(status, 403, "{}: another origin", kind.name());
+    // No token: subscribed, but a publish is closed with 1008.
+    let mut s = Sub::open(a, "h", Transport::Ws, "", ok);
+    assert_eq!(s.wait_head().status, 101, "{}", kind.name());
+    s.send_text("not allowed");
+    assert!(s.read_to_close(Duration::from_secs(5)), "{}", kind.name());
+    assert_eq!(s.closes, vec![Some(1008)], "{}", kind.name());
+    // The token in the query, as a browser has to give it.
+    let mut s = Sub::open(a, "h", Transport::Ws, "&token=s3cret", ok);
+    s.wait_head();
+    s.send_text("allowed");
+    assert_eq!(
+        s.wait_messages(1),
+        vec![(1, "allowed".into())],
+        "{}",
+        kind.name()
+    );
+    assert_eq!(stats(a)["published"], 1);
+    srv.stop();
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {
         #[test]
@@ -693,6 +850,9 @@ macro_rules! conformance {
             #[test] fn early_answer_survives_a_late_body() { super::early_answer_survives_a_late_body($kind) }
             #[test] fn channels_expire_and_are_bounded() { super::channels_expire_and_are_bounded($kind) }
             #[test] fn stop_is_prompt_and_closes_the_listener() { super::stop_is_prompt_and_closes_the_listener($kind) }
+            #[test] fn websocket_publish_resume_and_close() { super::websocket_publish_resume_and_close($kind) }
+            #[test] fn websocket_ping_and_the_dead_client() { super::websocket_ping_and_the_dead_client($kind) }
+            #[test] fn websocket_handshake_and_token() { super::websocket_handshake_and_token($kind) }
         }
     )*
     };

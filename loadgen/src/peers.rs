@@ -94,6 +94,10 @@ pub static PEERS: [Peer; 2] = [
                 Transport::Stream,
                 "stream: nchan's http-raw-stream, raw messages each followed by a newline, not ndjson objects with ids; no heartbeat",
             ),
+            (
+                Transport::Ws,
+                "ws: nchan's websocket subscriber, each message a raw text frame, not a JSON object with an id; a ping every heartbeat (nchan_websocket_ping_interval); it is a subscriber only, so publishing over the socket (the per-user pattern over ws) is not offered",
+            ),
         ],
         notes: &[
             "nginx 1.22 + nchan 1.3.6: 1 master + 1 worker process (worker_processes 1), in-memory store, 64 messages buffered per channel; sampled: the master and its worker",
@@ -123,6 +127,10 @@ pub static PEERS: [Peer; 2] = [
             (Transport::Sse, ""),
             (Transport::Stream, ""),
             (Transport::Iframe, ""),
+            (
+                Transport::Ws,
+                "ws: WebSocket-over-HTTP (the route's over_http): Pushpin holds the socket and tells the GRIP backend of it in HTTP requests; the backend subscribes it to the channel and asks for a ping when it is idle for a heartbeat (seen here: every 0.3-0.9 s at a 1 s heartbeat), and the publisher sends each message as a ws-message item; the backend publishes nothing a client sends, so publishing over the socket (the per-user pattern over ws) is not offered",
+            ),
         ],
         notes: &[
             "Pushpin 1.36, stock configuration but for message_rate (deliveries per second: 2,500 stock, which delivered a quarter of a 10,000-subscriber broadcast at 1 message/s and dropped the rest) raised to 1,000,000; sampled: the runner and its services condure, zurl, pushpin-proxy, pushpin-handler; not the GRIP backend (python3 asyncio, standing for the application) that answers each subscribe request forwarded to it",
@@ -419,7 +427,7 @@ mod tests {
         assert!(nchan.transport(Transport::Iframe).is_none());
         let notes = nchan.case_notes(Transport::Iframe);
         assert!(notes.last().unwrap().starts_with(
-            "skipped: nchan has no iframe transport (it offers longpoll, sse, stream)"
+            "skipped: nchan has no iframe transport (it offers longpoll, sse, stream, ws)"
         ));
         assert!(nchan
             .case_notes(Transport::Longpoll)

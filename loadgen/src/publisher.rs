@@ -40,7 +40,8 @@ pub enum PublishFormat {
     /// Pushpin: GRIP items JSON for the channel, the message framed for the
     /// transport's subscribers with its sequence number as the id (the
     /// `http-stream` content of an SSE event, an ndjson line or a script tag,
-    /// or the `http-response` body of a long-poll).
+    /// the `http-response` body of a long-poll, or the `ws-message` content
+    /// of a WebSocket: the JSON object our dispatchers send).
     Grip(Transport),
 }
 
@@ -49,6 +50,9 @@ pub fn grip_items(transport: Transport, channel: &str, seq: u64, message: &str) 
     let format = match transport {
         Transport::Longpoll => serde_json::json!({
             "http-response": { "body": format!("[{}]", encode_object(seq, message)) }
+        }),
+        Transport::Ws => serde_json::json!({
+            "ws-message": { "content": encode_object(seq, message) }
         }),
         t => serde_json::json!({
             "http-stream": {
@@ -370,6 +374,24 @@ mod tests {
                 "{t:?}"
             );
         }
+        // A WebSocket message is the object our text frames carry.
+        let v: serde_json::Value =
+            serde_json::from_str(&grip_items(Transport::Ws, "c", 5, "m \"q\"")).unwrap();
+        let content = v["items"][0]["formats"]["ws-message"]["content"]
+            .as_str()
+            .unwrap();
+        let mut reader = comet::client::WsReader::new(comet::client::Dialect::Comet);
+        let mut out = Vec::new();
+        reader
+            .feed(&comet::ws::encode::text(content), &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![ClientEvent::Item(Item::Message {
+                id: 5,
+                data: "m \"q\"".into()
+            })]
+        );
         let v: serde_json::Value =
             serde_json::from_str(&grip_items(Transport::Longpoll, "c", 4, "m")).unwrap();
         let body = v["items"][0]["formats"]["http-response"]["body"]

@@ -14,6 +14,13 @@ keep up with thousands per second, and Pushpin answered 502):
         nothing was published in time. Without ?transport=, Accept:
         text/event-stream means sse, anything else longpoll (as docs/DESIGN.md,
         Wire protocol, says).
+    POST /sub/{channel}?transport=ws  (WebSocket-over-HTTP: the route's
+        `over_http`) Content-Type application/websocket-events: to OPEN,
+        OPEN and the GRIP control messages subscribing the socket to
+        {channel} and asking for a ping every HEARTBEAT seconds it is idle
+        (Sec-WebSocket-Extensions: grip); to a client's CLOSE, CLOSE with
+        its code; to TEXT (a publish over the socket, which this backend does
+        not take), nothing; to DISCONNECT, nothing.
     GET /ready
         200 "ok", no GRIP: proves the path client -> Pushpin -> backend.
 
@@ -22,13 +29,14 @@ port as GRIP items, already framed for the transport (see loadgen/src/publisher.
 """
 
 import asyncio
+import json
 import os
 import re
 import sys
 import urllib.parse
 
 CHANNEL = re.compile(rb"[A-Za-z0-9_.-]{1,64}")
-TRANSPORTS = ("longpoll", "sse", "stream", "iframe")
+TRANSPORTS = ("longpoll", "sse", "stream", "iframe", "ws")
 MAX_HEAD = 16384
 
 # As comet::transport::prelude: at least 1 KiB before the first message.
@@ -51,8 +59,40 @@ def plain(status, text):
     return response(status, [("Content-Type", "text/plain")], text)
 
 
+def ws_events(data):
+    """The events of a WebSocket-over-HTTP body: (type, content) pairs."""
+    events = []
+    while data:
+        line, sep, rest = data.partition(b"\r\n")
+        if not sep:
+            break
+        kind, _, size = line.partition(b" ")
+        content = b""
+        if size:
+            n = int(size, 16)
+            content, rest = rest[:n], rest[n + 2 :]
+        events.append((kind, content))
+        data = rest
+    return events
+
+
+def ws_event(kind, content=b""):
+    if not content and kind != b"TEXT":
+        return kind + b"\r\n"
+    return kind + b" %x\r\n" % len(content) + content + b"\r\n"
+
+
+def ws_answer(body):
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/websocket-events\r\n"
+        b"Sec-WebSocket-Extensions: grip\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
 class Backend:
     def __init__(self, heartbeat, poll_timeout):
+        self.heartbeat = heartbeat
         keep = {"sse": ":\\n\\n", "stream": "\\n", "iframe": "<!-- -->\\n"}
         ctype = {
             "sse": "text/event-stream",
@@ -98,10 +138,31 @@ class Backend:
             transport = "sse" if b"text/event-stream" in accept else "longpoll"
         if transport not in TRANSPORTS:
             return plain("400 Bad Request", "bad transport\n")
+        if transport == "ws":
+            return plain("400 Bad Request", "WebSocket-over-HTTP is a POST\n")
         # The status line, then Grip-Channel, then the transport's part.
         head = self.tail[transport]
         nl = head.index(b"\r\n") + 2
         return head[:nl] + b"Grip-Channel: " + channel + b"\r\n" + head[nl:]
+
+    def websocket(self, target, body):
+        """A WebSocket-over-HTTP request: Pushpin's events from one client."""
+        url = urllib.parse.urlsplit(target.decode("latin-1"))
+        channel = url.path[5:] if url.path.startswith("/sub/") else ""
+        if not CHANNEL.fullmatch(channel.encode("latin-1")):
+            return plain("400 Bad Request", "bad channel\n")
+        out = b""
+        for kind, content in ws_events(body):
+            if kind == b"OPEN":
+                out += ws_event(b"OPEN")
+                for control in (
+                    {"type": "subscribe", "channel": channel},
+                    {"type": "keep-alive", "message-type": "ping", "content": "", "timeout": self.heartbeat},
+                ):
+                    out += ws_event(b"TEXT", b"c:" + json.dumps(control).encode())
+            elif kind == b"CLOSE":
+                out += ws_event(b"CLOSE", content)
+        return ws_answer(out)
 
 
 class Conn(asyncio.Protocol):
@@ -111,10 +172,23 @@ class Conn(asyncio.Protocol):
         self.t = transport
         self.buf = b""
         self.skip = 0
+        # A WebSocket-over-HTTP request waiting for its body: (target, length, close).
+        self.pending = None
 
     def data_received(self, data):
         self.buf += data
         while True:
+            if self.pending:
+                target, length, close = self.pending
+                if len(self.buf) < length:
+                    return
+                body, self.buf = self.buf[:length], self.buf[length:]
+                self.pending = None
+                self.t.write(self.backend.websocket(target, body))
+                if close:
+                    self.t.close()
+                    return
+                continue
             if self.skip:
                 n = min(self.skip, len(self.buf))
                 self.buf = self.buf[n:]
@@ -134,7 +208,7 @@ class Conn(asyncio.Protocol):
                 self.t.close()
                 return
             method, target, version = parts
-            accept, close, length = b"", version == b"HTTP/1.0", 0
+            accept, close, length, ctype = b"", version == b"HTTP/1.0", 0, b""
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 name, value = name.strip().lower(), value.strip()
@@ -144,6 +218,11 @@ class Conn(asyncio.Protocol):
                     close = value.lower() == b"close"
                 elif name == b"content-length":
                     length = int(value) if value.isdigit() else 0
+                elif name == b"content-type":
+                    ctype = value.lower()
+            if method == b"POST" and ctype == b"application/websocket-events":
+                self.pending = (target, length, close)
+                continue
             self.skip = length
             if method == b"GET":
                 out = self.backend.answer(target, accept)

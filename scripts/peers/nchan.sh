@@ -28,6 +28,9 @@
 #       Last-Event-ID replays what is still buffered.
 #   subscribe, stream      GET  http://127.0.0.1:PORT/sub/stream/{channel}
 #       nchan's http-raw-stream: raw messages, each followed by "\n", chunked.
+#   subscribe, WebSocket   GET  http://127.0.0.1:PORT/sub/ws/{channel} (Upgrade: websocket)
+#       each message a raw text frame; a ping every HEARTBEAT seconds. A
+#       subscriber only: what the client sends is not published.
 #   subscribe, chunked     GET  http://127.0.0.1:PORT/sub/chunked/{channel}
 #       nchan's chunked subscriber: one raw message per HTTP chunk (not driven
 #       by the load generator, which needs message boundaries in the body).
@@ -147,6 +150,12 @@ http {
             nchan_channel_id \$1;
             $use_redis
             nchan_subscriber_first_message newest;
+        }
+        location ~ "^/sub/ws/$CHANNEL\$" {
+            nchan_subscriber websocket;
+            nchan_channel_id \$1;
+            nchan_subscriber_first_message newest;
+            nchan_websocket_ping_interval ${HEARTBEAT};
         }
         location ~ "^/sub/chunked/$CHANNEL\$" {
             nchan_subscriber chunked;

@@ -25,6 +25,9 @@
 # URL templates ({channel}: 1-64 of [A-Za-z0-9_.-];
 # {transport}: longpoll, sse, stream or iframe):
 #   subscribe   GET  http://127.0.0.1:PORT/sub/{channel}?transport={transport}
+#       (transport=ws with Upgrade: websocket: Pushpin speaks WebSocket-over-HTTP
+#       to the backend, the route's over_http, and the backend subscribes the
+#       socket to {channel} and asks for a ping when it is idle HEARTBEAT s.)
 #       The backend answers Grip-Channel: {channel} and Grip-Hold: stream
 #       (sse, stream, iframe: content type, prelude, a keep-alive every
 #       HEARTBEAT seconds, as in docs/DESIGN.md, Wire protocol) or response
@@ -34,7 +37,8 @@
 #       {"items":[{"channel":"{channel}","formats":{
 #           "http-stream":{"content":"id: 1\ndata: hello\n\n"}}}]}
 #       (or "http-response":{"body":"[{\"id\":1,\"data\":\"hello\"}]"} for
-#       long-polls). Pushpin passes the content through as it is: the publisher
+#       long-polls, "ws-message":{"content":"{\"id\":1,\"data\":\"hello\"}"} for
+#       WebSockets). Pushpin passes the content through as it is: the publisher
 #       frames each message for the transport and numbers it itself. Answers
 #       200 "Published" without a subscriber count.
 # Not offered: ids of its own, a backlog (no since / Last-Event-ID replay),
@@ -80,7 +84,7 @@ BACKEND_PORT=$(cat "$WORKDIR/backend.port")
 
 SIG_KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat > "$WORKDIR/routes" <<CONF
-* 127.0.0.1:$BACKEND_PORT
+* 127.0.0.1:$BACKEND_PORT,over_http
 CONF
 cat > "$WORKDIR/pushpin.conf" <<CONF
 [global]

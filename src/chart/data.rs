@@ -404,6 +404,7 @@ pub fn transport_name(t: &str) -> String {
         "longpoll" => "long-poll".into(),
         "stream" => "XHR stream".into(),
         "iframe" => "forever iframe".into(),
+        "ws" => "WebSocket".into(),
         other => other.into(),
     }
 }

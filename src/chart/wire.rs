@@ -9,12 +9,13 @@ use super::{case_notes, failure_note, missing_note, target_legend};
 const HEADS: Fill = Fill::Pale(0.45);
 const FRAMING: Fill = Fill::Pale(0.78);
 
-/// Transports in the order the protocol lists them, others after.
+/// Transports in the order the protocol lists them, WebSocket beside SSE
+/// (the two a browser opens today), others after.
 fn transport_rank(t: &str) -> usize {
-    ["longpoll", "sse", "stream", "iframe"]
+    ["longpoll", "sse", "ws", "stream", "iframe"]
         .iter()
         .position(|x| *x == t)
-        .unwrap_or(4)
+        .unwrap_or(5)
 }
 
 /// Per delivered message: (payload, heads, framing + padding + heartbeats), bytes.

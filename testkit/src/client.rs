@@ -113,16 +113,26 @@ enum Got {
     Late,
 }
 
-/// One subscriber connection.
+/// One subscriber connection. A WebSocket one answers the server's pings,
+/// and its close with a close and the end of its own side, as a browser
+/// does (unless `answers` is cleared), and keeps the close codes it gets.
 pub struct Sub {
     pub stream: TcpStream,
     pub dec: Subscriber,
     pub head: Option<ResponseHead>,
     pub items: Vec<Item>,
     pub ended: bool,
+    /// WebSocket: pings received, and the server's close frames' codes
+    /// (`None` for an empty one).
+    pub pings: usize,
+    pub closes: Vec<Option<u16>>,
+    pub answers: bool,
     /// Bytes read past the end of a response.
     rest: Vec<u8>,
 }
+
+/// The mask of every frame a test client sends: tests want bytes that replay.
+pub const MASK: [u8; 4] = [0x5a, 0x17, 0xc3, 0x01];
 
 impl Sub {
     pub fn open(
@@ -139,19 +149,38 @@ impl Sub {
             head: None,
             items: Vec::new(),
             ended: false,
+            pings: 0,
+            closes: Vec::new(),
+            answers: true,
             rest: Vec::new(),
         };
         sub.send(channel, transport, query, headers);
         sub
     }
 
-    /// Sends another subscribe request on the same connection.
+    /// Sends another subscribe request on the same connection (a WebSocket's
+    /// upgrade, with [`comet::ws::client::SAMPLE_KEY`], which `dec` expects).
     pub fn send(&mut self, channel: &str, transport: Transport, query: &str, headers: &str) {
+        let upgrade = if transport == Transport::Ws {
+            comet::ws::client::upgrade_lines(comet::ws::client::SAMPLE_KEY)
+        } else {
+            String::new()
+        };
         let req = format!(
-            "GET /sub/{channel}?transport={}{query} HTTP/1.1\r\nHost: t\r\n{headers}\r\n",
+            "GET /sub/{channel}?transport={}{query} HTTP/1.1\r\nHost: t\r\n{upgrade}{headers}\r\n",
             transport.name()
         );
         self.stream.write_all(req.as_bytes()).expect("write");
+    }
+
+    /// WebSocket: sends `text` as one masked text frame (a publish).
+    pub fn send_text(&mut self, text: &str) {
+        self.send_raw(&comet::ws::client::text(text, MASK));
+    }
+
+    /// Writes `bytes` as they are (frames of the test's own making).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
     }
 
     /// Next long-poll on the same keep-alive connection.
@@ -177,6 +206,22 @@ impl Sub {
                     ClientEvent::Head(h) => self.head = Some(h),
                     ClientEvent::Item(it) => self.items.push(it),
                     ClientEvent::End => self.ended = true,
+                    ClientEvent::Ping(payload) => {
+                        self.pings += 1;
+                        if self.answers {
+                            // A server that is gone makes the next read say so.
+                            let pong = comet::ws::client::pong(&payload, MASK);
+                            let _ = self.stream.write_all(&pong);
+                        }
+                    }
+                    ClientEvent::Close { code, .. } => {
+                        self.closes.push(code);
+                        if self.answers {
+                            let echo = comet::ws::client::close(code.unwrap_or(1000), "", MASK);
+                            let _ = self.stream.write_all(&echo);
+                            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+                        }
+                    }
                 }
             }
             data = &data[used..];

@@ -1,4 +1,5 @@
-//! The publish token: `Authorization: Bearer <token>`, compared in constant time.
+//! The publish token: `Authorization: Bearer <token>` (or a WebSocket's
+//! `?token=`), compared in constant time.
 
 /// Whether an `Authorization` value is `Bearer <token>`. The scheme name is
 /// case-insensitive (RFC 9110 section 11.1), so `bearer` counts; the token is
@@ -12,6 +13,11 @@ pub(super) fn bearer_matches(authorization: &str, token: &str) -> bool {
     let credentials = credentials.trim_start_matches(' ');
     scheme.eq_ignore_ascii_case("Bearer")
         && constant_time_eq(credentials.as_bytes(), token.as_bytes())
+}
+
+/// Whether `given` (a `?token=` value) is `token`, compared in constant time.
+pub(super) fn token_matches(given: &str, token: &str) -> bool {
+    constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 /// Compares without an early exit, so timing tells nothing of where a guess is wrong.

@@ -122,7 +122,11 @@ impl Conn {
         self.input = Vec::new();
         let mut head = self.head_start(200);
         head.push_str("Content-Type: ");
-        head.push_str(transport.content_type());
+        head.push_str(
+            transport
+                .content_type()
+                .unwrap_or("application/octet-stream"),
+        );
         head.push_str("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
         if chunked {
             head.push_str("Transfer-Encoding: chunked\r\n");
@@ -143,11 +147,6 @@ impl Conn {
         self.replay_queued = self.queued;
         self.sub_deadline = Some(now + self.config.heartbeat);
         self.read_deadline = None;
-        self.phase = Phase::Subscribed(Sub {
-            channel,
-            transport,
-            last_id,
-            chunked,
-        });
+        self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, chunked));
     }
 }

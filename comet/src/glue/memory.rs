@@ -24,6 +24,8 @@ use super::{Accepted, Answer, Backend};
 pub struct Memory<K> {
     hub: Hub<()>,
     subs: BTreeMap<K, Arc<str>>,
+    /// WebSocket clients cut off for answering no ping.
+    unresponsive: u64,
     /// Published messages with subscribers, not yet taken by the owner.
     published: VecDeque<Arc<Message>>,
     stopping: bool,
@@ -34,6 +36,7 @@ impl<K: Ord + Copy + Debug> Memory<K> {
         Memory {
             hub: Hub::new(limits),
             subs: BTreeMap::new(),
+            unresponsive: 0,
             published: VecDeque::new(),
             stopping: false,
         }
@@ -81,6 +84,11 @@ impl<K: Ord + Copy + Debug> Memory<K> {
     /// The channel connection `key` is subscribed to.
     pub fn subscription(&self, key: K) -> Option<&Arc<str>> {
         self.subs.get(&key)
+    }
+
+    /// WebSocket clients cut off so far for answering no ping.
+    pub fn unresponsive(&self) -> u64 {
+        self.unresponsive
     }
 
     /// Refuses every publish from now on, as a stopping server does.
@@ -147,6 +155,10 @@ impl<K: Ord + Copy + Debug> Backend for Owner<'_, K> {
             id: p.message.id(),
             subscribers: p.subscribers,
         }))
+    }
+
+    fn unresponsive(&mut self) {
+        self.memory.unresponsive += 1;
     }
 
     fn stats(&mut self) -> String {

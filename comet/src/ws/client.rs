@@ -49,6 +49,11 @@ impl std::fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// The sample key of RFC 6455 section 1.3, for tests and fuzzing, where
+/// bytes that replay exactly matter more than a fresh nonce; a real client
+/// (the load generator) draws one per connection ([`key`]).
+pub const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
 /// The `Sec-WebSocket-Key` for a 16-byte nonce the caller drew.
 pub fn key(nonce: [u8; 16]) -> String {
     STANDARD.encode(nonce)
@@ -71,14 +76,23 @@ pub fn request(
         return Err(HandshakeError::Injection);
     }
     let mut head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {VERSION}\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{}",
+        upgrade_lines(key)
     );
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     Ok(head.into_bytes())
+}
+
+/// The header lines that make a request an upgrade with `key`, each ended by
+/// CRLF, for a caller writing the rest of the head itself.
+pub fn upgrade_lines(key: &str) -> String {
+    format!(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n\
+         Sec-WebSocket-Version: {VERSION}\r\n"
+    )
 }
 
 /// Checks the server's answer to the request made with `key`. On success,

@@ -16,6 +16,9 @@ pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 /// The server met an unexpected condition.
 pub const INTERNAL: u16 = 1011;
+/// The server is overloaded for now: the client may try again later (here:
+/// a publish past `--max-channels`).
+pub const TRY_AGAIN_LATER: u16 = 1013;
 
 /// The longest close reason that fits a control frame beside the code.
 pub const MAX_REASON: usize = 123;

@@ -128,6 +128,13 @@ impl Decoder {
         matches!(self.state, State::Closed)
     }
 
+    /// Whether the decoder is between messages: no frame begun, no
+    /// fragmented message waiting for its end (so nothing would be lost by
+    /// making a new one).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Header { have: 0, .. }) && !self.fragmented
+    }
+
     /// Heap bytes held for a message or control frame not yet complete.
     pub fn buffered(&self) -> usize {
         self.message.capacity() + self.control.capacity()

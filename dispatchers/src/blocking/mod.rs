@@ -18,9 +18,13 @@
 //! dispatcher's [`Watcher`] does the watching for every held connection and
 //! wakes the thread when its client closes or resets, so that a disconnect
 //! storm frees threads, descriptors and subscriptions at once rather than at
-//! the next heartbeat. Without a watcher (the publish listener) a vanished
-//! client is noticed at the next write, or at the next heartbeat or poll
-//! timeout, when the thread checks the socket before writing.
+//! the next heartbeat. A held WebSocket ([`Conn::is_duplex`]) is the one
+//! exception: its client may send at any time, so the watcher also wakes the
+//! thread for bytes to read, and the thread reads them without blocking
+//! (`served/duplex.rs`). Without a watcher (one could not be registered) a
+//! vanished client is noticed at the next write, or at the next heartbeat or
+//! poll timeout, when the thread checks the socket (and reads a WebSocket's)
+//! before writing. The publish listener has a watcher of its own.
 //!
 //! # Deadlines run from accept
 //! A connection may wait before a thread serves it (in the thread pool's

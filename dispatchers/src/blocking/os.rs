@@ -19,6 +19,8 @@ pub(crate) struct OsWire<'a> {
     watcher: Option<&'a Watcher>,
     /// Registered with the watcher at the first hold, until the end.
     watch: Option<Watch>,
+    /// The watch wakes for bytes to read too (a held WebSocket).
+    watching_reads: bool,
     live: &'a Live,
     /// The connection's key in `live`, unregistered at the end.
     registered: Option<usize>,
@@ -40,6 +42,7 @@ impl<'a> OsWire<'a> {
             stream,
             watcher,
             watch: None,
+            watching_reads: false,
             live,
             registered,
         }
@@ -47,6 +50,31 @@ impl<'a> OsWire<'a> {
 
     pub(crate) fn is_registered(&self) -> bool {
         self.registered.is_some()
+    }
+
+    /// Registers the held connection with the watcher, once; a WebSocket's
+    /// registration wakes for reads too, and replaces one made for a
+    /// long-poll held earlier on the same connection.
+    fn ensure_watch(&mut self, inbox: &Arc<ThreadInbox>, readable: bool) {
+        let Some(w) = self.watcher else {
+            return;
+        };
+        if self.watch.is_some() && (self.watching_reads || !readable) {
+            return;
+        }
+        if let Some(old) = self.watch.take() {
+            w.unwatch(old);
+        }
+        let (fd, target) = (self.stream.as_raw_fd(), inbox.clone());
+        let watched = if readable {
+            w.watch_readable(fd, target)
+        } else {
+            w.watch(fd, target)
+        };
+        // Failing to watch (ENOMEM) leaves the heartbeat check, which reads
+        // a WebSocket's socket too.
+        self.watch = watched.ok();
+        self.watching_reads = readable && self.watch.is_some();
     }
 
     /// A read at a passed deadline: what has arrived, without blocking.
@@ -91,13 +119,17 @@ impl Wire for OsWire<'_> {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    fn wait(&mut self, inbox: &Arc<ThreadInbox>, deadline: Option<Instant>) -> Woken {
-        if self.watch.is_none() {
-            if let Some(w) = self.watcher {
-                // Failing to watch (ENOMEM) leaves the heartbeat check.
-                self.watch = w.watch(self.stream.as_raw_fd(), inbox.clone()).ok();
-            }
-        }
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        OsWire::read_now(self, buf)
+    }
+
+    fn wait(
+        &mut self,
+        inbox: &Arc<ThreadInbox>,
+        deadline: Option<Instant>,
+        readable: bool,
+    ) -> Woken {
+        self.ensure_watch(inbox, readable);
         inbox.wait(deadline)
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::accept::{accept_loop, wake_acceptor};
 use super::live::Live;
 use super::served::serve_conn_until;
+use crate::hangup::Watcher;
 use crate::Shared;
 
 /// Stack of the publish listener's connection threads (std threads).
@@ -17,7 +18,9 @@ const PUBLISH_THREAD_STACK: usize = 256 * 1024;
 
 /// Serves publishing and `/stats` on a listener of its own (`--publish-listen`):
 /// an acceptor thread, and one std thread per connection (publishers are few),
-/// without a hang-up watcher. Returns the bound address and what stops it.
+/// with a watcher of its own, so that a WebSocket held here is read too (a
+/// WebSocket publishes over its socket); the dispatcher's housekeeping runs
+/// elsewhere. Returns the bound address and what stops it.
 ///
 /// The stop ends the acceptor and wakes every connection (which closes once
 /// its answer is written) without waiting for them: publishing has stopped
@@ -31,6 +34,7 @@ pub(crate) fn publish_listener(
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(Live::default());
+    let watcher = Watcher::start(|| {})?;
     let acceptor = {
         let (stop, live) = (stop.clone(), live.clone());
         std::thread::Builder::new()
@@ -38,11 +42,12 @@ pub(crate) fn publish_listener(
             .spawn(move || {
                 accept_loop(&listener, &stop, &shared, |stream, accepted| {
                     let (for_thread, live) = (shared.clone(), live.clone());
+                    let watcher = watcher.clone();
                     let spawned = std::thread::Builder::new()
                         .name("publish-conn".into())
                         .stack_size(PUBLISH_THREAD_STACK)
                         .spawn(move || {
-                            serve_conn_until(stream, accepted, &for_thread, &live, None)
+                            serve_conn_until(stream, accepted, &for_thread, &live, Some(&watcher))
                         });
                     if spawned.is_err() {
                         // The stream was moved into the closure and dropped with

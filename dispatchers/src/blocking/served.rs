@@ -23,6 +23,8 @@ use crate::group::Group;
 use crate::hangup::Watcher;
 use crate::Shared;
 
+mod duplex;
+
 /// A write that makes no progress for this long drops the client as too slow.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -218,7 +220,7 @@ impl<W: Wire> Served<'_, W> {
             overflow,
             hangup,
             stop,
-        } = self.wire.wait(&self.inbox, deadline);
+        } = self.wire.wait(&self.inbox, deadline, self.conn.is_duplex());
         let now = Instant::now();
         if overflow {
             return self.drop_slow();
@@ -228,7 +230,9 @@ impl<W: Wire> Served<'_, W> {
             // looks like one. `run` delivers the messages (put back here).
             return self.inbox.put_back(messages);
         }
-        if hangup {
+        if hangup && self.conn.is_duplex() {
+            self.read_ready();
+        } else if hangup {
             match self.wire.peer() {
                 // An edge from earlier that no longer holds: wait on.
                 Peer::Open => {}
@@ -238,6 +242,14 @@ impl<W: Wire> Served<'_, W> {
         }
         if messages.is_empty() {
             if deadline.is_some_and(|d| d <= now) {
+                // A WebSocket's pongs are read before a ping is due, even
+                // with no watcher to say they came.
+                if self.conn.is_duplex() {
+                    self.read_ready();
+                    if !self.conn.is_duplex() {
+                        return;
+                    }
+                }
                 // About to write a heartbeat or a 204: first see whether the
                 // client is still there.
                 match self.wire.peer() {

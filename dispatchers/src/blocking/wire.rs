@@ -36,9 +36,20 @@ pub(crate) trait Wire {
     /// peer is gone, which the next read says.
     fn shutdown_write(&mut self);
 
+    /// Reads what has arrived, without blocking (`WouldBlock` or `TimedOut`
+    /// when nothing has).
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
     /// Holding a long-poll or a stream: waits until `inbox` has a message or
-    /// overflows, the client hangs up, the dispatcher stops, or `deadline`.
-    fn wait(&mut self, inbox: &Arc<ConnInbox<Self::Signal>>, deadline: Option<Instant>) -> Woken;
+    /// overflows, the client hangs up, the dispatcher stops, or `deadline`;
+    /// with `readable` (a WebSocket, whose client may send at any time),
+    /// bytes to read wake it too, as a hang-up does (`Woken::hangup`).
+    fn wait(
+        &mut self,
+        inbox: &Arc<ConnInbox<Self::Signal>>,
+        deadline: Option<Instant>,
+        readable: bool,
+    ) -> Woken;
 
     /// Whether the client is still there, without reading or blocking.
     fn peer(&mut self) -> Peer;

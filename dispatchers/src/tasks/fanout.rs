@@ -218,6 +218,14 @@ impl Backend for TaskBackend<'_> {
     fn stats(&mut self) -> String {
         self.fanout.shared.stats_json()
     }
+
+    fn unresponsive(&mut self) {
+        self.fanout
+            .shared
+            .counters
+            .dropped_unresponsive
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::publisher::{self, PublishFormat, PublishPlan};
 use crate::results::Case;
 use crate::sampler::{Cgroup, Sample, Sampler};
 use crate::scenario::{Pattern, Scenario};
-use crate::worker::{Channels, Finish, IdCheck, Plan};
+use crate::worker::{Channels, Finish, IdCheck, Plan, SocketPublish, ToWorker};
 
 /// A case while it runs.
 pub(super) struct CaseRun<'a> {
@@ -489,7 +489,11 @@ impl<'a> CaseRun<'a> {
             if let Some(c) = self.cluster.as_mut() {
                 c.publish_started();
             }
-            let report = self.run_publisher();
+            let report = if self.publishes_over_sockets() {
+                self.run_socket_publish()
+            } else {
+                self.run_publisher()
+            };
             self.finish.expect = report.last_ids.clone();
             let mut finish = std::mem::take(&mut self.finish);
             self.with_fault(|f, run| f.publish_over(run, &report, &mut finish));
@@ -552,6 +556,48 @@ impl<'a> CaseRun<'a> {
         handle.join().unwrap_or_default()
     }
 
+    /// The per-user pattern over WebSocket: each user's messages go over its
+    /// own socket (`worker/chat.rs`), not through the HTTP publisher.
+    fn publishes_over_sockets(&self) -> bool {
+        self.transport == Transport::Ws && self.scenario().publish.pattern == Pattern::PerUser
+    }
+
+    /// Tells the workers to publish over their sockets and waits out the
+    /// schedule; what they sent is added at the end, from their reports
+    /// ([`Workers::merge_socket_publish`]).
+    fn run_socket_publish(&mut self) -> publisher::PublishReport {
+        let s = self.scenario();
+        let total = ((s.publish.rate * s.publish.duration_secs).floor() as u64).max(1);
+        let duration = Duration::from_secs_f64(s.publish.duration_secs);
+        let mut publishing = Publishing {
+            started: Instant::now(),
+            deadline: Instant::now() + duration + Duration::from_secs(10),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        self.with_fault(|f, run| f.publish_start(run, &publishing));
+        let start_ns = mono_ns() + 10_000_000;
+        self.workers.send(&ToWorker::Publish(SocketPublish {
+            start_ns,
+            rate: s.publish.rate,
+            users: self.step,
+            size: s.publish.size,
+            total,
+        }));
+        publishing.started = Instant::now();
+        let pb = bar(total, "publish").with_prefix(self.label.clone());
+        let end = publishing.started + duration + Duration::from_millis(10);
+        while Instant::now() < end && !publishing.stop.load(Ordering::Relaxed) {
+            self.workers.collect(Duration::from_millis(100));
+            pb.set_position(self.workers.total().received);
+            self.with_fault(|f, run| f.publishing(run, &mut publishing));
+        }
+        pb.finish_and_clear();
+        publisher::PublishReport {
+            scheduled: total,
+            ..publisher::PublishReport::default()
+        }
+    }
+
     /// Subscribers away (churned, or not yet back after a restart) come back:
     /// waits up to `limit_secs` for five fresh progress reports in a row
     /// (they come every 250 ms) saying none is away.
@@ -595,6 +641,11 @@ impl<'a> CaseRun<'a> {
             .unwrap_or_default();
         self.workers
             .merge_into(&mut self.case, self.dir, &self.label, self.epoch_ns)?;
+        if self.publishes_over_sockets() {
+            if let Some(p) = self.case.publish.as_mut() {
+                self.workers.merge_socket_publish(p);
+            }
+        }
         self.case.loadgen.hosts = self.workers.hosts();
         reconcile::settle(&mut self.case, &self.workers.candidates(), self.ids);
         let c = &mut self.case;

@@ -19,11 +19,14 @@ use super::launch::{launch, Event, Heard, Tail};
 use crate::child;
 use crate::clock::mono_ns;
 use crate::hist::{self, Interval, Summary};
+use crate::publisher::PublishReport;
 use crate::results::{Case, FaultResult, HostResult, WorkerResult};
 use crate::sampler::Sampler;
 use crate::worker::clock_sync::Estimate;
 use crate::worker::protocol::write_line;
-use crate::worker::{Candidate, FaultCounts, Finish, FromWorker, Plan, Progress, Report, ToWorker};
+use crate::worker::{
+    Candidate, FaultCounts, Finish, FromWorker, Plan, Progress, Report, SocketPublished, ToWorker,
+};
 
 /// How long a worker has to start and answer the clock exchanges (a host
 /// reached over ssh takes seconds).
@@ -414,6 +417,23 @@ impl Workers {
             }
         }
         Ok(h)
+    }
+
+    /// What the workers' sockets published (the per-user pattern over
+    /// WebSocket), into `p`: `accepted` is what was written to a subscribed
+    /// socket (its echo, the acknowledgement, is counted in `delivery`),
+    /// `failed.not_connected` what was due while its user was away.
+    pub fn merge_socket_publish(&self, p: &mut PublishReport) {
+        let mut t = SocketPublished::default();
+        for r in self.reports() {
+            t += &r.socket_publish;
+        }
+        p.accepted += t.sent;
+        p.unsent += p.scheduled.saturating_sub(t.sent + t.not_connected);
+        if t.not_connected > 0 {
+            *p.failed.entry("not_connected".into()).or_default() += t.not_connected;
+        }
+        p.max_lag_us = p.max_lag_us.max(t.max_lag_us);
     }
 
     /// The workers' fault counts and histograms, summed into `fr`.

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
+use comet::Transport;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
@@ -83,7 +84,12 @@ impl Worker {
                 Err(_) => self.report.fault.attackers_refused += 1,
             }
         }
-        let head = attack_head(&self.plan.fault.attack_path, &self.plan.target);
+        let path = self
+            .plan
+            .fault
+            .attack_path
+            .replace("{transport}", self.transport.name());
+        let head = attack_head(&path, &self.plan.target, self.transport);
         let interval = self.plan.fault.byte_interval_ms.max(1) * 1_000_000;
         let mut gone = Vec::new();
         for (key, a) in self.attackers.iter_mut() {
@@ -178,7 +184,13 @@ impl Worker {
 }
 
 /// The head an attacker sends one byte at a time; it never ends (`a` follows
-/// for ever), so only the server's header deadline ends it.
-fn attack_head(path: &str, target: &SocketAddr) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nX-Slowloris: ").into_bytes()
+/// for ever), so only the server's header deadline ends it. Over WebSocket
+/// it is an upgrade's: the slowloris of the handshake.
+fn attack_head(path: &str, target: &SocketAddr, transport: Transport) -> Vec<u8> {
+    let upgrade = if transport == Transport::Ws {
+        comet::ws::client::upgrade_lines(comet::ws::client::SAMPLE_KEY)
+    } else {
+        String::new()
+    };
+    format!("GET {path} HTTP/1.1\r\nHost: {target}\r\n{upgrade}X-Slowloris: ").into_bytes()
 }

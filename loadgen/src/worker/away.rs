@@ -27,7 +27,7 @@ impl Worker {
         base / 2 + self.next_u64() % (base / 2).max(1)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         // xorshift64*: enough to pick victims and delays.
         let mut x = self.rng;
         x ^= x >> 12;

@@ -14,7 +14,8 @@ use crate::hist;
 impl Worker {
     /// Settles what each subscriber was due against what it got, and fills
     /// in the report.
-    pub(super) fn finish(&mut self, finish: Finish) {
+    pub(super) fn finish(&mut self, mut finish: Finish) {
+        self.chat_finish(&mut finish.expect);
         self.report.open = self
             .clients
             .iter()

@@ -52,6 +52,7 @@ use crate::hist;
 
 mod attack;
 mod away;
+mod chat;
 pub mod clock_sync;
 mod finish;
 mod ids;
@@ -63,11 +64,12 @@ mod subscriber;
 pub use ids::{Excused, Gap, Ids, Seen};
 pub use protocol::{
     Candidate, Channels, FaultCounts, Finish, FromWorker, IdCheck, Plan, Progress, Report,
-    ToWorker, WorkerFault, RETRY_DELAY_NS,
+    SocketPublish, SocketPublished, ToWorker, WorkerFault, RETRY_DELAY_NS,
 };
 
 use attack::{Attacker, ATTACK_BASE};
 use away::Away;
+use chat::Chat;
 use subscriber::{Client, State};
 
 const STDIN: Token = Token(usize::MAX);
@@ -110,6 +112,10 @@ struct Worker {
     reconnect_hist: Histogram<u64>,
     attacker_life: Histogram<u64>,
     rng: u64,
+    /// Subscriber index to client key, for publishing over a user's socket.
+    keys: HashMap<usize, usize>,
+    /// Publishing over the sockets, once told to.
+    chat: Option<Chat>,
 }
 
 /// Runs a worker on this process's stdin and stdout. Returns when finished.
@@ -180,6 +186,8 @@ impl Worker {
             reconnect_hist: hist::new_histogram(),
             attacker_life: hist::new_histogram(),
             rng: seed | 1,
+            keys: HashMap::new(),
+            chat: None,
         }
     }
 
@@ -200,6 +208,7 @@ impl Worker {
             } else {
                 Duration::from_millis(100)
             };
+            let timeout = self.chat_wait(now).map_or(timeout, |w| w.min(timeout));
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -227,6 +236,7 @@ impl Worker {
             self.churn(now);
             self.come_back(now);
             self.attack(now);
+            self.publish_due(now);
             if now - last_progress > 250_000_000 {
                 last_progress = now;
                 self.progress()?;
@@ -246,6 +256,7 @@ impl Worker {
             }
             ToWorker::Churn(on) => self.set_churn(on, now),
             ToWorker::Attack(on) => self.set_attack(on, now),
+            ToWorker::Publish(p) => self.chat = Some(Chat::new(p, &self.plan)),
             ToWorker::Plan(_) => eprintln!("worker: a second plan, ignored"),
             ToWorker::Ping(ping) => {
                 protocol::write_line(io::stdout().lock(), &clock_sync::answer(ping, now))?

@@ -130,7 +130,7 @@ pub struct WorkerFault {
     /// Slowloris connections this worker keeps open while the attack is on.
     pub attackers: usize,
     pub byte_interval_ms: u64,
-    /// Path of the attackers' request line.
+    /// Path of the attackers' request line; `{transport}` is the case's.
     pub attack_path: String,
 }
 
@@ -151,6 +151,46 @@ pub enum ToWorker {
     Churn(bool),
     /// Slowloris on or off; off closes the attackers.
     Attack(bool),
+    /// Publish over the subscribers' own WebSockets from now on (see
+    /// `chat.rs`): each message is a text frame its user's socket sends.
+    Publish(SocketPublish),
+}
+
+/// The per-user publish schedule, kept by the workers themselves when every
+/// user publishes over its own WebSocket: message `k` (of `total`) is due at
+/// `start_ns + k / rate` and goes to user `k % users`, the `k / users + 1`th
+/// on that user's channel, stamped and padded to `size` bytes as the
+/// coordinator's publisher stamps its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SocketPublish {
+    pub start_ns: u64,
+    pub rate: f64,
+    pub users: u64,
+    pub size: usize,
+    pub total: u64,
+}
+
+/// What a worker's sockets published of a [`SocketPublish`] schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SocketPublished {
+    /// Messages due to this worker's users.
+    pub scheduled: u64,
+    /// Written to a subscribed socket.
+    pub sent: u64,
+    /// Due while their user's socket was not subscribed: not sent.
+    pub not_connected: u64,
+    /// Microseconds a send lagged its schedule, worst case.
+    pub max_lag_us: u64,
+}
+
+impl std::ops::AddAssign<&SocketPublished> for SocketPublished {
+    fn add_assign(&mut self, o: &SocketPublished) {
+        self.scheduled += o.scheduled;
+        self.sent += o.sent;
+        self.not_connected += o.not_connected;
+        self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
+    }
 }
 
 /// Sent by the coordinator when publishing is over.
@@ -255,6 +295,9 @@ pub struct Report {
     /// What the subscribers saw of each of [`Finish::candidates`].
     #[serde(default)]
     pub candidates: Vec<Candidate>,
+    /// Publishing over the sockets, when the schedule was the workers'.
+    #[serde(default)]
+    pub socket_publish: SocketPublished,
 }
 
 /// What a worker counted of the fault it injected.

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use comet::client::{parse_response_head, ClientEvent, Dialect, Item, ResponseHead, Subscriber};
 use comet::request::Status;
-use comet::Transport;
+use comet::{ws, Transport};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
@@ -115,6 +115,9 @@ impl Worker {
 
     pub(super) fn close(&mut self, key: usize) {
         if let Some(mut c) = self.clients.try_remove(key) {
+            if self.keys.get(&c.index) == Some(&key) {
+                self.keys.remove(&c.index);
+            }
             if matches!(c.state, State::Connecting | State::Requested) {
                 self.pending -= 1;
             }
@@ -172,6 +175,7 @@ impl Worker {
                 add_query(&mut path, &self.plan.since_param, a.resume_id);
             }
         }
+        let (reader, request) = self.subscribe_request(&path, addr, &extra);
         let entry = self.clients.vacant_entry();
         let key = entry.key();
         self.poll.registry().register(
@@ -182,15 +186,16 @@ impl Worker {
         if back.is_some() {
             self.report.fault.reconnect_attempts += 1;
         }
+        self.keys.insert(index, entry.key());
         entry.insert(Client {
             stream,
             state: State::Connecting,
-            reader: Reader::new(self.transport, self.plan.dialect),
+            reader,
             index,
             started_ns: now,
             ids: back.map_or(Ids::default(), |a| a.ids),
             resume: (None, None),
-            request: request(&path, &addr, self.transport, &extra),
+            request,
             written: 0,
             retries: 0,
             retrying: false,
@@ -204,6 +209,58 @@ impl Worker {
         self.pending += 1;
         self.connecting += 1;
         Ok(())
+    }
+
+    /// A subscriber's reader and its first request: a WebSocket's upgrade
+    /// carries a fresh key, which its decoder checks the `101` against.
+    /// `addr` is the node asked (its `Host`).
+    fn subscribe_request(
+        &mut self,
+        path: &str,
+        addr: std::net::SocketAddr,
+        extra: &str,
+    ) -> (Reader, Vec<u8>) {
+        let dialect = self.plan.dialect;
+        if self.transport != Transport::Ws {
+            let req = request(path, &addr, self.transport, extra);
+            return (Reader::new(self.transport, dialect), req);
+        }
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        nonce[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        let key = ws::client::key(nonce);
+        let host = addr.to_string();
+        let req = ws::client::request(&host, path, &key, &[])
+            .expect("a subscribe path from the plan holds no CR or LF");
+        (Reader::General(Subscriber::websocket(dialect, &key)), req)
+    }
+
+    /// A masking key for the next frame a client sends.
+    pub(super) fn mask(&mut self) -> [u8; 4] {
+        (self.next_u64() as u32).to_ne_bytes()
+    }
+
+    /// Queues `frame` on client `key`'s socket and writes what it can;
+    /// `framing` counts it in the bytes on the wire (a pong, not a publish).
+    /// False when the client is gone.
+    pub(super) fn send_frame(&mut self, key: usize, frame: &[u8], framing: bool) -> bool {
+        let Some(c) = self.clients.get_mut(key) else {
+            return false;
+        };
+        if c.slow {
+            return true;
+        }
+        if framing {
+            self.report.wire.bytes_total += frame.len() as u64;
+        }
+        c.request.extend_from_slice(frame);
+        let _ = self.poll.registry().reregister(
+            &mut c.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        self.write(key);
+        self.clients.contains(key)
     }
 
     /// Fails the connects that have taken longer than the plan allows.
@@ -274,6 +331,11 @@ impl Worker {
                 Ok(n) => c.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A WebSocket writes after it is subscribed (pongs,
+                // publishes): the server went away.
+                Err(_) if c.state == State::Subscribed && self.transport == Transport::Ws => {
+                    return self.dropped_by_server(key)
+                }
                 Err(e) => return self.fail(key, cause(&e).into()),
             }
         }
@@ -454,6 +516,15 @@ impl Worker {
                         }
                     }
                     ClientEvent::Item(item) => self.item(key, item, now),
+                    ClientEvent::Ping(payload) => {
+                        self.report.wire.heartbeats += 1;
+                        let mask = self.mask();
+                        if !self.send_frame(key, &ws::client::pong(&payload, mask), true) {
+                            return false;
+                        }
+                    }
+                    // The end of the stream follows.
+                    ClientEvent::Close { .. } => {}
                     ClientEvent::End => {
                         let c = &mut self.clients[key];
                         if c.retrying {
@@ -493,7 +564,8 @@ impl Worker {
             self.report.retried += 1;
             return true;
         }
-        if h.status != 200 && h.status != 204 && !empty_poll {
+        let upgraded = self.transport == Transport::Ws && h.status == 101;
+        if h.status != 200 && h.status != 204 && !empty_poll && !upgraded {
             self.fail(key, format!("http_{}", h.status));
             return false;
         }
@@ -631,7 +703,10 @@ impl Worker {
                 continue;
             }
             let path = self.path(c.index);
-            self.ask(key, request(&path, &self.plan.target, self.transport, ""));
+            let target = self.plan.target;
+            let (reader, again) = self.subscribe_request(&path, target, "");
+            self.clients[key].reader = reader;
+            self.ask(key, again);
         }
     }
 

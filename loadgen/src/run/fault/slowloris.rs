@@ -46,7 +46,8 @@ impl FaultHook for Slowloris {
         WorkerFault {
             attackers: (attackers / workers + u64::from(worker < attackers % workers)) as usize,
             byte_interval_ms: self.f.byte_interval_ms(),
-            attack_path: "/sub/loris?transport=sse".into(),
+            // The case's transport: a WebSocket's attackers send an upgrade.
+            attack_path: "/sub/loris?transport={transport}".into(),
             ..WorkerFault::default()
         }
     }
