@@ -1142,6 +1142,44 @@ fn cors() {
     assert!(!r.raw.contains("Access-Control"), "{}", r.raw);
 }
 
+/// `GET /` and `GET /chat` answer the embedded page on a kept connection;
+/// its missed-count header is readable across origins when CORS is on.
+#[test]
+fn the_chat_page() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(
+        c,
+        "GET / HTTP/1.1\r\n\r\nGET /chat?room=a&transport=ws HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n",
+    );
+    let rs = responses(&h.take(c));
+    assert_eq!(rs.len(), 3);
+    for r in &rs[..2] {
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.header("Content-Type").as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(r.text(), comet::page::CHAT);
+        assert!(r.header("Content-Security-Policy").is_some());
+    }
+    assert_eq!(rs[2].status(), 405);
+    assert!(!h.shut(c), "a page keeps the connection");
+
+    let mut h = Harness::new(Config {
+        allow_origin: Some("http://elsewhere".into()),
+        ..Config::default()
+    });
+    let c = h.open();
+    h.send(c, "GET /sub/a?since=0 HTTP/1.1\r\n\r\n");
+    h.publish("a", "one");
+    let r = response(&h.take(c));
+    assert_eq!(
+        r.header("Access-Control-Expose-Headers").as_deref(),
+        Some("X-Comet-Missed")
+    );
+}
+
 // ----- subscribers going away -----
 
 /// Publishes `data` on `channel` until the stalled conn `id` is dropped;
