@@ -19,6 +19,7 @@ set -euo pipefail
 #                             application (tests/peers.rs, scripts/peers/pushpin.sh)
 #   fonts-dejavu-core         the font the charts are drawn with (tests/chart.rs)
 #   chromium                  the browser that runs the iframe transport (tests/browser.rs)
+#                             and the chat page on every transport (tests/chat.rs)
 #   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
 #                             scripts/broker/redis.sh)
 #   python3-websockets        an independent WebSocket client (dispatchers/tests/websockets.rs)
