@@ -18,8 +18,8 @@
 //! host's origin. One browser serves every case; the five transports of a
 //! dispatcher run at once.
 //!
-//! A screenshot of alice's tab after the exchange is saved for each case in
-//! `target/tmp/chat-screenshots/`. A missing `chromium` fails the test
+//! Screenshots of alice's tab after the exchange and of bob's once back are
+//! saved for each case in `target/tmp/chat-screenshots/`. A missing `chromium` fails the test
 //! (`scripts/deps.sh` installs it); `COMETBENCH_CHROMIUM` names another binary.
 
 use std::ffi::OsStr;
@@ -101,14 +101,10 @@ fn which(name: &str) -> Option<PathBuf> {
 
 fn serve(dispatcher: &str, extra: &[&str]) -> Server {
     let backlog = BACKLOG.to_string();
-    let mut args = vec![
-        "--dispatcher",
-        dispatcher,
-        "--listen",
-        "127.0.0.1:0",
-        "--backlog",
-        &backlog,
-    ];
+    let mut args = vec!["--dispatcher", dispatcher, "--backlog", &backlog];
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra);
     Server::start(env!("CARGO_BIN_EXE_cometbench"), &args)
 }
@@ -289,7 +285,7 @@ impl Case<'_> {
                 return Err(format!("{name}: a message ran as script"));
             }
         }
-        self.screenshot(alice)?;
+        self.screenshot(alice, "")?;
         self.away_and_back(alice, bob, want.len() as u64)?;
         self.reload(alice, bob, want.len() as u64 + AWAY as u64)
     }
@@ -318,12 +314,13 @@ impl Case<'_> {
         same("bob, back", &rows(bob)?, &want)?;
         let notes = notes(bob)?;
         let missed = AWAY - BACKLOG;
+        assert_eq!(missed, 1, "the lines below say one message");
         let lines = [
             format!("resuming room chat-{} after id {seen}", self.transport),
             // SSE's notice is a comment, which EventSource never shows its
             // page: the gap in the ids says it instead.
             if self.transport == "sse" {
-                format!("ids {}-{} never arrived", seen + 1, seen + missed as u64)
+                format!("id {} never arrived", seen + 1)
             } else {
                 format!("{missed} message(s) missed")
             },
@@ -333,7 +330,7 @@ impl Case<'_> {
                 return Err(format!("bob, back: no line {line:?} in:\n{notes}"));
             }
         }
-        Ok(())
+        self.screenshot(bob, "-back")
     }
 
     /// Bob reloads; what alice sends next reaches him, and nothing before.
@@ -353,15 +350,79 @@ impl Case<'_> {
         )
     }
 
-    fn screenshot(&self, tab: &Tab) -> Result<(), String> {
+    fn screenshot(&self, tab: &Tab, suffix: &str) -> Result<(), String> {
         // A tab behind another may have no frame to give.
         tab.activate().map_err(|e| format!("activate: {e}"))?;
         let png = tab
             .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
             .map_err(|e| format!("screenshot: {e}"))?;
-        let path = self.shots.join(format!("{}.png", self.label()));
+        let path = self.shots.join(format!("{}{suffix}.png", self.label()));
         std::fs::write(&path, png).map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// A restart of the server, seen from one tab on `transport`: a line when
+/// the connection drops, one when it resumes after the last id seen, and one
+/// when the new server's ids start again; the message sent then arrives.
+fn restart(browser: &Browser, transport: &'static str) -> Result<(), String> {
+    // A forever iframe cut off says nothing: the page knows it by two
+    // heartbeats without a byte.
+    let server = serve("reactor", &["--heartbeat", "1"]);
+    let addr = server.addr;
+    let case = Case {
+        browser,
+        dispatcher: "reactor",
+        transport,
+        page: addr,
+        server: None,
+        shots: PathBuf::new(),
+    };
+    let tab = case.tab("alice")?;
+    say(&tab, "before the restart")?;
+    count(&tab, 1, "the first message")?;
+    server.terminate();
+    let has = |line: &str| {
+        format!(
+            "Array.prototype.some.call(document.querySelectorAll('#log li.note'), function (n) {{
+                return n.textContent.indexOf({}) >= 0; }})",
+            serde_json::to_string(line).unwrap()
+        )
+    };
+    wait(&tab, &has("connection dropped"), "the drop is shown")?;
+    let addr = addr.to_string();
+    let _again = serve("reactor", &["--listen", &addr, "--heartbeat", "1"]);
+    wait(&tab, &has("resumed after id 1"), "the resume is shown")?;
+    say(&tab, "after the restart")?;
+    wait(&tab, &has("ids started again at 1"), "the restart is shown")?;
+    let got = rows(&tab)?;
+    let _ = tab.close(false);
+    same(
+        "alice",
+        &got,
+        &[
+            (1, "alice: before the restart".into()),
+            (1, "alice: after the restart".into()),
+        ],
+    )
+}
+
+#[test]
+fn a_restart_of_the_server_is_a_visible_drop_and_resume_on_every_transport() {
+    let browser = &browser();
+    let outcomes: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = TRANSPORTS
+            .map(|t| (t, scope.spawn(move || restart(browser, t))))
+            .into_iter()
+            .collect();
+        jobs.into_iter()
+            .map(|(t, j)| (t, j.join().expect("a case panicked")))
+            .collect()
+    });
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{t}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
 
 fn verdict(r: &Result<(), String>) -> &'static str {
