@@ -498,3 +498,29 @@ fn two_tabs_chat_on_every_transport_and_dispatcher_same_and_cross_origin() {
     eprintln!("screenshots in {}", shots.display());
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
+
+/// `?server=` is an origin, never a URL the page would load into a frame:
+/// `javascript:` is refused, and the page says so.
+#[test]
+fn a_server_that_is_not_http_is_refused() {
+    let browser = browser();
+    let server = serve("reactor", &[]);
+    let tab = browser.new_tab().expect("a tab");
+    let url = format!(
+        "http://{}/chat?transport=iframe&server=javascript:window.pwned=1//",
+        server.addr
+    );
+    tab.navigate_to(&url).expect("navigate");
+    let refused = wait(
+        &tab,
+        "document.getElementById('status').textContent.indexOf('must be an http') >= 0",
+        "the refusal",
+    );
+    // Long enough for a frame to have run it, had one been made.
+    std::thread::sleep(Duration::from_millis(500));
+    let pwned = eval(&tab, "String(window.pwned || 0)");
+    let frames = eval(&tab, "String(document.querySelectorAll('iframe').length)");
+    refused.unwrap();
+    assert_eq!(pwned.as_deref(), Ok("0"));
+    assert_eq!(frames.as_deref(), Ok("0"));
+}

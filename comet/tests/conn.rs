@@ -710,7 +710,15 @@ fn errors() {
         ),
         case("garbage", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, false),
         case("not found", "GET /subscribe/a HTTP/1.1\r\n\r\n", 404, true),
-        case("root", "GET / HTTP/1.1\r\n\r\n", 404, true),
+        // The root is the chat page; no other file is served.
+        case("root", "GET / HTTP/1.1\r\n\r\n", 200, true),
+        case("a file", "GET /index.html HTTP/1.1\r\n\r\n", 404, true),
+        case(
+            "below the page",
+            "GET /chat/../stats HTTP/1.1\r\n\r\n",
+            404,
+            true,
+        ),
         Case {
             // Without a length there is no body: nothing more to read.
             linger: false,
