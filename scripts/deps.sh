@@ -23,8 +23,10 @@ set -euo pipefail
 #   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
 #                             scripts/broker/redis.sh)
 #   python3-websockets        an independent WebSocket client (dispatchers/tests/websockets.rs)
+#   iproute2                  `ip` and `tc`: the network namespaces that stand for hosts
+#                             (tests/hosts.rs, [hosts] namespaces = N; they also need root)
 PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server
-    python3-websockets)
+    python3-websockets iproute2)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 

@@ -70,6 +70,22 @@ struct RunArgs {
     /// PID of the external server, to sample its memory, threads and CPU.
     #[arg(long, requires = "target")]
     pid: Option<u32>,
+    /// Where the workers run, instead of the scenario's [hosts]: `local`
+    /// (all here), `netns:N` (N network namespaces the run makes, the server
+    /// in one more), or host names separated by commas (with --host-command
+    /// and --host-listen).
+    #[arg(long)]
+    hosts: Option<String>,
+    /// The command that starts a worker on {host}, split at spaces; {exe} is
+    /// this binary, e.g. 'ssh {host} cometbench worker'.
+    #[arg(long, requires = "hosts")]
+    host_command: Option<String>,
+    /// With host names: the address the server listens on, which the hosts reach.
+    #[arg(long, requires = "hosts")]
+    host_listen: Option<std::net::IpAddr>,
+    /// Name the run (and its results directory) this instead of the scenario's name.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -100,19 +116,19 @@ struct ReportArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// thread-per-connection, thread-pool, reactor or uring.
+    /// thread-per-connection, thread-pool, reactor, uring, green or tokio.
     #[arg(long, value_parser = parse_kind)]
     dispatcher: Kind,
     /// Address to listen on (port 0 picks one; the bound address is the first line printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Reactors or rings (reactor, uring).
+    /// Reactors, rings, schedulers or workers (reactor, uring, green, tokio).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
     /// Worker threads (thread-pool).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=30000))]
     pool_size: u32,
-    /// Stack bytes per connection thread (thread-per-connection).
+    /// Stack bytes per connection thread (thread-per-connection, green).
     #[arg(long, default_value_t = 128 * 1024)]
     thread_stack: usize,
     /// Require `Authorization: Bearer T` to publish.
@@ -342,7 +358,17 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let only = (!a.dispatchers.is_empty()).then_some(a.dispatchers.clone());
     let only_peers = (!a.peers.is_empty()).then_some(a.peers.clone());
-    let scenario = match scenario.with_overrides(only, only_peers, a.steps.clone(), a.quick) {
+    let scenario = scenario
+        .with_overrides(only, only_peers, a.steps.clone(), a.quick)
+        .and_then(|s| match &a.hosts {
+            Some(h) => s.with_hosts(h, a.host_command.clone(), a.host_listen),
+            None => Ok(s),
+        })
+        .and_then(|s| match &a.name {
+            Some(n) => s.with_name(n),
+            None => Ok(s),
+        });
+    let scenario = match scenario {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cometbench: {e}");
@@ -435,5 +461,16 @@ fn main() -> ExitCode {
             eprintln!("cometbench: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_know_every_dispatcher() {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, loadgen::scenario::DISPATCHERS);
     }
 }

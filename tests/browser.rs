@@ -14,8 +14,9 @@
 //! the cometbench server byte for byte (a `Connection: close` is added to the
 //! request so that one connection carries one proxied request).
 //!
-//! Chromium is required: a missing `chromium` fails the test (CI installs the
-//! Debian package, see `.ci/run`). `COMETBENCH_CHROMIUM` names another binary.
+//! Chromium is required: a missing `chromium` fails the test (the test command
+//! installs the Debian package, see `scripts/deps.sh`). `COMETBENCH_CHROMIUM`
+//! names another binary.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -207,7 +208,7 @@ fn chromium(url: &str, profile: &std::path::Path) -> Child {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start {bin} ({e}): install the Debian package `chromium` (.ci/run does)")
+            panic!("cannot start {bin} ({e}): install the Debian package `chromium` (scripts/deps.sh does)")
         })
 }
 
@@ -306,7 +307,7 @@ fn check_websocket(dispatcher: &str, ws: &serde_json::Value, msgs: &[String]) {
 #[test]
 fn chromium_runs_no_injected_script_and_its_websocket_sends_and_receives() {
     // One browser at a time: the machine is small.
-    for d in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+    for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         check_dispatcher(d);
     }
 }

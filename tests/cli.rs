@@ -114,7 +114,8 @@ fn smoke_scenario() {
     let (dir, run) = run_json(&stdout);
     assert_eq!(run["schema"], "cometbench-run/1");
     let cases = run["cases"].as_array().unwrap();
-    for d in ["thread-per-connection", "thread-pool", "reactor", "uring"] {
+    // The smoke scenario names every dispatcher.
+    for d in dispatchers::Kind::ALL.map(|k| k.name()) {
         for t in ["longpoll", "sse", "stream", "iframe", "ws"] {
             let c = cases
                 .iter()
@@ -201,10 +202,14 @@ fn chat_over_websocket_publishes_over_the_sockets() {
     let dir = std::env::temp_dir().join(format!("cometbench-chat-ws-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("chat-ws.toml");
+    // Every dispatcher: each reads its held sockets its own way.
+    let every: Vec<String> = dispatchers::Kind::ALL
+        .map(|k| format!("\"{}\"", k.name()))
+        .into();
     std::fs::write(
         &scenario,
-        "name = \"chat-ws\"\ndispatchers = [\"reactor\", \"thread-per-connection\"]\n\
-         transports = [\"ws\"]\nsteps = [60]\nhold_secs = 0.2\nwarmup_secs = 0.2\n\
+        format!("name = \"chat-ws\"\ndispatchers = [{}]\n", every.join(", "))
+            + "transports = [\"ws\"]\nsteps = [60]\nhold_secs = 0.2\nwarmup_secs = 0.2\n\
          sample_interval_ms = 100\npublish_listen = true\n\
          [ramp]\nrate = 2000.0\nin_flight = 64\n\
          [publish]\npattern = \"per-user\"\nrate = 120.0\nsize = 64\nduration_secs = 1.0\ndrain_secs = 0.5\n\
@@ -222,7 +227,9 @@ fn chat_over_websocket_publishes_over_the_sockets() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let (_, run) = run_json(&stdout);
-    for c in run["cases"].as_array().unwrap() {
+    let cases = run["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), every.len(), "one case per dispatcher");
+    for c in cases {
         let name = c["target"].as_str().unwrap();
         let p = &c["publish"];
         assert_eq!(p["scheduled"], 120, "{name}: {p}");

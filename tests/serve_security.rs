@@ -41,7 +41,7 @@ fn refuses_every_public_listener_without_a_token() {
         &["--listen", "[::]:0"][..],
         &["--listen", "127.0.0.1:0", "--publish-listen", "0.0.0.0:0"][..],
     ] {
-        for dispatcher in ["reactor", "thread-per-connection"] {
+        for dispatcher in ["reactor", "thread-per-connection", "green", "tokio"] {
             let out = bin()
                 .args(["serve", "--dispatcher", dispatcher])
                 .args(args)
@@ -88,7 +88,7 @@ fn insecure_public_starts_and_says_anyone_may_publish() {
 
 #[test]
 fn public_with_token_needs_the_token() {
-    for dispatcher in ["reactor", "uring", "thread-per-connection", "thread-pool"] {
+    for dispatcher in dispatchers::Kind::ALL.map(|k| k.name()) {
         let (server, summary) = serve(&[
             "--dispatcher",
             dispatcher,

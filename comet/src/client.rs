@@ -5,7 +5,7 @@
 //! became complete. They never panic on bad input: they return [`DecodeError`].
 //!
 //! # Dialects
-//! Besides this workbench's own protocol (DESIGN.md section 3), the decoders
+//! Besides this workbench's own protocol (`docs/DESIGN.md`, "Wire protocol"), the decoders
 //! read the peers it is compared with where their wire format differs
 //! ([`Dialect`]): a message without an integer id of ours becomes
 //! [`Item::Opaque`], and the client checks continuity by other means (the

@@ -37,13 +37,16 @@ use std::time::Duration;
 /// How long a stop waits for connections to take their last output.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
+mod accept_error;
 pub mod backend;
 pub mod blocking;
 pub mod broker;
 pub mod counters;
 pub mod green;
+pub mod green_conn;
 pub mod group;
 pub mod hangup;
+mod io_ring;
 pub mod listen;
 pub mod local;
 pub mod mailbox;
@@ -52,6 +55,7 @@ pub mod reactor;
 mod room;
 pub mod shared;
 pub mod spare;
+pub mod tasks;
 pub mod thread_per_conn;
 pub mod thread_pool;
 mod timers;
@@ -66,14 +70,18 @@ pub enum Kind {
     ThreadPool,
     Reactor,
     Uring,
+    Green,
+    Tokio,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::ThreadPerConn,
         Kind::ThreadPool,
         Kind::Reactor,
         Kind::Uring,
+        Kind::Green,
+        Kind::Tokio,
     ];
 
     /// The name used by `--dispatcher`.
@@ -83,6 +91,8 @@ impl Kind {
             Kind::ThreadPool => "thread-pool",
             Kind::Reactor => "reactor",
             Kind::Uring => "uring",
+            Kind::Green => "green",
+            Kind::Tokio => "tokio",
         }
     }
 
@@ -96,11 +106,11 @@ impl Kind {
 pub struct Options {
     pub config: comet::Config,
     pub listen: SocketAddr,
-    /// Reactors or rings (`reactor`, `uring`).
+    /// Reactors, rings, schedulers or workers (`reactor`, `uring`, `green`, `tokio`).
     pub threads: usize,
     /// Workers (`thread-pool`).
     pub pool_size: usize,
-    /// Stack bytes per connection thread (`thread-per-connection`).
+    /// Stack bytes per connection thread (`thread-per-connection`, `green`).
     pub thread_stack: usize,
     /// A separate listener for publishing and `/stats`, served by its own threads.
     pub publish_listen: Option<SocketAddr>,
@@ -161,6 +171,8 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
         Kind::ThreadPool => thread_pool::start(&opts)?,
         Kind::Reactor => reactor::start(&opts)?,
         Kind::Uring => uring::start(&opts)?,
+        Kind::Green => green_conn::start(&opts)?,
+        Kind::Tokio => tasks::start(&opts)?,
     };
     if let Some(addr) = opts.publish_listen {
         let (addr, stop) = blocking::publish_listener(addr, running.shared.clone())?;
@@ -178,6 +190,13 @@ pub fn settings_json(kind: Kind, opts: &Options) -> serde_json::Value {
             "thread_stack_requested": opts.thread_stack,
         }),
         Kind::ThreadPool => serde_json::json!({ "pool_size": opts.pool_size }),
-        Kind::Reactor | Kind::Uring => serde_json::json!({ "threads": opts.threads }),
+        Kind::Reactor | Kind::Uring | Kind::Tokio => {
+            serde_json::json!({ "threads": opts.threads })
+        }
+        Kind::Green => serde_json::json!({
+            "threads": opts.threads,
+            "thread_stack": green_conn::stack_size(opts.thread_stack),
+            "thread_stack_requested": opts.thread_stack,
+        }),
     }
 }

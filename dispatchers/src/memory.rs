@@ -90,12 +90,27 @@ pub fn trim_heap() {
 /// given back (0 if the stack could not be found).
 #[inline(never)]
 pub fn release_stack() -> usize {
-    let page = page_size();
     let Some((low, _high)) = stack_bounds() else {
         return 0;
     };
+    // SAFETY: `low` is the bottom of this thread's own stack, which runs
+    // from there up to the caller's frame.
+    unsafe { release_stack_down_to(low) }
+}
+
+/// Gives back the pages of the running stack between `low` and the
+/// caller's frame (less [`STACK_MARGIN`]); `low` is the stack's lowest
+/// address the caller may give back (a thread's stack bottom, a green
+/// thread's red zone top). Returns the bytes given back.
+///
+/// # Safety
+/// `[low, caller's frame)` must be the running stack's own unused part.
+#[inline(never)]
+pub(crate) unsafe fn release_stack_down_to(low: usize) -> usize {
+    let page = page_size();
     let marker = 0u8;
-    // An address in this frame: everything from here up is in use.
+    // An address in this frame, below the caller's: everything from here up
+    // is in use.
     let here = std::hint::black_box(&marker) as *const u8 as usize;
     // What runs below `here` until madvise returns (the rest of this frame,
     // the red zone, the libc wrapper's return address) takes far less than
@@ -107,10 +122,10 @@ pub fn release_stack() -> usize {
     if top <= low {
         return 0;
     }
-    // SAFETY: [low, top) lies inside this thread's own stack, below the
-    // frame running now and below the calls it makes; no live data is there,
-    // and MADV_DONTNEED on private anonymous memory only makes it read back
-    // as zeroes.
+    // SAFETY: [low, top) lies inside the running stack (the caller's
+    // promise), below the frame running now and below the calls it makes;
+    // no live data is there, and MADV_DONTNEED on private anonymous memory
+    // only makes it read back as zeroes.
     let r = unsafe { libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED) };
     if r == 0 {
         top - low

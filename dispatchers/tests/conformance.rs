@@ -826,7 +826,12 @@ pub fn websocket_handshake_and_token(kind: Kind) {
 }
 
 macro_rules! conformance {
-    ($($module:ident => $kind:expr),* $(,)?) => {$(
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        #[test]
+        fn every_dispatcher_is_in_the_suite() {
+            common::assert_every_kind(&[$($kind),*]);
+        }
+        $(
         mod $module {
             use super::*;
             #[test] fn transports_in_order() { super::transports_in_order($kind) }
@@ -849,7 +854,8 @@ macro_rules! conformance {
             #[test] fn websocket_ping_and_the_dead_client() { super::websocket_ping_and_the_dead_client($kind) }
             #[test] fn websocket_handshake_and_token() { super::websocket_handshake_and_token($kind) }
         }
-    )*};
+    )*
+    };
 }
 
 conformance! {
@@ -857,4 +863,6 @@ conformance! {
     uring => Kind::Uring,
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
+    green => Kind::Green,
+    tokio => Kind::Tokio,
 }

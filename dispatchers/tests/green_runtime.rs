@@ -673,3 +673,43 @@ fn a_stack_overflow_aborts_with_one_line() {
         "{stderr}"
     );
 }
+
+/// More connections at once than the accept queue holds: the multishot
+/// accept is cancelled for backpressure and must come back however the
+/// queue drains (before or after the cancel's last completion), or the
+/// scheduler stops accepting for good.
+#[test]
+fn a_burst_past_the_accept_queue_is_all_accepted() {
+    const CONNS: usize = 3000;
+    let (rt, addr) = serving(config(1), |s| {
+        let _ = s.write_all(b"k", Some(Instant::now() + LONG));
+        // Held until the client closes.
+        let _ = s.wait(Interest::HangUp, Some(Instant::now() + LONG));
+    });
+    // The scheduler computes without yielding while the clients connect, so
+    // that it finds them all accepted at once when it next looks: the queue
+    // fills, the accept is cancelled, and the acceptor drains the queue in
+    // that same turn, before the cancel's completion comes.
+    let (busy_tx, busy_rx) = bounded(1);
+    rt.spawn_on(0, move || {
+        busy_tx.send(()).unwrap();
+        let end = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < end {
+            std::hint::spin_loop();
+        }
+    })
+    .unwrap();
+    busy_rx.recv_timeout(LONG).expect("busy");
+    let mut clients: Vec<TcpStream> = (0..CONNS).map(|_| client(addr)).collect();
+    // And a second wave once the burst is in: the accept must be back.
+    std::thread::sleep(Duration::from_millis(600));
+    clients.extend((0..100).map(|_| client(addr)));
+    for (i, mut c) in clients.iter().enumerate() {
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b)
+            .unwrap_or_else(|e| panic!("connection {i} of {} never served: {e}", CONNS + 100));
+    }
+    assert_eq!(rt.stats().accepted, CONNS as u64 + 100);
+    drop(clients);
+    rt.stop(LONG);
+}

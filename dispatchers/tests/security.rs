@@ -497,7 +497,12 @@ pub fn auth_scheme_and_content_length(kind: Kind) {
 }
 
 macro_rules! security {
-    ($($module:ident => $kind:expr),* $(,)?) => {$(
+    ($($module:ident => $kind:expr),* $(,)?) => {
+        #[test]
+        fn every_dispatcher_is_in_the_suite() {
+            common::assert_every_kind(&[$($kind),*]);
+        }
+        $(
         mod $module {
             use super::*;
             #[test] fn publish_token_is_required() { super::publish_token_is_required($kind) }
@@ -511,7 +516,8 @@ macro_rules! security {
                 super::auth_scheme_and_content_length($kind)
             }
         }
-    )*};
+    )*
+    };
 }
 
 security! {
@@ -519,4 +525,6 @@ security! {
     uring => Kind::Uring,
     thread_per_connection => Kind::ThreadPerConn,
     thread_pool => Kind::ThreadPool,
+    green => Kind::Green,
+    tokio => Kind::Tokio,
 }

@@ -4,7 +4,7 @@
 //! says what it saw; this test judges it. Messages and their ids, the
 //! sender's own message back, a fragmented publish, resume with `since`,
 //! the missed notice, a ping answered, the server's pings answered by the
-//! library (or it would be dropped), every close code, the close echoed,
+//! library (or it would be dropped), every close code, the close echoed, the origin check,
 //! and permessage-deflate offered and declined.
 
 mod common;
@@ -17,6 +17,7 @@ use dispatchers::Kind;
 use serde_json::{json, Value};
 
 const PYTHON: &str = "/usr/bin/python3";
+const ORIGIN: &str = "http://ok.example";
 
 fn run(kind: Kind) {
     let srv = common::start(
@@ -26,13 +27,14 @@ fn run(kind: Kind) {
             max_message: 1024,
             heartbeat: Duration::from_secs(1),
             publish_token: Some("s3cret".into()),
+            allow_origin: Some(ORIGIN.into()),
             ..Config::default()
         },
         64,
     );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/websockets_client.py");
     let out = Command::new(PYTHON)
-        .args([script, &srv.addr.to_string(), "s3cret"])
+        .args([script, &srv.addr.to_string(), "s3cret", ORIGIN])
         .output()
         .unwrap_or_else(|e| {
             panic!("{PYTHON}: {e}: install python3 and python3-websockets (scripts/deps.sh)")
@@ -81,6 +83,8 @@ fn run(kind: Kind) {
     });
     assert_eq!(seen["codes"], codes, "{name}");
     assert_eq!(seen["bad_channel"], 400, "{name}");
+    assert_eq!(seen["wrong_origin"], 403, "{name}: another origin");
+    assert_eq!(seen["no_origin"], 403, "{name}: no origin");
     assert_eq!(
         seen["keeper_open"], true,
         "{name}: dropped though it answered pings"
@@ -93,22 +97,26 @@ fn run(kind: Kind) {
     srv.stop();
 }
 
-#[test]
-fn python_websockets_on_reactor() {
-    run(Kind::Reactor)
+macro_rules! every_dispatcher {
+    ($($name:ident => $kind:expr),* $(,)?) => {
+        #[test]
+        fn every_dispatcher_is_in_the_suite() {
+            common::assert_every_kind(&[$($kind),*]);
+        }
+        $(
+        #[test]
+        fn $name() {
+            run($kind)
+        }
+        )*
+    };
 }
 
-#[test]
-fn python_websockets_on_uring() {
-    run(Kind::Uring)
-}
-
-#[test]
-fn python_websockets_on_thread_per_connection() {
-    run(Kind::ThreadPerConn)
-}
-
-#[test]
-fn python_websockets_on_thread_pool() {
-    run(Kind::ThreadPool)
+every_dispatcher! {
+    python_websockets_on_reactor => Kind::Reactor,
+    python_websockets_on_uring => Kind::Uring,
+    python_websockets_on_thread_per_connection => Kind::ThreadPerConn,
+    python_websockets_on_thread_pool => Kind::ThreadPool,
+    python_websockets_on_green => Kind::Green,
+    python_websockets_on_tokio => Kind::Tokio,
 }

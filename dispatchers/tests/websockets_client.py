@@ -1,10 +1,10 @@
 """An independent WebSocket client for cometbench: Python's `websockets`
 library (Debian python3-websockets), driven by dispatchers/tests/websockets.rs.
 
-    python3 websockets_client.py HOST:PORT TOKEN
+    python3 websockets_client.py HOST:PORT TOKEN ORIGIN
 
 The server must keep a backlog of 4 messages, take messages of at most 1,024
-bytes, ping every second and ask TOKEN of publishers. The script checks
+bytes, ping every second, ask TOKEN of publishers and allow ORIGIN only. The script checks
 nothing itself: it does each step and prints one JSON object of what it saw,
 which the Rust test judges. A step that raises is reported with its error.
 """
@@ -18,7 +18,7 @@ import urllib.request
 import websockets
 from websockets.frames import OP_CONT, OP_TEXT
 
-ADDR, TOKEN = sys.argv[1], sys.argv[2]
+ADDR, TOKEN, ORIGIN = sys.argv[1], sys.argv[2], sys.argv[3]
 URL = f"ws://{ADDR}/sub/py?transport=ws"
 
 
@@ -53,7 +53,19 @@ async def closed_with(ws, send):
 
 
 async def fresh(query="&token=" + TOKEN, **kw):
-    return await websockets.connect(URL + query, ping_interval=None, max_size=None, **kw)
+    return await websockets.connect(
+        URL + query, ping_interval=None, max_size=None, origin=ORIGIN, **kw
+    )
+
+
+async def refused(url, **kw):
+    """The status a handshake was refused with (None if it was accepted)."""
+    try:
+        ws = await websockets.connect(url, **kw)
+    except websockets.InvalidStatusCode as e:
+        return e.status_code
+    await ws.close()
+    return None
 
 
 async def main():
@@ -102,11 +114,11 @@ async def main():
     codes["echoed_4000"] = echo.close_code
     seen["codes"] = codes
 
-    try:
-        await websockets.connect(f"ws://{ADDR}/sub/bad%2Fname?transport=ws")
-        seen["bad_channel"] = None
-    except websockets.InvalidStatusCode as e:
-        seen["bad_channel"] = e.status_code
+    seen["bad_channel"] = await refused(
+        f"ws://{ADDR}/sub/bad%2Fname?transport=ws", origin=ORIGIN
+    )
+    seen["wrong_origin"] = await refused(URL, origin="http://evil.example")
+    seen["no_origin"] = await refused(URL)
 
     await asyncio.sleep(max(0.0, 3.2 - (time.monotonic() - kept_since)))
     seen["keeper_open"] = keeper.open

@@ -3,6 +3,7 @@
 pub mod child;
 pub mod clock;
 pub mod hist;
+pub mod netns;
 pub mod peers;
 pub mod publisher;
 pub mod results;

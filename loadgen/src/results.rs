@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::hist::Summary;
 use crate::sampler::{Machine, Sample};
 
+mod hosts;
+
+pub use hosts::{HostResult, WorkerResult};
+
 /// The version of this document's shape.
 pub const SCHEMA: &str = "cometbench-run/1";
 
@@ -222,6 +226,8 @@ pub struct Loadgen {
     /// CPU seconds of workers and publisher during the publish phase.
     pub publish_cpu: f64,
     pub cpu_per_delivery_us: Option<f64>,
+    /// Where the workers ran, what each host carried, its clock and CPU.
+    pub hosts: Vec<HostResult>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -125,6 +125,30 @@ pub struct KernelMem {
 #[serde(default)]
 pub struct Loadgen {
     pub cpu_per_delivery_us: Option<f64>,
+    /// Where the workers ran (empty in runs from before hosts).
+    pub hosts: Vec<Host>,
+}
+
+/// One host of a case's load (`loadgen.hosts`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Host {
+    pub host: String,
+    pub connections: u64,
+    pub connected: u64,
+    pub offset_ns: Option<i64>,
+    pub uncertainty_ns: Option<u64>,
+    pub cpu_user: f64,
+    pub cpu_sys: f64,
+    pub workers: Vec<HostWorker>,
+}
+
+/// One worker of a host: only why it was lost, if it was.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct HostWorker {
+    pub worker: usize,
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

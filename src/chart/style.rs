@@ -81,11 +81,13 @@ impl Theme {
 }
 
 /// The targets with a fixed colour, in legend order.
-pub const KNOWN_TARGETS: [&str; 7] = [
+pub const KNOWN_TARGETS: [&str; 9] = [
     "thread-per-connection",
     "thread-pool",
     "reactor",
     "uring",
+    "green",
+    "tokio",
     "nchan",
     "pushpin",
     "external",
@@ -102,6 +104,13 @@ pub fn target_color(name: &str, theme: Theme) -> RGBColor {
             Theme::Dark => RGBColor(0x3A, 0x9B, 0xDB),  // the same blue, lifted for a dark slide
         },
         "uring" => RGBColor(0x00, 0x9E, 0x73), // bluish green
+        // Okabe-Ito has no ninth colour; Paul Tol's muted olive and wine
+        // stay apart from it on both themes.
+        "green" => RGBColor(0x99, 0x99, 0x33), // olive
+        "tokio" => match theme {
+            Theme::Light => RGBColor(0x88, 0x22, 0x55), // wine
+            Theme::Dark => RGBColor(0xC2, 0x4F, 0x8A),  // the same wine, lifted
+        },
         "nchan" => RGBColor(0xCC, 0x79, 0xA7), // reddish purple
         "pushpin" => RGBColor(0x56, 0xB4, 0xE9), // sky blue
         "external" => theme.palette().foreground,
@@ -184,6 +193,13 @@ mod tests {
             assert_eq!(unique.len(), colours.len(), "{theme:?}");
             let bg = theme.palette().background;
             assert!(!colours.contains(&(bg.0, bg.1, bg.2)));
+        }
+    }
+
+    #[test]
+    fn every_dispatcher_has_a_known_colour() {
+        for kind in dispatchers::Kind::ALL {
+            assert!(KNOWN_TARGETS.contains(&kind.name()), "{}", kind.name());
         }
     }
 

@@ -4,7 +4,8 @@
 //! feeds (drawn by [`crate::chart`] in memory, inlined as SVG): the scenario,
 //! date and results directory, the comparison table `cometbench run` printed
 //! (with each figure's range over repeats where the run has them, see
-//! [`spread`]), the fault pass lines and broken thresholds, the notes on each
+//! [`spread`]), where the load came from when its workers ran on other hosts
+//! (`hosts`), the fault pass lines and broken thresholds, the notes on each
 //! target, the machine and the command line. The page has no script and
 //! refers to nothing outside itself, so it reads the same offline, mailed,
 //! or years later.
@@ -13,6 +14,7 @@
 //! one bad input writes nothing.
 
 mod charts;
+mod hosts;
 mod html;
 mod notes;
 mod page;

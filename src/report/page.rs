@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::html::{esc, facts, shell_line};
-use super::{charts, notes, table};
+use super::{charts, hosts, notes, table};
 use crate::chart::data::{scenario_name, RunDir};
 use crate::chart::results::{Machine, Run};
 use crate::chart::Svg;
@@ -19,6 +19,7 @@ pub fn document(rd: &RunDir, svgs: &[Svg]) -> String {
     let name = scenario_name(rd);
     let notes = notes::section(&run.cases);
     let faults = table::faults(&run.cases);
+    let hosts = hosts::section(&run.cases);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -28,13 +29,24 @@ pub fn document(rd: &RunDir, svgs: &[Svg]) -> String {
         esc(&name)
     );
     out.push_str(&header(rd, &name));
-    out.push_str(&contents(svgs, !faults.is_empty(), !notes.is_empty()));
+    out.push_str(&contents(
+        svgs,
+        !faults.is_empty(),
+        !hosts.is_empty(),
+        !notes.is_empty(),
+    ));
     let _ = write!(
         out,
         "<section id=\"table\">\n<h2>Comparison</h2>\n{}{}</section>\n",
         table::comparison(&run.cases),
         thresholds(run)
     );
+    if !hosts.is_empty() {
+        let _ = write!(
+            out,
+            "<section id=\"hosts\">\n<h2>Load generator hosts</h2>\n{hosts}</section>\n"
+        );
+    }
     if !faults.is_empty() {
         let _ = write!(
             out,
@@ -207,8 +219,11 @@ fn machine(m: &Machine) -> String {
     facts("facts", &rows)
 }
 
-fn contents(svgs: &[Svg], faults: bool, notes: bool) -> String {
+fn contents(svgs: &[Svg], faults: bool, hosts: bool, notes: bool) -> String {
     let mut out = String::from("<nav>\n<ul>\n<li><a href=\"#table\">Comparison</a></li>\n");
+    if hosts {
+        out.push_str("<li><a href=\"#hosts\">Load generator hosts</a></li>\n");
+    }
     if faults {
         out.push_str("<li><a href=\"#faults\">Faults</a></li>\n");
     }

@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::accept_error::AcceptError;
 use crate::spare::Spare;
 use crate::Shared;
 
@@ -62,14 +63,9 @@ pub(crate) fn accept_loop(
             }
             Err(e) => e,
         };
-        match err.raw_os_error() {
-            Some(libc::EMFILE) | Some(libc::ENFILE) => {
-                if !warned {
-                    eprintln!(
-                        "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
-                    );
-                    warned = true;
-                }
+        match AcceptError::of_io(&err) {
+            AcceptError::OutOfFiles => {
+                warn_out_of_files(&mut warned, &err);
                 // Blocks until a connection arrives: with no descriptor
                 // free, `accept` fails at once even when none is pending.
                 let shed = spare.shed(|| match listener.accept() {
@@ -86,18 +82,24 @@ pub(crate) fn accept_loop(
                     backoff();
                 }
             }
-            Some(libc::ENOBUFS) | Some(libc::ENOMEM) => backoff(),
+            AcceptError::NoMemory => backoff(),
             // The connection died in the backlog, or a signal: next one.
-            Some(libc::ECONNABORTED)
-            | Some(libc::EINTR)
-            | Some(libc::EPROTO)
-            | Some(libc::EPERM) => {}
-            _ => {
+            AcceptError::Transient => {}
+            AcceptError::Cancelled | AcceptError::Unexpected => {
                 // Not expected (EINVAL once the listener is shut down without
                 // `stop`): do not spin on it.
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Says once per acceptor that it ran out of descriptors.
+pub(crate) fn warn_out_of_files(warned: &mut bool, err: &std::io::Error) {
+    if !std::mem::replace(warned, true) {
+        eprintln!(
+            "cometbench: accept: {err}: answering 503 to new connections until descriptors free up"
+        );
     }
 }
 

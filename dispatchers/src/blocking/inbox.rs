@@ -1,5 +1,7 @@
-//! The inbox of one connection thread: a group of one connection, waited on
-//! with a condition variable (see the module docs, `# Inbox`).
+//! The inbox of one connection's thread: a group of one connection (see the
+//! module docs, `# Inbox`). What wakes the thread is the thread package's
+//! business ([`Signal`]): an OS thread waits on a condition variable, a
+//! green thread is unparked.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,6 +15,18 @@ use crate::hangup::HangUp;
 /// Messages an inbox holds before its subscriber is dropped as too slow.
 pub const INBOX_CAPACITY: usize = 256;
 
+/// Wakes the thread of an inbox. Called with the inbox unlocked, and from a
+/// publish with the hub locked: it must not block.
+pub(crate) trait Signal: Send + Sync {
+    fn signal(&self);
+}
+
+impl Signal for Condvar {
+    fn signal(&self) {
+        self.notify_one();
+    }
+}
+
 #[derive(Default)]
 struct InboxState {
     queue: VecDeque<Arc<Message>>,
@@ -25,74 +39,85 @@ struct InboxState {
 
 /// What ended a wait on the inbox.
 #[derive(Default)]
-pub(super) struct Woken {
-    pub(super) messages: VecDeque<Arc<Message>>,
-    pub(super) overflow: bool,
-    pub(super) hangup: bool,
-    pub(super) stop: bool,
+pub(crate) struct Woken {
+    pub(crate) messages: VecDeque<Arc<Message>>,
+    pub(crate) overflow: bool,
+    pub(crate) hangup: bool,
+    pub(crate) stop: bool,
 }
 
-/// The inbox of one connection thread.
-#[derive(Default)]
-pub(super) struct ThreadInbox {
+impl InboxState {
+    fn is_due(&self) -> bool {
+        !self.queue.is_empty() || self.overflow || self.hangup || self.stop
+    }
+
+    fn take(&mut self) -> Woken {
+        Woken {
+            messages: std::mem::take(&mut self.queue),
+            overflow: self.overflow,
+            hangup: std::mem::take(&mut self.hangup),
+            stop: self.stop,
+        }
+    }
+}
+
+/// The inbox of one connection's thread, woken through `S`.
+pub(crate) struct ConnInbox<S> {
     state: Mutex<InboxState>,
-    ready: Condvar,
+    signal: S,
 }
 
-impl ThreadInbox {
+/// The inbox of an OS connection thread.
+pub(crate) type ThreadInbox = ConnInbox<Condvar>;
+
+impl Default for ThreadInbox {
+    fn default() -> Self {
+        ConnInbox::new(Condvar::new())
+    }
+}
+
+impl<S: Signal> ConnInbox<S> {
+    pub(crate) fn new(signal: S) -> ConnInbox<S> {
+        ConnInbox {
+            state: Mutex::new(InboxState::default()),
+            signal,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, InboxState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a message arrives, the inbox overflows, the client hangs
-    /// up, the dispatcher stops, or `deadline` passes; takes every message queued.
-    pub(super) fn wait(&self, deadline: Option<Instant>) -> Woken {
+    /// Takes what is there without waiting; `None` when nothing is.
+    pub(crate) fn try_take(&self) -> Option<Woken> {
         let mut st = self.lock();
-        loop {
-            if !st.queue.is_empty() || st.overflow || st.hangup || st.stop {
-                return Woken {
-                    messages: std::mem::take(&mut st.queue),
-                    overflow: st.overflow,
-                    hangup: std::mem::take(&mut st.hangup),
-                    stop: st.stop,
-                };
-            }
-            match deadline {
-                None => st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if d <= now {
-                        return Woken::default();
-                    }
-                    st = self
-                        .ready
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
+        st.is_due().then(|| st.take())
+    }
+
+    /// Takes what is there without waiting, nothing included.
+    pub(crate) fn take(&self) -> Woken {
+        self.lock().take()
     }
 
     /// Puts `messages`, taken by a wait, back in front of what came since.
-    pub(super) fn put_back(&self, mut messages: VecDeque<Arc<Message>>) {
+    pub(crate) fn put_back(&self, mut messages: VecDeque<Arc<Message>>) {
         let mut st = self.lock();
         messages.append(&mut st.queue);
         st.queue = messages;
     }
 
-    pub(super) fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.lock().stop
     }
 
-    pub(super) fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.lock().stop = true;
-        self.ready.notify_one();
+        self.signal.signal();
     }
 
     /// Throws away what is queued: messages that arrived for a subscription
     /// that has ended since.
-    pub(super) fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut st = self.lock();
         if !st.queue.is_empty() {
             st.queue = VecDeque::new();
@@ -102,27 +127,54 @@ impl ThreadInbox {
     }
 }
 
-impl HangUp for ThreadInbox {
-    fn hung_up(&self) {
-        self.lock().hangup = true;
-        self.ready.notify_one();
+impl ThreadInbox {
+    /// Waits until a message arrives, the inbox overflows, the client hangs
+    /// up, the dispatcher stops, or `deadline` passes; takes every message queued.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Woken {
+        let mut st = self.lock();
+        loop {
+            if st.is_due() {
+                return st.take();
+            }
+            match deadline {
+                None => st = self.signal.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if d <= now {
+                        return Woken::default();
+                    }
+                    st = self
+                        .signal
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
     }
 }
 
-impl Inbox for ThreadInbox {
+impl HangUp for ThreadInbox {
+    fn hung_up(&self) {
+        self.lock().hangup = true;
+        self.signal.signal();
+    }
+}
+
+impl<S: Signal> Inbox for ConnInbox<S> {
     fn deliver(&self, message: &Arc<Message>) {
         let mut st = self.lock();
         if st.queue.len() >= INBOX_CAPACITY {
             st.overflow = true;
             drop(st);
-            self.ready.notify_one();
+            self.signal.signal();
             return;
         }
         let wake = st.queue.is_empty();
         st.queue.push_back(message.clone());
         drop(st);
         if wake {
-            self.ready.notify_one();
+            self.signal.signal();
         }
     }
 }

@@ -1,8 +1,13 @@
 //! Blocking I/O for the two thread dispatchers: one connection served by one
-//! thread with blocking `std::net` (`served.rs`), its inbox (`inbox.rs`), the
-//! set of live connections a stop wakes (`live.rs`), the accept loop they
-//! share (`accept.rs`), and the separate publish listener (`serve
-//! --publish-listen`) of every dispatcher (`publish.rs`).
+//! thread with blocking `std::net` (`served.rs`, `os.rs`), its inbox
+//! (`inbox.rs`), the set of live connections a stop wakes (`live.rs`), the
+//! accept loop they share (`accept.rs`), and the separate publish listener
+//! (`serve --publish-listen`) of every dispatcher (`publish.rs`).
+//!
+//! The connection loop is generic over the thread package (`wire.rs`: read
+//! and write with deadlines, wait for the inbox or a hang-up, the stop), so
+//! that the green dispatcher runs this same loop on green threads; only the
+//! thread package differs.
 //!
 //! A connection thread waits on one thing at a time. While the peer may send a
 //! request, or a lingering close reads what it still sends
@@ -71,13 +76,17 @@ use {
 mod accept;
 mod inbox;
 mod live;
+mod os;
 mod publish;
 mod served;
+mod wire;
 
 pub use accept::accept_backoffs;
-pub(crate) use accept::{accept_loop, refuse, wake_acceptor};
+pub(crate) use accept::{accept_loop, refuse, wake_acceptor, warn_out_of_files};
 pub use inbox::INBOX_CAPACITY;
+pub(crate) use inbox::{ConnInbox, Signal, Woken};
 pub(crate) use live::Live;
 pub(crate) use publish::publish_listener;
-pub(crate) use served::serve_conn_until;
 pub use served::WRITE_TIMEOUT;
+pub(crate) use served::{serve, serve_conn_until};
+pub(crate) use wire::{Peer, Wire};

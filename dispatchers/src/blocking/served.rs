@@ -1,10 +1,11 @@
 //! One connection served by one thread, blocking: the loop that reads,
-//! waits on the inbox, writes, and ends the connection (see the module docs).
+//! waits on the inbox, writes, and ends the connection (see the module
+//! docs). It is generic over the thread package ([`Wire`]): an OS thread
+//! and a green thread run this same loop.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
+use std::io::{self, IoSlice};
+use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use comet::{Conn, Message};
 
-use super::inbox::{ThreadInbox, Woken};
+use super::inbox::{ConnInbox, ThreadInbox, Woken};
 use super::live::Live;
+use super::os::OsWire;
+use super::wire::{Peer, Wire};
 use crate::backend::GroupBackend;
 use crate::group::Group;
-use crate::hangup::{Watch, Watcher};
+use crate::hangup::Watcher;
 use crate::Shared;
 
 mod duplex;
@@ -30,8 +33,8 @@ const READ_BUF: usize = 2048;
 /// Slices per `writev`.
 const MAX_IOV: usize = 16;
 
-/// Serves a connection accepted at `accepted` on the calling thread until it
-/// closes or `live` stops; `watcher` watches it while it is held.
+/// Serves a connection accepted at `accepted` on the calling OS thread until
+/// it closes or `live` stops; `watcher` watches it while it is held.
 pub(crate) fn serve_conn_until(
     stream: TcpStream,
     accepted: Instant,
@@ -41,51 +44,54 @@ pub(crate) fn serve_conn_until(
 ) {
     shared.conn_opened(None);
     let inbox = Arc::new(ThreadInbox::default());
-    let registered = live.register(stream.as_raw_fd(), &inbox);
+    let wire = OsWire::new(stream, &inbox, live, watcher);
+    let admitted = wire.is_registered();
+    serve(wire, inbox, accepted, shared, admitted);
+    shared.conn_closed();
+}
+
+/// Serves a connection accepted at `accepted` through `wire` on the calling
+/// thread (only ends it when not `admitted`); the wire, and with it the
+/// socket, is dropped before this returns.
+pub(crate) fn serve<W: Wire>(
+    wire: W,
+    inbox: Arc<ConnInbox<W::Signal>>,
+    accepted: Instant,
+    shared: &Shared,
+    admitted: bool,
+) where
+    ConnInbox<W::Signal>: 'static,
+{
     let mut served = Served {
         conn: Conn::new(shared.config.clone(), accepted),
         group: Group(inbox.clone()),
         inbox,
-        stream,
+        wire,
         shared,
-        watcher,
-        watch: None,
-        watching_reads: false,
     };
     // One bad connection must never take the process down: a panic ends this
     // connection only, and its subscription is still removed from the hub.
-    if registered.is_some() && catch_unwind(AssertUnwindSafe(|| served.run())).is_err() {
+    if admitted && catch_unwind(AssertUnwindSafe(|| served.run())).is_err() {
         eprintln!("cometbench: a connection thread panicked; connection closed");
     }
     let _ = catch_unwind(AssertUnwindSafe(|| served.finish()));
-    if let Some(key) = registered {
-        live.unregister(key);
-    }
     // Only now does the socket close.
     drop(served);
-    shared.conn_closed();
 }
 
 /// One connection and what its thread waits on.
-struct Served<'a> {
+struct Served<'a, W: Wire> {
     conn: Conn,
-    inbox: Arc<ThreadInbox>,
+    inbox: Arc<ConnInbox<W::Signal>>,
     group: Group,
-    stream: TcpStream,
-    shared: &'a Arc<Shared>,
-    watcher: Option<&'a Watcher>,
-    /// Registered with the watcher at the first hold, until the end.
-    watch: Option<Watch>,
-    /// The watch wakes for bytes to read too (a WebSocket, see `duplex.rs`).
-    watching_reads: bool,
+    wire: W,
+    shared: &'a Shared,
 }
 
-impl Served<'_> {
+impl<W: Wire> Served<'_, W> {
     fn run(&mut self) {
-        let _ = self.stream.set_nodelay(true);
-        let _ = self.stream.set_write_timeout(Some(WRITE_TIMEOUT));
         while !self.conn.is_done() {
-            if self.inbox.is_stopped() {
+            if self.wire.is_stopped(&self.inbox) {
                 self.stop();
                 break;
             }
@@ -108,7 +114,7 @@ impl Served<'_> {
     fn stop(&mut self) {
         let Woken {
             messages, overflow, ..
-        } = self.inbox.wait(None);
+        } = self.inbox.take();
         if overflow {
             return self.drop_slow();
         }
@@ -147,8 +153,7 @@ impl Served<'_> {
         self.flush();
         self.drain();
         if self.conn.poll_shutdown(Instant::now()) {
-            // A failure means the peer is gone: the next read says so.
-            let _ = self.stream.shutdown(Shutdown::Write);
+            self.wire.shutdown_write();
         }
     }
 
@@ -156,55 +161,31 @@ impl Served<'_> {
         GroupBackend::new(self.shared, &self.group, None).drain(&mut self.conn, Instant::now());
     }
 
-    /// Idle or mid-request: block on the socket until bytes, EOF or the deadline.
+    /// Idle or mid-request: block on the socket until bytes, EOF or the
+    /// deadline. A deadline already passed (a connection that waited in a
+    /// queue since accept, or a slow request) takes what already arrived
+    /// without blocking, and times out only when that does not complete
+    /// the request.
+    // Never inlined: its read buffer must not become part of the frame a
+    // held connection waits in (a page more per idle green thread).
+    #[inline(never)]
     fn read_step(&mut self) {
         // Not subscribed now, so anything in the inbox is left over from a
         // subscription that has ended (a long-poll answered).
         self.inbox.clear();
-        let now = Instant::now();
-        let timeout = match self.conn.poll_timeout() {
-            Some(d) if d <= now => return self.read_expired(now),
-            Some(d) => Some(d - now),
-            None => None,
-        };
-        if self.stream.set_read_timeout(timeout).is_err() {
-            return self.conn.handle_close();
-        }
         let mut buf = [0u8; READ_BUF];
-        match self.stream.read(&mut buf) {
-            Ok(0) => self.conn.handle_eof(Instant::now()),
-            Ok(n) => self.conn.handle_read(&buf[..n], Instant::now()),
+        let read = self.wire.read(&mut buf, self.conn.poll_timeout());
+        let now = Instant::now();
+        match read {
+            Ok(0) => self.conn.handle_eof(now),
+            Ok(n) => self.conn.handle_read(&buf[..n], now),
             Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                    self.conn.handle_timeout(Instant::now())
+                    self.conn.handle_timeout(now)
                 }
                 io::ErrorKind::Interrupted => {}
-                _ => self.conn.handle_close(),
-            },
-        }
-    }
-
-    /// The read deadline has passed (a connection that waited in a queue
-    /// since accept, or a slow request): take what already arrived without
-    /// blocking, and time out only when that does not complete the request.
-    fn read_expired(&mut self, now: Instant) {
-        let mut buf = [0u8; READ_BUF];
-        // SAFETY: `buf` is valid for `READ_BUF` bytes for the whole call.
-        let n = unsafe {
-            libc::recv(
-                self.stream.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                READ_BUF,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match n {
-            // Data: feed it and come back; the request may be whole now.
-            n if n > 0 => self.conn.handle_read(&buf[..n as usize], now),
-            0 => self.conn.handle_eof(now),
-            _ => match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => self.conn.handle_timeout(now),
+                // Cut off by the stop: `run` ends the connection.
+                _ if self.wire.is_stopped(&self.inbox) => {}
                 _ => self.conn.handle_close(),
             },
         }
@@ -213,14 +194,13 @@ impl Served<'_> {
     /// Holding a long-poll or a stream: block on the inbox until a message,
     /// the deadline (heartbeat, poll timeout) or a hang-up.
     fn wait_step(&mut self) {
-        self.ensure_watch();
         let deadline = self.conn.poll_timeout();
         let Woken {
             messages,
             overflow,
             hangup,
             stop,
-        } = self.inbox.wait(deadline);
+        } = self.wire.wait(&self.inbox, deadline, self.conn.is_duplex());
         let now = Instant::now();
         if overflow {
             return self.drop_slow();
@@ -233,7 +213,7 @@ impl Served<'_> {
         if hangup && self.conn.is_duplex() {
             self.read_ready();
         } else if hangup {
-            match peer_state(&self.stream) {
+            match self.wire.peer() {
                 // An edge from earlier that no longer holds: wait on.
                 Peer::Open => {}
                 Peer::HungUp => return self.conn.handle_eof(now),
@@ -252,7 +232,7 @@ impl Served<'_> {
                 }
                 // About to write a heartbeat or a 204: first see whether the
                 // client is still there.
-                match peer_state(&self.stream) {
+                match self.wire.peer() {
                     Peer::Open => self.conn.handle_timeout(now),
                     Peer::HungUp => self.conn.handle_eof(now),
                     Peer::Failed => self.conn.handle_close(),
@@ -269,7 +249,7 @@ impl Served<'_> {
             let written = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let n = self.conn.poll_transmit(&mut iov);
-                self.stream.write_vectored(&iov[..n])
+                self.wire.writev(&iov[..n])
             };
             match written {
                 Ok(0) => return self.conn.handle_close(),
@@ -299,38 +279,6 @@ impl Served<'_> {
         }
         self.drain();
         self.inbox.clear();
-        if let (Some(w), Some(watch)) = (self.watcher, self.watch.take()) {
-            // Before the socket closes (with `self`), so that its number,
-            // free for reuse then, is no longer in the epoll set.
-            w.unwatch(watch);
-        }
-    }
-}
-
-enum Peer {
-    Open,
-    /// The client closed its side (FIN).
-    HungUp,
-    /// Reset or error.
-    Failed,
-}
-
-/// Whether the client is still there, without reading or blocking.
-fn peer_state(stream: &TcpStream) -> Peer {
-    let mut p = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a zero timeout.
-    let r = unsafe { libc::poll(&mut p, 1, 0) };
-    if r <= 0 {
-        Peer::Open
-    } else if p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-        Peer::Failed
-    } else if p.revents & libc::POLLRDHUP != 0 {
-        Peer::HungUp
-    } else {
-        Peer::Open
+        self.wire.finish();
     }
 }

@@ -32,6 +32,7 @@ use io_uring::{cqueue, opcode, squeue};
 
 use super::core::Core;
 use super::op::Token;
+use crate::accept_error::AcceptError;
 
 /// Accepted connections that may wait for a green thread to take them.
 pub(super) const QUEUE: usize = 1024;
@@ -129,28 +130,33 @@ impl Core {
                 .fetch_add(1, Ordering::Relaxed);
             self.admit(res as u32);
         } else {
-            match -res {
-                libc::ENFILE | libc::EMFILE => self.count_refused(),
-                libc::ECANCELED => rearm = false,
-                // A connection that failed before it was taken, or memory
-                // pressure: the next one may well work.
-                libc::ECONNABORTED
-                | libc::EPROTO
-                | libc::EPERM
-                | libc::EINTR
-                | libc::EAGAIN
-                | libc::ENOMEM
-                | libc::ENOBUFS => {}
-                e => {
+            match AcceptError::of(-res) {
+                AcceptError::OutOfFiles => self.count_refused(),
+                AcceptError::Cancelled => rearm = false,
+                // The next one may well work.
+                AcceptError::Transient | AcceptError::NoMemory => {}
+                AcceptError::Unexpected => {
                     eprintln!(
                         "green: accept failed, this scheduler stops accepting: {}",
-                        io::Error::from_raw_os_error(e)
+                        io::Error::from_raw_os_error(-res)
                     );
                     rearm = false;
                 }
             }
         }
         if rearm && !self.accept.paused {
+            self.arm_accept();
+        }
+        // The last CQE of an accept cancelled for backpressure: the queue
+        // may have drained meanwhile, with nobody left to take from it.
+        self.maybe_resume_accept();
+    }
+
+    /// Arms the accept again once a queue that paused it has drained to
+    /// half (see `# Backpressure`) and the cancelled accept has ended.
+    fn maybe_resume_accept(&mut self) {
+        if self.accept.paused && !self.accept.armed && self.accept.queue.len() <= QUEUE / 2 {
+            self.accept.paused = false;
             self.arm_accept();
         }
     }
@@ -202,12 +208,9 @@ impl Core {
 
     /// The next accepted connection, if one waits.
     pub(super) fn take_accepted(&mut self) -> Option<u32> {
-        let fd = self.accept.queue.pop_front()?;
-        if self.accept.paused && self.accept.queue.len() <= QUEUE / 2 && !self.accept.armed {
-            self.accept.paused = false;
-            self.arm_accept();
-        }
-        Some(fd)
+        let fd = self.accept.queue.pop_front();
+        self.maybe_resume_accept();
+        fd
     }
 
     /// Closes what was accepted and never taken (at the end of a stop).

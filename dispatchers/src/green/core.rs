@@ -25,10 +25,11 @@ use slab::Slab;
 use super::accept::Acceptor;
 use super::op::{Op, Token};
 use super::remote::Remote;
-use super::ring::Ring;
 use super::stack::StackPool;
 use super::task::{Co, Task};
-use super::timer::Timers;
+use crate::io_ring::Ring;
+use crate::room::shrink_slab;
+use crate::timers::Timers;
 
 /// Which stop interrupts a primitive (see the module docs of `green`, `# Stopping`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,41 +159,23 @@ impl Core {
         t.deadline = at;
         let Some(at) = at else { return };
         // A later deadline keeps the earlier entry, which re-arms when it fires.
-        if t.armed.is_some_and(|a| a <= at) {
-            return;
-        }
-        t.armed = Some(at);
-        self.timers.push(at, who.0, who.1);
-        let tasks = &self.tasks;
-        self.timers.compact(tasks.len(), |&(at, key, gen)| {
-            tasks
-                .get(key as usize)
-                .is_some_and(|t| t.gen == gen && t.armed == Some(at))
-        });
+        self.timers
+            .arm_slot(&mut self.tasks[who.0 as usize], at, who.0 as usize);
+        self.timers.compact_slots(&mut self.tasks);
     }
 
     /// Wakes every task whose deadline has come.
     pub(super) fn fire_timers(&mut self, now: Instant) {
         // Entries pushed while firing wait for the next turn.
         let mut budget = self.timers.len();
-        while budget > 0 {
-            budget -= 1;
-            let Some((at, key, gen)) = self.timers.pop_due(now) else {
-                break;
-            };
-            let Some(t) = self.task((key, gen)) else {
-                continue;
-            };
-            if t.armed != Some(at) {
-                continue;
-            }
-            t.armed = None;
+        while let Some(key) = self.timers.pop_due_slot(now, &mut self.tasks, &mut budget) {
+            let t = &mut self.tasks[key];
             match t.deadline {
-                Some(d) if d <= now => self.wake((key, gen)),
-                Some(d) => {
-                    t.armed = Some(d);
-                    self.timers.push(d, key, gen);
+                Some(d) if d <= now => {
+                    let gen = t.gen;
+                    self.wake((key as u32, gen));
                 }
+                Some(d) => self.timers.arm_slot(t, d, key),
                 None => {}
             }
         }
@@ -339,6 +322,24 @@ impl Core {
     pub(super) fn on_wake(&mut self) {
         self.wake_armed = false;
         self.arm_wake();
+    }
+
+    /// Gives back the room a peak of green threads left in the tables
+    /// (after a mass disconnect); keys stay valid. About once a second.
+    pub(super) fn shrink(&mut self) {
+        shrink_slab(&mut self.tasks);
+        shrink_slab(&mut self.ops);
+        if self.ready.capacity() > 1024 && self.ready.len() < self.ready.capacity() / 4 {
+            self.ready.shrink_to(self.ready.len() * 2);
+        }
+        self.timers.compact_slots(&mut self.tasks);
+    }
+
+    /// Whether [`Core::shrink`] would give back much.
+    pub(super) fn has_room_to_give_back(&self) -> bool {
+        let sparse = |len: usize, cap: usize| cap > 1024 && len < cap / 4;
+        sparse(self.tasks.len(), self.tasks.capacity())
+            || sparse(self.ops.len(), self.ops.capacity())
     }
 
     /// Operations or closes the kernel still holds.

@@ -62,17 +62,16 @@ mod op;
 mod park;
 mod region;
 mod remote;
-mod ring;
 mod runtime;
 mod scheduler;
 mod stack;
 mod task;
-mod timer;
 
 pub use self::accept::OnRefused;
 pub use self::io::{accept, Interest, Stream};
 pub use self::park::{
-    current, park, scheduler_index, sleep_until, spawn, stop_requested, yield_now, Ready, Wake,
+    current, park, release_stack, scheduler_index, sleep_until, spawn, stop_requested, yield_now,
+    Ready, Wake,
 };
 pub use self::remote::Unparker;
 pub use self::runtime::{Config, Runtime, Stats, StopReport};

@@ -161,3 +161,17 @@ pub fn stop_requested() -> bool {
 pub fn scheduler_index() -> usize {
     context::with(|w| w.index())
 }
+
+/// Gives back the pages of the running green thread's stack below its
+/// current frame, which hold nothing live ([`crate::memory`]'s, down to the
+/// red zone, which stays as it is); returns the bytes given back. A green
+/// thread about to wait for long calls it after deep work (parsing a
+/// request, answering it), so that it holds the pages of its waiting frames
+/// only, not those of its deepest call.
+pub fn release_stack() -> usize {
+    let me = context::current();
+    let bottom = context::with(|w| w.core().me(me).bottom);
+    // SAFETY: [red zone top, the caller's frame) is the running green
+    // thread's own stack, unused below the running frame.
+    unsafe { crate::memory::release_stack_down_to(bottom + super::RED_ZONE) }
+}

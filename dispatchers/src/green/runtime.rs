@@ -125,7 +125,9 @@ impl Runtime {
             Some(Some(l)) => Some(l.local_addr()?),
             _ => None,
         };
-        let table = config.file_table.unwrap_or_else(open_file_limit);
+        let table = config
+            .file_table
+            .unwrap_or_else(crate::io_ring::file_table_size);
         let main = Arc::new(main);
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
         let mut rt = Runtime {
@@ -275,18 +277,4 @@ fn scheduler_thread(
     let _ = ready.send(Ok(()));
     drop(ready);
     worker.run(main)
-}
-
-/// The open-file soft limit, capped at the kernel's ceiling for a table.
-fn open_file_limit() -> u32 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    // IORING_MAX_FIXED_FILES
-    lim.rlim_cur.min(1 << 20) as u32
 }

@@ -27,10 +27,10 @@ use super::context;
 use super::core::Core;
 use super::op::Token;
 use super::remote::{Msg, Remote};
-use super::ring::Ring;
 use super::stack::{red_zone_is_zero, StackPool};
 use super::task::{body, Co};
 use super::StopReport;
+use crate::io_ring::Ring;
 
 /// How long the end of a stop waits for green threads cut off at the end of
 /// the grace period to notice and return.
@@ -42,6 +42,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// another thread wakes the ring through its eventfd (see `remote.rs`), and
 /// the tests would not notice that path broken behind a short net.
 const IDLE: Duration = Duration::from_secs(60);
+/// How often the scheduler gives back room kept from a peak.
+const SHRINK: Duration = Duration::from_secs(1);
 
 /// Where a stop is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub(super) struct Worker {
 impl Worker {
     /// Sets up the ring on the calling thread, which becomes its only submitter.
     pub(super) fn new(setup: Setup, remote: Arc<Remote>) -> io::Result<Worker> {
-        let ring = Ring::new(setup.table)?;
+        let ring = Ring::new(setup.table, "green", " (the green runtime needs it)")?;
         let pool = StackPool::new(setup.stack_size, setup.region_bytes);
         let stack_size = pool.stack_size();
         Ok(Worker {
@@ -200,6 +202,7 @@ impl Worker {
         let mut report = StopReport::default();
         let mut cqes = Vec::new();
         let mut msgs = Vec::new();
+        let mut next_shrink = Instant::now() + SHRINK;
         loop {
             let ended = self.run_ready();
             if self.phase.get() != Phase::Running {
@@ -210,7 +213,7 @@ impl Worker {
             if self.is_done(now) {
                 break;
             }
-            if let Err(e) = self.wait(now) {
+            if let Err(e) = self.wait(now, next_shrink) {
                 eprintln!(
                     "green-{}: the ring failed; stopping this scheduler: {e}",
                     self.index
@@ -221,6 +224,10 @@ impl Worker {
             self.take_messages(&mut msgs);
             let now = Instant::now();
             self.core().fire_timers(now);
+            if now >= next_shrink {
+                self.core().shrink();
+                next_shrink = now + SHRINK;
+            }
             self.advance_stop(now);
         }
         self.teardown(&mut report);
@@ -302,11 +309,16 @@ impl Worker {
 
     /// Submits, and sleeps until something is due (not at all with green
     /// threads queued).
-    fn wait(&self, now: Instant) -> io::Result<()> {
+    fn wait(&self, now: Instant, next_shrink: Instant) -> io::Result<()> {
         let mut c = self.core();
         let mut timeout = Duration::ZERO;
         if c.ready.is_empty() && self.orphans.borrow().is_empty() {
             let mut until = now + IDLE;
+            if c.has_room_to_give_back() {
+                // Not otherwise, so that the eventfd path is not hidden
+                // behind a short net (see `IDLE`).
+                until = until.min(next_shrink);
+            }
             if let Some(t) = c.timers.next() {
                 until = until.min(t);
             }

@@ -8,6 +8,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::context;
 use super::stack::Stack;
+use crate::timers::Armed;
 
 /// A green thread's coroutine: resumed with nothing, suspends with nothing.
 pub(super) type Co = Coroutine<(), (), (), Stack>;
@@ -26,10 +27,20 @@ pub(super) struct Task {
     pub unparked: bool,
     /// The deadline of its current wait.
     pub deadline: Option<Instant>,
-    /// The entry it has in the timer heap, if any (see `timer.rs`).
+    /// The entry it has in the timer heap, if any (see `crate::timers`).
     pub armed: Option<Instant>,
     /// Operations naming its stack that the kernel still holds (see `op.rs`).
     pub in_flight: u32,
+}
+
+impl Armed for Task {
+    fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    fn gen(&self) -> u32 {
+        self.gen
+    }
 }
 
 impl Task {

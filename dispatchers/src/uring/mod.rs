@@ -62,7 +62,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     ));
     let listeners = crate::listen::listeners(opts.listen, threads)?;
     let addr = listeners[0].local_addr()?;
-    let table = file_table_size();
+    let table = crate::io_ring::file_table_size();
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
     let mut inboxes = Vec::with_capacity(threads);
@@ -128,19 +128,4 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         return Err(e);
     }
     Ok(Running::new(addr, shared, Box::new(stop_all)))
-}
-
-/// Slots in each ring's fixed-file table: the open-file soft limit, which is
-/// the most the kernel lets one table hold.
-fn file_table_size() -> u32 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    // The kernel's own ceiling on a table (IORING_MAX_FIXED_FILES).
-    lim.rlim_cur.min(1 << 20) as u32
 }

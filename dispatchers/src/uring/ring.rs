@@ -47,7 +47,6 @@
 //! [`Ring::shutdown`] cuts off what is left and waits for the kernel to let go
 //! of every buffer.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -56,26 +55,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comet::Conn;
-use io_uring::types::{CancelBuilder, Fd, Fixed, SubmitArgs, Timespec};
-use io_uring::{cqueue, opcode, squeue, IoUring};
+use io_uring::types::{CancelBuilder, Fd, Fixed};
+use io_uring::{cqueue, opcode, squeue};
 use slab::Slab;
 
 use super::bufs::BufRing;
 use super::eventfd::EventFd;
 use super::op::{Gather, Op, Send, Token, GEN_MASK};
+use crate::accept_error::AcceptError;
 use crate::backend::GroupBackend;
 use crate::group::Group;
+use crate::io_ring;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
 use crate::timers::{Armed, Timers};
 
-/// Submission queue entries; a fuller queue is submitted early.
-const SQ_ENTRIES: u32 = 1024;
-/// Completion queue entries: a broadcast completes one send per subscriber
-/// in a turn, and the kernel keeps what overflows anyway (`FEAT_NODROP`).
-const CQ_ENTRIES: u32 = 16 * 1024;
 /// Provided receive buffers per ring (of `bufs::BUF_SIZE` bytes each).
 const RECV_BUFFERS: u16 = 256;
 /// The provided buffer group the ring's receives select from.
@@ -121,7 +117,7 @@ impl Armed for Slot {
 /// Field order is drop order: the ring goes first, so that the kernel has
 /// torn it down (or at least lost its last user) before the buffers are freed.
 pub(super) struct Ring {
-    ring: IoUring,
+    ring: io_ring::Ring,
     /// Which ring of the dispatcher this is.
     index: usize,
     bufs: BufRing,
@@ -141,9 +137,6 @@ pub(super) struct Ring {
     next_gen: u32,
     /// CQEs of the current batch, reused across turns.
     cqes: Vec<cqueue::Entry>,
-    /// SQEs that did not fit in a full submission queue, oldest first, each
-    /// with whether it is linked to the next (a group goes in whole).
-    backlog: VecDeque<(squeue::Entry, bool)>,
     next_housekeeping: Instant,
 }
 
@@ -158,10 +151,7 @@ impl Ring {
         stop: Arc<AtomicBool>,
         table: u32,
     ) -> io::Result<Ring> {
-        let ring = build_ring()?;
-        ring.submitter()
-            .register_files_sparse(table)
-            .map_err(|e| context(e, &format!("cannot register {table} direct descriptors")))?;
+        let ring = io_ring::Ring::new(table, "uring", "")?;
         let bufs = BufRing::new(RECV_BUFFERS, BGID)?;
         bufs.register(&ring.submitter())
             .map_err(|e| context(e, "cannot register the provided buffer ring"))?;
@@ -187,7 +177,6 @@ impl Ring {
             stopping: false,
             next_gen: 0,
             cqes: Vec::new(),
-            backlog: VecDeque::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
         })
     }
@@ -237,18 +226,8 @@ impl Ring {
             if now >= deadline {
                 break;
             }
-            if self.flush_backlog().is_err() {
+            if self.ring.submit_and_wait(deadline - now).is_err() {
                 break;
-            }
-            let ts = Timespec::from(deadline - now);
-            match self
-                .ring
-                .submitter()
-                .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
-            {
-                Ok(_) => {}
-                Err(e) if is_transient(&e) || e.raw_os_error() == Some(libc::ETIME) => {}
-                Err(_) => break,
             }
             self.reap(Instant::now());
         }
@@ -269,77 +248,24 @@ impl Ring {
     /// Queues `sqes` as one group: they enter the submission queue together,
     /// so a link chain among them is never split across submits.
     fn push(&mut self, sqes: &[squeue::Entry]) {
-        if self.backlog.is_empty() {
-            // SAFETY: every buffer an SQE points at is owned by its slot (the
-            // send's `Send`), by `self.wake_buf`, or by `self.bufs`, and each
-            // stays alive and unmoved until the operation's CQE (see the
-            // module docs, `op.rs` and `bufs.rs`).
-            if unsafe { self.ring.submission().push_multiple(sqes) }.is_ok() {
-                return;
-            }
-            // The queue is full: hand it to the kernel now rather than hold more.
-            if self.ring.submit().is_ok()
-                // SAFETY: as above.
-                && unsafe { self.ring.submission().push_multiple(sqes) }.is_ok()
-            {
-                return;
-            }
-        }
-        let last = sqes.len().saturating_sub(1);
-        self.backlog.extend(
-            sqes.iter()
-                .enumerate()
-                .map(|(i, sqe)| (sqe.clone(), i < last)),
-        );
-    }
-
-    /// Moves what the submission queue could not take into it, a group at a
-    /// time, so that no link chain is split across two submits.
-    fn flush_backlog(&mut self) -> io::Result<()> {
-        let mut group = Vec::with_capacity(3);
-        while !self.backlog.is_empty() {
-            let len = 1 + self
-                .backlog
-                .iter()
-                .take_while(|(_, linked)| *linked)
-                .count();
-            group.clear();
-            group.extend(self.backlog.iter().take(len).map(|(sqe, _)| sqe.clone()));
-            // SAFETY: as in `push`: the entries' buffers are owned until their CQEs.
-            if unsafe { self.ring.submission().push_multiple(&group) }.is_ok() {
-                self.backlog.drain(..len);
-                continue;
-            }
-            match self.ring.submit() {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if is_transient(&e) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        // SAFETY: every buffer an SQE points at is owned by its slot (the
+        // send's `Send`), by `self.wake_buf`, or by `self.bufs`, and each
+        // stays alive and unmoved until the operation's CQE (see the module
+        // docs, `op.rs` and `bufs.rs`).
+        unsafe { self.ring.push(sqes) }
     }
 
     /// Submits the turn's SQEs and waits for a CQE or the next deadline.
     /// `now` is the clock read at the start of the turn: a deadline may be
     /// seen late by the time the turn took, never early.
     fn wait(&mut self, now: Instant) -> io::Result<()> {
-        self.flush_backlog()?;
         // Housekeeping bounds the wait, so that a ring left idle by a mass
         // close still gives back what the peak left behind.
         let at = self
             .timers
             .next()
             .map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
-        let ts = Timespec::from(at.saturating_duration_since(now));
-        let args = SubmitArgs::new().timespec(&ts);
-        let res = self.ring.submitter().submit_with_args(1, &args);
-        match res {
-            Ok(_) => Ok(()),
-            // ETIME: the deadline came first, the normal way a timer fires.
-            Err(e) if is_transient(&e) || e.raw_os_error() == Some(libc::ETIME) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.ring.submit_and_wait(at.saturating_duration_since(now))
     }
 
     /// Handles every completion there is.
@@ -347,7 +273,7 @@ impl Ring {
         let mut cqes = std::mem::take(&mut self.cqes);
         loop {
             cqes.clear();
-            cqes.extend(self.ring.completion());
+            self.ring.completions(&mut cqes);
             if cqes.is_empty() {
                 break;
             }
@@ -397,24 +323,17 @@ impl Ring {
         if res >= 0 {
             self.open(res as u32, now);
         } else {
-            match -res {
+            match AcceptError::of(-res) {
                 // The fixed-file table is full: the kernel accepted the
                 // connection and closed it again, so it is refused.
-                libc::ENFILE | libc::EMFILE => self.shared.conn_refused(),
-                libc::ECANCELED => rearm = false,
-                // A connection that failed before it was taken, or memory
-                // pressure: the next one may well work.
-                libc::ECONNABORTED
-                | libc::EPROTO
-                | libc::EPERM
-                | libc::EINTR
-                | libc::EAGAIN
-                | libc::ENOMEM
-                | libc::ENOBUFS => {}
-                e => {
+                AcceptError::OutOfFiles => self.shared.conn_refused(),
+                AcceptError::Cancelled => rearm = false,
+                // The next one may well work.
+                AcceptError::Transient | AcceptError::NoMemory => {}
+                AcceptError::Unexpected => {
                     eprintln!(
                         "uring: accept failed, this ring stops accepting: {}",
-                        io::Error::from_raw_os_error(e)
+                        io::Error::from_raw_os_error(-res)
                     );
                     rearm = false;
                 }
@@ -715,9 +634,7 @@ impl Ring {
             // Cleared every turn; a burst's batch size need not stay.
             self.cqes = Vec::new();
         }
-        if self.backlog.is_empty() && self.backlog.capacity() > 64 {
-            self.backlog = VecDeque::new();
-        }
+        self.ring.shrink();
         self.shared.housekeeping(now);
     }
 
@@ -790,12 +707,7 @@ impl Ring {
         self.cancel_fd(self.wake_armed, self.inbox.waker().fd());
         let deadline = now + DRAIN_ON_STOP;
         while self.is_busy() && Instant::now() < deadline {
-            let _ = self.flush_backlog();
-            let ts = Timespec::from(Duration::from_millis(10));
-            let _ = self
-                .ring
-                .submitter()
-                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            let _ = self.ring.submit_and_wait(Duration::from_millis(10));
             self.reap(Instant::now());
         }
         if self.is_busy() {
@@ -812,41 +724,10 @@ impl Ring {
     }
 
     fn is_busy(&self) -> bool {
-        !self.conns.is_empty() || self.accept_armed || self.wake_armed || !self.backlog.is_empty()
+        !self.conns.is_empty() || self.accept_armed || self.wake_armed || self.ring.has_backlog()
     }
-}
-
-/// A ring tuned for one thread (single issuer, task work deferred to our
-/// waits), or a plain one on kernels that lack those flags.
-fn build_ring() -> io::Result<IoUring> {
-    let tuned = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_submit_all()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(SQ_ENTRIES);
-    let ring = match tuned {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES),
-        other => other,
-    };
-    ring.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("io_uring is not available on this kernel: {e}"),
-        )
-    })
 }
 
 fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("uring: {what}: {e}"))
-}
-
-/// Errors after which the loop simply goes on.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-    )
 }

@@ -6,7 +6,6 @@
 //! between (see `fault`).
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,11 +18,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::fault::{self, FaultHook, Publishing};
 use super::figures::{judge_connections, summarise_server, CpuReading};
+use super::hosts::Layout;
 use super::sampling::SamplerThread;
 use super::server::{stats_subscribers, Server};
 use super::target::Target;
 use super::workers::Workers;
-use super::{RunArgs, PEER_RETRIES, PER_WORKER};
+use super::{RunArgs, PEER_RETRIES};
 use crate::clock::{mono_ns, self_cpu};
 use crate::peers;
 use crate::publisher::{self, PublishFormat, PublishPlan};
@@ -42,6 +42,8 @@ pub(super) struct CaseRun<'a> {
     label: String,
     dir: &'a Path,
     samples_file: &'a Arc<Mutex<File>>,
+    /// Where the workers (and the server) run.
+    layout: &'a Layout,
     started: Instant,
     /// What is measured, filled in phase by phase.
     pub case: Case,
@@ -60,6 +62,9 @@ pub(super) struct CaseRun<'a> {
     ramp_rate: f64,
     sampler: Option<SamplerThread>,
     pub workers: Workers,
+    /// Subscribers open when the ramp ended: those a churn or a restart must
+    /// see back. (The merged reports' `subscribed` is not known until the end.)
+    pub held: u64,
     epoch_ns: u64,
     channels: Channels,
     /// What the workers are told at the end.
@@ -76,6 +81,7 @@ pub(super) struct Shared<'a> {
     pub dir: &'a Path,
     /// `samples.jsonl`.
     pub samples_file: &'a Arc<Mutex<File>>,
+    pub layout: &'a Layout,
 }
 
 impl<'a> CaseRun<'a> {
@@ -108,16 +114,18 @@ impl<'a> CaseRun<'a> {
             args,
             dir,
             samples_file,
+            layout,
         } = *shared;
         let s = &args.scenario;
         let started = Instant::now();
         let label = format!("{}-{}-{}", target.label(), transport.name(), step);
         let mut case = target.case(transport, step);
+        case.notes.extend(layout.notes().iter().cloned());
         let log = dir.join(format!("{label}.server.log"));
         let (server, sub_path, pub_path) = match target {
             Target::Dispatcher { name, args: a } => {
                 case.args = a.clone();
-                let srv = Server::ours(&args.exe, name, a, s.publish_listen, log)?;
+                let srv = Server::ours(&args.exe, name, a, s.publish_listen, log, layout.server())?;
                 let paths = ("/sub/{channel}?transport={transport}", "/pub/{channel}");
                 (srv, paths.0.to_string(), paths.1.to_string())
             }
@@ -149,6 +157,7 @@ impl<'a> CaseRun<'a> {
             label,
             dir,
             samples_file,
+            layout,
             started,
             case,
             server,
@@ -162,6 +171,7 @@ impl<'a> CaseRun<'a> {
             ramp_rate: s.ramp.rate,
             sampler: None,
             workers: Workers::none(),
+            held: 0,
             epoch_ns: 0,
             channels: match s.publish.pattern {
                 Pattern::PerUser => Channels::PerUser("u".into()),
@@ -265,10 +275,10 @@ impl<'a> CaseRun<'a> {
     /// and answers have had time to come.
     fn ramp(&mut self) -> Result<()> {
         self.set_phase("ramp");
-        let workers = self.step.div_ceil(PER_WORKER).max(1);
+        let workers = self.layout.workers(self.step);
         self.case.loadgen.workers = workers;
         self.epoch_ns = mono_ns();
-        self.workers = Workers::spawn(&self.args.exe, self.plans(workers))?;
+        self.workers = Workers::spawn(self.layout, &self.args.exe, self.plans(workers))?;
         let pb = bar(self.step, "ramp").with_prefix(self.label.clone());
         let t_ramp = Instant::now();
         let budget =
@@ -282,7 +292,8 @@ impl<'a> CaseRun<'a> {
                 self.case.failure = Some(why);
                 break;
             }
-            if p.connected + p.failed >= self.step {
+            // A worker given up takes its connections with it.
+            if p.connected + p.failed >= self.workers.planned() {
                 // Everything connected or failed; unanswered subscribes get a grace period.
                 if p.pending == 0 {
                     break;
@@ -297,6 +308,7 @@ impl<'a> CaseRun<'a> {
             }
         }
         pb.finish_and_clear();
+        self.held = self.workers.total().open;
         self.case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
         if self.ours && self.case.failure.is_none() {
             self.case.connections.server_subscribers = stats_subscribers(self.server.publish_addr);
@@ -304,27 +316,18 @@ impl<'a> CaseRun<'a> {
         Ok(())
     }
 
-    /// What each of `workers` workers does: its share of the step, its
-    /// source addresses, the fault's part.
+    /// What each of `workers` workers does: its share of the step, where it
+    /// connects and from which sources (see `hosts`), the fault's part.
     fn plans(&self, workers: u64) -> Vec<Plan> {
         let s = self.scenario();
         let mut plans = Vec::new();
         let mut first = 0u64;
         for w in 0..workers {
             let count = (self.step - first).min(self.step.div_ceil(workers));
-            let sources = (0..4)
-                .map(|i| {
-                    IpAddr::V4(Ipv4Addr::new(
-                        127,
-                        1 + (w / 60) as u8,
-                        (w % 60) as u8 * 4 + i,
-                        2,
-                    ))
-                })
-                .collect();
+            let (target, sources) = self.layout.route(w as usize, self.server.addr);
             plans.push(Plan {
                 worker: w as usize,
-                target: self.server.addr,
+                target,
                 sources,
                 path: self.sub_path.clone(),
                 since_param: "since".into(),
@@ -349,6 +352,7 @@ impl<'a> CaseRun<'a> {
                     .as_ref()
                     .map(|f| f.worker(workers, w))
                     .unwrap_or_default(),
+                clock_offset_ns: 0,
             });
             first += count;
         }
@@ -411,7 +415,7 @@ impl<'a> CaseRun<'a> {
         let plan = PublishPlan {
             target: self.server.publish_addr,
             path: self.pub_path.clone(),
-            token: None,
+            token: self.layout.server().token.clone(),
             channels: self.channels.clone(),
             users: self.step as usize,
             rate: s.publish.rate,
@@ -498,7 +502,7 @@ impl<'a> CaseRun<'a> {
         while t_back.elapsed().as_secs_f64() < limit_secs {
             self.workers.collect(Duration::from_millis(100));
             let p = self.workers.total();
-            if p.away == 0 && p.open >= self.case.connections.subscribed {
+            if p.away == 0 && p.open >= self.held {
                 fresh += 1;
                 if fresh >= 5 {
                     break;
@@ -530,6 +534,7 @@ impl<'a> CaseRun<'a> {
                 self.workers.merge_socket_publish(p);
             }
         }
+        self.case.loadgen.hosts = self.workers.hosts();
         let c = &mut self.case;
         if c.connections.retried > 0 {
             c.notes.push(format!(
@@ -548,9 +553,9 @@ impl<'a> CaseRun<'a> {
             fault::judge(&mut *f, &mut self.case, &self.workers)?;
         }
         let case = &mut self.case;
-        if !self.workers.all_reported() {
+        if let Some(lost) = self.workers.missing() {
             case.failure
-                .get_or_insert_with(|| "a load generator worker did not report".into());
+                .get_or_insert_with(|| format!("a load generator worker did not report: {lost}"));
         }
         judge_connections(case);
         if case.failure.is_some() {

@@ -10,7 +10,10 @@
 //!
 //! The files, in the order a case meets them: `target` (what a case is
 //! pointed at), `server` (starting and stopping it), `sampling` (the sampler
-//! thread), `workers` (the worker processes and their merged reports),
+//! thread), `hosts` (where the workers run: here, on hosts reached by a
+//! command, or in network namespaces the run makes), `launch` (one worker
+//! started, its clock measured, its plan sent), `workers` (the worker
+//! processes and their merged reports),
 //! `case` (one case as a value, phase by phase), `fault` (what each fault adds
 //! to the phases and how it is judged). This file holds the run around them:
 //! its checks before it starts, and the thresholds after.
@@ -31,12 +34,15 @@ use crate::scenario::{Fault, Scenario};
 mod case;
 mod fault;
 mod figures;
+mod hosts;
+mod launch;
 mod sampling;
 mod server;
 mod target;
 mod workers;
 
 use case::{CaseRun, Shared};
+use hosts::Layout;
 use target::Target;
 
 /// Answers 500-503 to a peer's subscribes retried per connection (our
@@ -73,6 +79,7 @@ pub struct Outcome {
 /// The checks the machine can make before a run starts.
 pub fn preflight(s: &Scenario) -> Result<()> {
     let max = *s.steps.iter().max().unwrap_or(&0);
+    hosts::preflight(s)?;
     let m = sampler::machine();
     let workers = max.div_ceil(PER_WORKER);
     if workers > 200 {
@@ -106,6 +113,11 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     if let Some(f) = &s.fault {
         check_fault_targets(f, &targets)?;
     }
+    if s.hosts.is_some() && args.external.is_some() {
+        bail!("--target drives a server on this machine's loopback: not with hosts");
+    }
+    // Made once for the run; its drop removes the namespaces, whatever ends it.
+    let layout = Layout::new(s)?;
     let mut run = Run {
         schema: results::SCHEMA.into(),
         scenario: serde_json::to_value(s)?,
@@ -120,6 +132,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         args: &args,
         dir: &dir,
         samples_file: &samples_file,
+        layout: &layout,
     };
     for target in &targets {
         for &transport in &s.transports {

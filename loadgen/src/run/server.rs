@@ -4,15 +4,16 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::hosts::ServerPlace;
 use super::External;
 use crate::child;
 use crate::clock::mono_ns;
@@ -29,6 +30,8 @@ pub(super) struct Server {
     log: PathBuf,
     /// The child leads a process group of its own (a peer's script): stop the group.
     group: bool,
+    /// Where it runs and listens (a restart starts it there again).
+    place: ServerPlace,
 }
 
 impl Server {
@@ -40,9 +43,10 @@ impl Server {
         args: &[String],
         publish_listen: bool,
         log: PathBuf,
+        place: &ServerPlace,
     ) -> Result<Server> {
         let (port, publish_port) = free_ports(publish_listen)?;
-        Server::ours_on(exe, name, args, port, publish_port, log)
+        Server::ours_on(exe, name, args, port, publish_port, log, place)
     }
 
     /// `cometbench serve` on the given ports (a restart takes the old ones).
@@ -53,23 +57,26 @@ impl Server {
         port: u16,
         publish_port: Option<u16>,
         log: PathBuf,
+        place: &ServerPlace,
     ) -> Result<Server> {
         let mut extra = Vec::new();
         if let Some(p) = publish_port {
             extra.push("--publish-listen".to_string());
-            extra.push(format!("127.0.0.1:{p}"));
+            extra.push(SocketAddr::new(place.listen, p).to_string());
         }
         let err = File::options()
             .create(true)
             .append(true)
             .open(&log)
             .with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(exe)
+        let mut child = place
+            .command(exe)
             .arg("serve")
             .arg("--dispatcher")
             .arg(name)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(SocketAddr::new(place.listen, port).to_string())
+            .args(&place.args)
             .args(args)
             .args(&extra)
             .stdin(Stdio::null())
@@ -87,18 +94,20 @@ impl Server {
         let pid = child.id();
         let mut server = Server {
             child: Some(child),
-            addr: local(port),
-            publish_addr: local(publish_port.unwrap_or(port)),
+            addr: SocketAddr::new(place.reach, port),
+            publish_addr: SocketAddr::new(place.reach, publish_port.unwrap_or(port)),
             pid: Some(pid),
             log,
             group: false,
+            place: place.clone(),
         };
         match rx.recv_timeout(Duration::from_secs(15)) {
             Ok(line) if !line.trim().is_empty() => {
-                server.addr = line
+                let printed: SocketAddr = line
                     .trim()
                     .parse()
                     .with_context(|| format!("server printed {line:?}"))?;
+                server.addr = SocketAddr::new(place.reach, printed.port());
                 if publish_port.is_none() {
                     server.publish_addr = server.addr;
                 }
@@ -132,6 +141,7 @@ impl Server {
             publish_addr: started.publish_addr,
             log,
             group: true,
+            place: ServerPlace::here(),
         })
     }
 
@@ -144,6 +154,7 @@ impl Server {
             pid: e.pid,
             log: PathBuf::new(),
             group: false,
+            place: ServerPlace::here(),
         }
     }
 
@@ -213,6 +224,7 @@ impl Server {
             self.addr.port(),
             publish_port,
             self.log.clone(),
+            &self.place,
         );
         r.down_secs = down.elapsed().as_secs_f64();
         if let Ok(n) = &new {
@@ -256,10 +268,6 @@ impl Drop for Server {
             }
         }
     }
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
 }
 
 fn describe_exit(status: ExitStatus, log: &Path) -> String {

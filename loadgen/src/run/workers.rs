@@ -1,40 +1,101 @@
 //! The load generator's worker processes seen from the coordinator: started
-//! with their plans, told what to do, listened to, and their reports merged
-//! into the case (counts summed, histograms merged, never averaged).
+//! on their hosts with their plans (`launch`), told what to do, listened to,
+//! given up when one cannot start, dies or falls silent (named with its host;
+//! the case goes on without it), and their reports merged into the case
+//! (counts summed, histograms merged, never averaged).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use hdrhistogram::Histogram;
 
+use super::hosts::Layout;
+use super::launch::{launch, Event, Heard, Tail};
+use crate::child;
 use crate::clock::mono_ns;
 use crate::hist::{self, Interval, Summary};
 use crate::publisher::PublishReport;
-use crate::results::{Case, FaultResult};
+use crate::results::{Case, FaultResult, HostResult, WorkerResult};
 use crate::sampler::Sampler;
+use crate::worker::clock_sync::Estimate;
 use crate::worker::protocol::write_line;
 use crate::worker::{
     FaultCounts, Finish, FromWorker, Plan, Progress, Report, SocketPublished, ToWorker,
 };
 
+/// How long a worker has to start and answer the clock exchanges (a host
+/// reached over ssh takes seconds).
+const START_SECS: u64 = 20;
+
+/// A worker heard from for this long (it writes progress every 250 ms) has
+/// fallen silent.
+const SILENT_SECS: u64 = 15;
+
 /// A worker process and what it said last.
 struct WorkerProc {
-    child: Child,
+    /// `worker W` or `worker W on HOST`, as it is named in messages.
+    label: String,
+    host: String,
+    /// Connections planned.
+    count: u64,
+    /// `None` when it could not be started at all.
+    child: Option<Child>,
+    /// Set once it has answered the clock exchanges and has its plan.
     stdin: Option<ChildStdin>,
+    tail: Tail,
+    clock: Option<Estimate>,
+    corrected: bool,
+    /// When its last line came (`mono_ns`).
+    heard_ns: u64,
+    /// Why it is gone without a report.
+    failure: Option<String>,
     progress: Progress,
     report: Option<Report>,
+}
+
+impl WorkerProc {
+    fn live(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// Gone for `why`: ended, and said at once; the case goes on without it.
+    fn fail(&mut self, why: String) {
+        eprintln!(
+            "{}: {why}; the case goes on without its {} connections",
+            self.label, self.count
+        );
+        self.failure = Some(why);
+        self.stdin.take();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// How its process ended, and the last it said.
+    fn ended(&mut self) -> String {
+        let how = match self.child.as_mut() {
+            Some(c) => match child::wait_exit(c, Duration::from_secs(1)) {
+                Some(status) => status.to_string(),
+                None => "its output closed".into(),
+            },
+            None => "never started".into(),
+        };
+        format!("{how}{}", self.tail.said())
+    }
 }
 
 /// Every worker of a case, and the lines they send.
 pub(super) struct Workers {
     procs: Vec<WorkerProc>,
-    rx: mpsc::Receiver<(usize, FromWorker)>,
+    rx: mpsc::Receiver<Heard>,
+    /// The finish is sent: reports take their time, silence is no failure.
+    finishing: bool,
 }
 
 impl Workers {
@@ -43,27 +104,134 @@ impl Workers {
         Workers {
             procs: Vec::new(),
             rx: mpsc::channel().1,
+            finishing: false,
         }
     }
 
-    /// Starts `cometbench worker` once per plan, in order, each told its plan.
-    pub fn spawn(exe: &Path, plans: Vec<Plan>) -> Result<Workers> {
+    /// Starts a worker per plan on its host, each told its plan once its
+    /// clock is measured; waits until every one has started or failed. An
+    /// error only when none started.
+    pub fn spawn(layout: &Layout, exe: &Path, plans: Vec<Plan>) -> Result<Workers> {
         let (tx, rx) = mpsc::channel();
         let mut procs = Vec::new();
         for plan in plans {
-            procs.push(spawn(exe, plan, tx.clone())?);
+            let w = plan.worker;
+            let host = layout.host_name(w).to_string();
+            let label = match layout.corrects(w) {
+                true => format!("worker {w} on {host}"),
+                false => format!("worker {w}"),
+            };
+            let mut p = WorkerProc {
+                label: label.clone(),
+                host,
+                count: plan.count as u64,
+                child: None,
+                stdin: None,
+                tail: Tail::default(),
+                clock: None,
+                corrected: layout.corrects(w),
+                heard_ns: mono_ns(),
+                failure: None,
+                progress: Progress::default(),
+                report: None,
+            };
+            match launch(layout.command(w, exe), label, plan, p.corrected, tx.clone()) {
+                Ok((child, tail)) => {
+                    p.child = Some(child);
+                    p.tail = tail;
+                }
+                Err(e) => p.fail(format!("could not start: {e}")),
+            }
+            procs.push(p);
         }
-        Ok(Workers { procs, rx })
+        let mut workers = Workers {
+            procs,
+            rx,
+            finishing: false,
+        };
+        workers.wait_started();
+        if workers.procs.iter().all(|p| p.stdin.is_none()) {
+            bail!(
+                "no load generator worker started: {}",
+                workers.missing().unwrap_or_default()
+            );
+        }
+        Ok(workers)
     }
 
-    /// Takes in the next line of any worker, waiting up to `wait` for one.
+    /// Takes in events until every worker has started or failed, for up to
+    /// [`START_SECS`].
+    fn wait_started(&mut self) {
+        let end = Instant::now() + Duration::from_secs(START_SECS);
+        let waiting = |ws: &Workers| ws.procs.iter().any(|p| p.live() && p.stdin.is_none());
+        while waiting(self) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(h) => self.handle(h),
+                Err(_) => break,
+            }
+        }
+        for p in self
+            .procs
+            .iter_mut()
+            .filter(|p| p.live() && p.stdin.is_none())
+        {
+            let said = p.tail.said();
+            p.fail(format!(
+                "could not start: no answer to the clock exchanges within {START_SECS} s{said}"
+            ));
+        }
+    }
+
+    fn handle(&mut self, h: Heard) {
+        let p = &mut self.procs[h.worker];
+        p.heard_ns = h.at_ns;
+        match h.event {
+            Event::Started { stdin, clock } => {
+                if p.live() {
+                    p.stdin = Some(stdin);
+                    p.clock = Some(clock);
+                }
+            }
+            Event::Line(FromWorker::Progress(progress)) => p.progress = progress,
+            Event::Line(FromWorker::Report(r)) => p.report = Some(*r),
+            Event::Line(FromWorker::Pong(_)) => {}
+            Event::Gone if p.live() && p.report.is_none() => {
+                let how = p.ended();
+                let why = match p.stdin.is_some() {
+                    true => format!("died: {how}"),
+                    false => format!("could not start: {how}"),
+                };
+                p.fail(why);
+            }
+            Event::Gone => {}
+        }
+    }
+
+    /// Takes in what the workers said, waiting up to `wait` for a first
+    /// line; a worker not heard from for [`SILENT_SECS`] is given up.
     pub fn collect(&mut self, wait: Duration) {
         match self.rx.recv_timeout(wait) {
-            Ok((w, FromWorker::Progress(p))) => self.procs[w].progress = p,
-            Ok((w, FromWorker::Report(r))) => self.procs[w].report = Some(*r),
+            Ok(h) => self.handle(h),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Every worker has gone: wait as asked rather than spin.
             Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+        }
+        while let Ok(h) = self.rx.try_recv() {
+            self.handle(h);
+        }
+        if self.finishing {
+            return;
+        }
+        let now = mono_ns();
+        for p in self.procs.iter_mut() {
+            let quiet = now.saturating_sub(p.heard_ns);
+            if p.live() && p.report.is_none() && quiet > SILENT_SECS * 1_000_000_000 {
+                p.fail(format!("fell silent: nothing heard for {SILENT_SECS} s"));
+            }
         }
     }
 
@@ -76,20 +244,31 @@ impl Workers {
         }
     }
 
-    /// The workers' latest progress, summed.
+    /// The latest progress of the workers still there, summed.
     pub fn total(&self) -> Progress {
         let mut sum = Progress::default();
-        for w in &self.procs {
+        for w in self.procs.iter().filter(|w| w.live()) {
             sum += &w.progress;
         }
         sum
     }
 
-    /// CPU seconds the workers have used.
+    /// Connections planned on the workers still there.
+    pub fn planned(&self) -> u64 {
+        self.procs
+            .iter()
+            .filter(|w| w.live())
+            .map(|w| w.count)
+            .sum()
+    }
+
+    /// CPU seconds the workers' processes here have used (a host's command,
+    /// for a worker elsewhere: its own report says what it used).
     pub fn cpu(&self) -> f64 {
         self.procs
             .iter()
-            .filter_map(|w| Sampler::new(w.child.id(), false).sample().ok())
+            .filter_map(|w| w.child.as_ref())
+            .filter_map(|c| Sampler::new(c.id(), false).sample().ok())
             .map(|s| s.cpu_user + s.cpu_sys)
             .sum()
     }
@@ -97,20 +276,57 @@ impl Workers {
     /// Tells the workers to finish, waits up to 30 s for their reports, and
     /// ends them.
     pub fn finish(&mut self, finish: Finish) {
+        self.finishing = true;
         self.send(&ToWorker::Finish(finish));
         let t = Instant::now();
-        while !self.all_reported() && t.elapsed() < Duration::from_secs(30) {
+        let waiting = |ws: &Workers| ws.procs.iter().any(|w| w.live() && w.report.is_none());
+        while waiting(self) && t.elapsed() < Duration::from_secs(30) {
             self.collect(Duration::from_millis(100));
         }
         for w in self.procs.iter_mut() {
+            if w.live() && w.report.is_none() {
+                w.fail("did not report within 30 s of the finish".into());
+            }
             w.stdin.take();
-            let _ = w.child.kill();
-            let _ = w.child.wait();
+            if let Some(c) = w.child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 
-    pub fn all_reported(&self) -> bool {
-        self.procs.iter().all(|w| w.report.is_some())
+    /// The workers without a report, each with its host and why; `None`
+    /// when every one reported.
+    pub fn missing(&self) -> Option<String> {
+        let lost: Vec<String> = self
+            .procs
+            .iter()
+            .filter(|w| w.report.is_none())
+            .map(|w| {
+                let why = w.failure.as_deref().unwrap_or("no report");
+                format!("{}: {why}", w.label)
+            })
+            .collect();
+        (!lost.is_empty()).then(|| lost.join("; "))
+    }
+
+    /// `loadgen.hosts`: every worker by host, with its clock and CPU.
+    pub fn hosts(&self) -> Vec<HostResult> {
+        let workers = self.procs.iter().enumerate().map(|(i, w)| {
+            let r = w.report.as_ref();
+            let result = WorkerResult {
+                worker: i,
+                connections: w.count,
+                connected: r.map_or(0, |r| r.connected),
+                clock: w.clock,
+                corrected: w.corrected,
+                cpu_user: r.map_or(0.0, |r| r.cpu_user),
+                cpu_sys: r.map_or(0.0, |r| r.cpu_sys),
+                failure: w.failure.clone(),
+            };
+            (w.host.clone(), result)
+        });
+        HostResult::group(workers.collect())
     }
 
     fn reports(&self) -> impl Iterator<Item = &Report> {
@@ -261,37 +477,4 @@ fn write_hlog(
     let start = SystemTime::now() - Duration::from_nanos(mono_ns().saturating_sub(epoch_ns));
     hist::write_log(File::create(path)?, start, &list)?;
     Ok(())
-}
-
-fn spawn(exe: &Path, plan: Plan, tx: mpsc::Sender<(usize, FromWorker)>) -> Result<WorkerProc> {
-    let mut child = Command::new(exe)
-        .arg("worker")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting a load generator worker")?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let w = plan.worker;
-    write_line(&mut stdin, &ToWorker::Plan(Box::new(plan)))?;
-    let stdout = child.stdout.take().expect("piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            match serde_json::from_str::<FromWorker>(&line) {
-                Ok(m) => {
-                    if tx.send((w, m)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => eprintln!("worker {w}: unreadable line: {e}"),
-            }
-        }
-    });
-    Ok(WorkerProc {
-        child,
-        stdin: Some(stdin),
-        progress: Progress::default(),
-        report: None,
-    })
 }

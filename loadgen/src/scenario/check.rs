@@ -21,14 +21,17 @@ impl Scenario {
         self.check_times().map_err(refused)?;
         self.check_publish().map_err(refused)?;
         self.check_thresholds().map_err(refused)?;
-        match &self.fault {
-            Some(fault) => fault.check(self).map_err(refused),
+        if let Some(fault) = &self.fault {
+            fault.check(self).map_err(refused)?;
+        }
+        match &self.hosts {
+            Some(hosts) => hosts.check(self).map_err(refused),
             None => Ok(()),
         }
     }
 
     /// The name, and dispatchers and peers each listed once.
-    fn check_targets(&self) -> Result<(), Refusal> {
+    pub(super) fn check_targets(&self) -> Result<(), Refusal> {
         let name_ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
         if self.name.is_empty()
             || self.name.len() > 64

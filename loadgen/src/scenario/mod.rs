@@ -39,13 +39,17 @@
 //! [fault]                                 # optional: one fault per run, see [`Fault`]
 //! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart
 //! reset = true                            # disconnect, churn: RST instead of FIN
+//!
+//! [hosts]                                 # optional: workers elsewhere, see [`Hosts`]
+//! namespaces = 2                          # or names = [...], command = "...", listen = "..."
 //! ```
 //!
 //! What is left out: running anything. [`Scenario`] is plain data; `run` and
 //! the CLI act on it.
 //!
 //! The files: this one (the document's shape, parsing), `fault` (the
-//! `[fault]` table, a struct per kind), `check` (what serde cannot check),
+//! `[fault]` table, a struct per kind), `hosts` (the `[hosts]` table and
+//! `--hosts`), `check` (what serde cannot check),
 //! `overrides` (what the command line changes), `error` (refusals as one line).
 
 use std::fmt;
@@ -58,13 +62,22 @@ use serde::{Deserialize, Serialize};
 mod check;
 mod error;
 mod fault;
+mod hosts;
 mod overrides;
 
 pub use error::ScenarioError;
 pub use fault::{Churn, Disconnect, Fault, FaultKind, Restart, Slow, Slowloris, StopSignal};
+pub use hosts::{Hosts, MAX_NAMESPACES, NAMESPACE_COMMAND};
 
 /// The dispatchers `cometbench serve` knows.
-pub const DISPATCHERS: [&str; 4] = ["thread-per-connection", "thread-pool", "reactor", "uring"];
+pub const DISPATCHERS: [&str; 6] = [
+    "thread-per-connection",
+    "thread-pool",
+    "reactor",
+    "uring",
+    "green",
+    "tokio",
+];
 
 /// The peer servers a run can start (see [`crate::peers`]).
 pub const PEERS: [&str; 2] = ["nchan", "pushpin"];
@@ -122,6 +135,10 @@ pub struct Scenario {
     /// the run (a broken one exits 99 like a threshold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// Where the workers run (and the server, with namespaces); all here
+    /// without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Hosts>,
 }
 
 /// A dispatcher and the flags passed to `cometbench serve --dispatcher NAME`.

@@ -1,5 +1,5 @@
 //! What the command line changes in a scenario: `--dispatcher`, `--peer`,
-//! `--steps` and `--quick`.
+//! `--steps`, `--quick` and `--name` (`--hosts` is the `hosts` module's).
 
 use super::check::check_steps;
 use super::{DispatcherSpec, Scenario, ScenarioError, DISPATCHERS, PEERS};
@@ -96,6 +96,17 @@ impl Scenario {
                 self.publish.duration_secs = f.quicken(full, self.publish.duration_secs);
             }
         }
+        Ok(self)
+    }
+}
+
+impl Scenario {
+    /// `--name`: the run is named (and its results directory too) `name`
+    /// instead of the scenario's name.
+    pub fn with_name(mut self, name: &str) -> Result<Scenario, ScenarioError> {
+        self.name = name.to_string();
+        self.check_targets()
+            .map_err(|(field, m)| ScenarioError::invalid("--name", &field, m))?;
         Ok(self)
     }
 }

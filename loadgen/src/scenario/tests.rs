@@ -98,6 +98,7 @@ fn full_file_parses() {
             min_delivered_fraction: Some(1.0),
         },
         fault: None,
+        hosts: None,
     };
     assert_eq!(s, expected);
 }
@@ -214,7 +215,7 @@ fn bad_dispatcher() {
         "{e}"
     );
     assert!(
-        e.contains("thread-per-connection, thread-pool, reactor, uring"),
+        e.contains("thread-per-connection, thread-pool, reactor, uring, green, tokio"),
         "{e}"
     );
     let e = err(&with("dispatchers = [{ name = \"nchan\" }]", ""));
@@ -603,4 +604,119 @@ fn repository_scenarios_parse() {
             }
         }
     }
+}
+
+#[test]
+fn hosts_table() {
+    let s = Scenario::from_str(
+        &with("", "[hosts]\nnamespaces = 2\nrate_mbit = 100.0\n"),
+        "x.toml",
+    )
+    .unwrap();
+    let h = s.hosts.as_ref().unwrap();
+    assert_eq!((h.namespaces, h.rate_mbit), (Some(2), Some(100.0)));
+    assert_eq!(h.command(), NAMESPACE_COMMAND);
+    let s = Scenario::from_str(
+        &with(
+            "",
+            "[hosts]\nnames = [\"load1\", \"u@load-2.example\"]\ncommand = \"ssh {host} cometbench worker\"\nlisten = \"192.0.2.10\"\n",
+        ),
+        "x.toml",
+    )
+    .unwrap();
+    let h = s.hosts.unwrap();
+    assert_eq!(h.names, ["load1", "u@load-2.example"]);
+    assert_eq!(h.listen, Some("192.0.2.10".parse().unwrap()));
+}
+
+#[test]
+fn hosts_refusals_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "",
+            "hosts needs names = [...] (with command and listen), or namespaces = N",
+        ),
+        ("namespaces = 0", "namespaces must be 1 ..= 64, got 0"),
+        ("namespaces = 65", "namespaces must be 1 ..= 64"),
+        (
+            "namespaces = 2\nnames = [\"a\"]",
+            "either names or namespaces",
+        ),
+        (
+            "namespaces = 2\nlisten = \"10.0.0.1\"",
+            "hosts.listen goes with names",
+        ),
+        (
+            "namespaces = 2\ncommand = \"ip netns exec x worker\"",
+            "hosts.command must name {host}",
+        ),
+        ("namespaces = 2\nrate_mbit = 0.0", "rate_mbit must be > 0"),
+        (
+            "names = [\"a\"]\nlisten = \"10.0.0.1\"",
+            "hosts.command is needed with names",
+        ),
+        (
+            "names = [\"a\"]\ncommand = \"ssh {host} w\"",
+            "hosts.listen is needed with names",
+        ),
+        (
+            "names = [\"a b\"]\ncommand = \"ssh {host} w\"\nlisten = \"10.0.0.1\"",
+            "a host name is 1 or more of",
+        ),
+        (
+            "names = [\"a\", \"a\"]\ncommand = \"ssh {host} w\"\nlisten = \"10.0.0.1\"",
+            "names lists \"a\" twice",
+        ),
+        (
+            "names = [\"a\"]\ncommand = \"ssh {host} w\"\nlisten = \"10.0.0.1\"\nrate_mbit = 10.0",
+            "hosts.rate_mbit: links are rate-limited only",
+        ),
+        ("namespace = 2", "unknown field `namespace`"),
+        ("listen = \"not an address\"", "hosts.listen"),
+    ];
+    for (table, expected) in cases {
+        let e = err(&with("", &format!("[hosts]\n{table}\n")));
+        assert!(e.contains(expected), "{table:?}: {e}");
+    }
+    let e = err(&with("peers = [\"nchan\"]", "[hosts]\nnamespaces = 1\n"));
+    assert!(e.contains("peers serve on 127.0.0.1 only"), "{e}");
+}
+
+#[test]
+fn hosts_flag() {
+    let base = || Scenario::from_str(&with("", "[hosts]\nnamespaces = 3\n"), "x.toml").unwrap();
+    assert_eq!(base().with_hosts("local", None, None).unwrap().hosts, None);
+    let s = base().with_hosts("netns:2", None, None).unwrap();
+    assert_eq!(s.hosts.unwrap().namespaces, Some(2));
+    let s = base()
+        .with_hosts(
+            "a,b",
+            Some("ssh {host} cometbench worker".into()),
+            Some("10.1.0.1".parse().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(s.hosts.unwrap().names, ["a", "b"]);
+    for (flag, command, expected) in [
+        ("netns:x", None, "--hosts netns:N needs a number"),
+        ("netns:0", None, "namespaces must be 1 ..= 64"),
+        ("a,b", None, "hosts.command is needed with names"),
+        (
+            "local",
+            Some("ssh {host} w"),
+            "--hosts local takes no --host-command",
+        ),
+    ] {
+        let e = base()
+            .with_hosts(flag, command.map(String::from), None)
+            .expect_err(flag)
+            .to_string();
+        assert!(
+            e.contains(expected) && e.starts_with("--hosts"),
+            "{flag}: {e}"
+        );
+    }
+    let named = base().with_name("other-name").unwrap();
+    assert_eq!(named.name, "other-name");
+    let e = base().with_name("../x").unwrap_err().to_string();
+    assert!(e.starts_with("--name") && e.contains("name must be"), "{e}");
 }

@@ -76,6 +76,8 @@ impl Worker {
     /// How long the loop may wait before the next message is due.
     pub(super) fn chat_wait(&self, now: u64) -> Option<Duration> {
         let chat = self.chat.as_ref().filter(|c| !c.is_over())?;
+        // The schedule is on the coordinator's clock, as the stamps are.
+        let now = self.plan.coordinator_ns(now);
         Some(Duration::from_nanos(
             chat.due_ns(chat.next).saturating_sub(now),
         ))
@@ -83,6 +85,7 @@ impl Worker {
 
     /// Sends every message due by `now`.
     pub(super) fn publish_due(&mut self, now: u64) {
+        let now = self.plan.coordinator_ns(now);
         loop {
             let Some(chat) = self.chat.as_mut().filter(|c| !c.is_over()) else {
                 return;
@@ -113,7 +116,7 @@ impl Worker {
             chat.counts.not_connected += 1;
             return;
         };
-        let sent = mono_ns();
+        let sent = self.plan.coordinator_ns(mono_ns());
         chat.counts.sent += 1;
         chat.counts.max_lag_us = chat
             .counts

@@ -1,9 +1,11 @@
 //! A load generator worker: one process holding up to ~15,000 subscriber
 //! connections in a mio loop.
 //!
-//! The coordinator writes a [`Plan`] as the first line of the worker's stdin
-//! and later a [`Finish`] line; the worker writes [`Progress`] lines while it
-//! runs and one [`Report`] line at the end, all JSON (the [`protocol`]).
+//! The coordinator writes a few pings on the worker's stdin (answered at
+//! once: [`clock_sync`] measures this worker's clock against the
+//! coordinator's), then a [`Plan`], and later a [`Finish`] line; the worker
+//! writes [`Progress`] lines while it runs and one [`Report`] line at the
+//! end, all JSON (the [`protocol`]).
 //! Several workers are needed past one process's open-file limit; their
 //! histograms are merged by the coordinator, never averaged.
 //!
@@ -29,7 +31,8 @@
 //! The files: [`protocol`] (the lines), `ids` (the id checks, sans IO),
 //! `subscriber` (the plain subscriber), `away` (subscribers dropped and
 //! brought back: churn, the storm, a restart), `attack` (slowloris),
-//! `finish` (the report at the end), `socket` (sockets and requests).
+//! `finish` (the report at the end), `socket` (sockets and requests),
+//! [`clock_sync`] (the clock exchanges before the plan).
 //!
 //! Gaps are resolved at the end against the ids the coordinator excuses
 //! ([`Finish::excused`]: publishes that failed, so no one was due them).
@@ -50,6 +53,7 @@ use crate::hist;
 mod attack;
 mod away;
 mod chat;
+pub mod clock_sync;
 mod finish;
 mod ids;
 pub mod protocol;
@@ -109,17 +113,9 @@ struct Worker {
 
 /// Runs a worker on this process's stdin and stdout. Returns when finished.
 pub fn main() -> io::Result<()> {
-    let stdin = io::stdin();
-    let mut lines = stdin.lock().lines();
-    let plan = match lines.next() {
-        Some(line) => match serde_json::from_str(&line?) {
-            Ok(ToWorker::Plan(plan)) => *plan,
-            Ok(other) => return Err(invalid(format!("the first line is not a plan: {other:?}"))),
-            Err(e) => return Err(invalid(format!("the first line is not a plan: {e}"))),
-        },
-        None => return Ok(()),
+    let Some(plan) = clock_sync::read_plan(io::stdin().lock().lines(), io::stdout().lock())? else {
+        return Ok(());
     };
-    drop(lines);
     let transport = Transport::from_name(&plan.transport)
         .ok_or_else(|| invalid(format!("unknown transport {:?}", plan.transport)))?;
     let poll = Poll::new()?;
@@ -152,7 +148,7 @@ fn invalid(message: String) -> io::Error {
 
 impl Worker {
     fn new(plan: Plan, transport: Transport, poll: Poll) -> Worker {
-        let seed = mono_ns() ^ ((plan.worker as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+        let seed = mono_ns() ^ (plan.worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Worker {
             report: Report {
                 worker: plan.worker,
@@ -253,6 +249,9 @@ impl Worker {
             ToWorker::Attack(on) => self.set_attack(on, now),
             ToWorker::Publish(p) => self.chat = Some(Chat::new(p, &self.plan)),
             ToWorker::Plan(_) => eprintln!("worker: a second plan, ignored"),
+            ToWorker::Ping(ping) => {
+                protocol::write_line(io::stdout().lock(), &clock_sync::answer(ping, now))?
+            }
         }
         Ok(None)
     }

@@ -1,7 +1,8 @@
 //! The lines between the coordinator and a worker, one JSON document a line:
-//! [`ToWorker`] on the worker's stdin (a [`Plan`] first, then controls) and
-//! [`FromWorker`] on its stdout ([`Progress`] while it runs, one [`Report`]
-//! at the end).
+//! [`ToWorker`] on the worker's stdin (pings for its clock, a [`Plan`], then
+//! controls) and [`FromWorker`] on its stdout (pongs, [`Progress`] while it
+//! runs, one [`Report`] at the end). The pings and pongs are
+//! [`super::clock_sync`]'s.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -10,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use comet::client::Dialect;
 use serde::{Deserialize, Serialize};
 
+use super::clock_sync::{Ping, Pong};
 use crate::results::{DeliveryCounts, WireCounts};
 
 /// Writes `line` and a line break, and flushes.
@@ -89,6 +91,17 @@ pub struct Plan {
     pub interval_ms: u64,
     #[serde(default)]
     pub fault: WorkerFault,
+    /// Added to this worker's clock it gives the coordinator's: what its
+    /// receipt times are corrected by before a stamp is subtracted.
+    #[serde(default)]
+    pub clock_offset_ns: i64,
+}
+
+impl Plan {
+    /// The coordinator's clock at `local`, a time on this worker's.
+    pub fn coordinator_ns(&self, local: u64) -> u64 {
+        local.saturating_add_signed(self.clock_offset_ns)
+    }
 }
 
 /// How this worker misbehaves (see the module docs); all off by default.
@@ -119,7 +132,9 @@ pub struct WorkerFault {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ToWorker {
-    /// What to do: the first line, and only that one.
+    /// The coordinator's clock, to be answered with a pong at once.
+    Ping(Ping),
+    /// What to do: after the pings, and only once.
     Plan(Box<Plan>),
     /// Publishing is over: report and exit.
     Finish(Finish),
@@ -186,6 +201,8 @@ pub struct Finish {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FromWorker {
+    /// The answer to a ping.
+    Pong(Pong),
     /// Every 250 ms, and at once after a disconnect storm.
     Progress(Progress),
     /// The last line.

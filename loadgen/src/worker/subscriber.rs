@@ -503,6 +503,8 @@ impl Worker {
                 sent_ns,
                 ..
             }) => {
+                // The stamps are the coordinator's clock: so is the receipt.
+                let now = self.plan.coordinator_ns(now);
                 let corrected = (now.saturating_sub(scheduled_ns) / 1000).max(1);
                 let raw = (now.saturating_sub(sent_ns) / 1000).max(1);
                 let _ = self.latency.record(corrected);

@@ -90,10 +90,7 @@ impl FaultHook for Restart {
         }
         if let Some(t) = self.restarted_at.filter(|_| self.all_back.is_none()) {
             let p = run.workers.total();
-            if p.away == 0
-                && p.open >= run.case.connections.subscribed
-                && t.elapsed() > Duration::from_millis(500)
-            {
+            if p.away == 0 && p.open >= run.held && t.elapsed() > Duration::from_millis(500) {
                 self.all_back = Some(t.elapsed().as_secs_f64());
             }
         }

@@ -1,5 +1,8 @@
-//! A scheduler's io_uring: setup with its fixed-file table, a submission
-//! backlog for a full queue, and the one wait of a loop turn.
+//! What the two io_uring loops (the `uring` rings and the green
+//! runtime's schedulers) share: a ring tuned for one thread with its
+//! fixed-file table, a submission backlog for a full queue, the one wait of
+//! a loop turn, the size of the table, and the errors after which a loop
+//! goes on.
 
 use std::collections::VecDeque;
 use std::io;
@@ -10,11 +13,59 @@ use io_uring::{cqueue, squeue, IoUring};
 
 /// Submission queue entries; a fuller queue is submitted early.
 const SQ_ENTRIES: u32 = 1024;
-/// Completion queue entries: a broadcast completes one write per green
-/// thread in a turn, and the kernel keeps what overflows (`FEAT_NODROP`).
+/// Completion queue entries: a broadcast completes one send per subscriber
+/// in a turn, and the kernel keeps what overflows anyway (`FEAT_NODROP`).
 const CQ_ENTRIES: u32 = 16 * 1024;
 
-pub(super) struct Ring {
+/// A ring for one thread (single issuer, deferred task work), or a plain
+/// one where the kernel lacks those flags; where io_uring is refused
+/// altogether, the error says so (`io_uring is not available on this
+/// kernel: ...`), with `needed_by` after it.
+fn build(needed_by: &str) -> io::Result<IoUring> {
+    let tuned = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_submit_all()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(SQ_ENTRIES);
+    let ring = match tuned {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES),
+        other => other,
+    };
+    ring.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("io_uring is not available on this kernel: {e}{needed_by}"),
+        )
+    })
+}
+
+/// Slots of a ring's fixed-file table: the open-file soft limit, the most
+/// the kernel lets one table hold.
+pub(crate) fn file_table_size() -> u32 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    // The kernel's own ceiling on a table (IORING_MAX_FIXED_FILES).
+    lim.rlim_cur.min(1 << 20) as u32
+}
+
+/// Errors of `io_uring_enter` after which the loop simply goes on.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+    )
+}
+
+pub(crate) struct Ring {
     ring: IoUring,
     /// SQEs the submission queue could not take, oldest first, each with
     /// whether it is linked to the next (a chain goes in whole).
@@ -23,13 +74,14 @@ pub(super) struct Ring {
 
 impl Ring {
     /// A ring for this thread (its only submitter) with `table` direct
-    /// descriptor slots.
-    pub(super) fn new(table: u32) -> io::Result<Ring> {
-        let ring = build()?;
+    /// descriptor slots; `who` names the loop in errors, and `needed_by`
+    /// follows the error of a kernel that refuses io_uring.
+    pub(crate) fn new(table: u32, who: &str, needed_by: &str) -> io::Result<Ring> {
+        let ring = build(needed_by)?;
         ring.submitter().register_files_sparse(table).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("green: cannot register {table} direct descriptors: {e}"),
+                format!("{who}: cannot register {table} direct descriptors: {e}"),
             )
         })?;
         Ok(Ring {
@@ -43,7 +95,7 @@ impl Ring {
     /// # Safety
     /// Every buffer an entry points at must stay valid and unmoved until the
     /// operation's CQE (see `op.rs`, `# Buffer ownership`).
-    pub(super) unsafe fn push(&mut self, sqes: &[squeue::Entry]) {
+    pub(crate) unsafe fn push(&mut self, sqes: &[squeue::Entry]) {
         if self.backlog.is_empty() {
             // SAFETY: the caller's promise.
             if unsafe { self.ring.submission().push_multiple(sqes) }.is_ok() {
@@ -92,7 +144,7 @@ impl Ring {
 
     /// Submits what is queued and waits up to `timeout` for a completion
     /// (`Duration::ZERO`: only collects what is there).
-    pub(super) fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
+    pub(crate) fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
         self.flush_backlog()?;
         // Waiting for one CQE, even with a zero timeout, makes the kernel run
         // the deferred task work that produces completions (DEFER_TASKRUN).
@@ -106,45 +158,23 @@ impl Ring {
     }
 
     /// Moves every completion there is into `out`.
-    pub(super) fn completions(&mut self, out: &mut Vec<cqueue::Entry>) {
+    pub(crate) fn completions(&mut self, out: &mut Vec<cqueue::Entry>) {
         out.extend(self.ring.completion());
     }
 
-    pub(super) fn has_backlog(&self) -> bool {
+    pub(crate) fn has_backlog(&self) -> bool {
         !self.backlog.is_empty()
     }
-}
 
-/// A ring tuned for one thread, or a plain one where the kernel lacks those
-/// flags; a clear error where io_uring is refused altogether.
-fn build() -> io::Result<IoUring> {
-    let tuned = IoUring::builder()
-        .setup_cqsize(CQ_ENTRIES)
-        .setup_submit_all()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(SQ_ENTRIES);
-    let ring = match tuned {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .build(SQ_ENTRIES),
-        other => other,
-    };
-    ring.map_err(refused)
-}
+    /// For registering buffers and the like.
+    pub(crate) fn submitter(&self) -> io_uring::Submitter<'_> {
+        self.ring.submitter()
+    }
 
-/// The error of a kernel (or a sandbox) that refuses io_uring.
-pub(super) fn refused(e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("io_uring is not available on this kernel: {e} (the green runtime needs it)"),
-    )
-}
-
-/// Errors after which the loop simply goes on.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-    )
+    /// Gives back the backlog's room after a burst (from housekeeping).
+    pub(crate) fn shrink(&mut self) {
+        if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+            self.backlog = VecDeque::new();
+        }
+    }
 }
