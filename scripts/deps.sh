@@ -21,12 +21,15 @@ set -euo pipefail
 #   chromium                  the browser that runs the iframe transport (tests/browser.rs)
 #                             and the chat page on every transport (tests/chat.rs)
 #   redis-server              the broker of horizontal scaling (dispatchers/tests/broker.rs,
+#                             dispatchers/tests/cluster.rs, tests/scale.rs,
 #                             scripts/broker/redis.sh)
 #   python3-websockets        an independent WebSocket client (dispatchers/tests/websockets.rs)
+#   haproxy                   the balancer in front of several nodes (tests/scale.rs,
+#                             scripts/balancer/haproxy.sh)
 #   iproute2                  `ip` and `tc`: the network namespaces that stand for hosts
 #                             (tests/hosts.rs, [hosts] namespaces = N; they also need root)
 PACKAGES=(nginx libnginx-mod-nchan pushpin python3 fonts-dejavu-core chromium redis-server
-    python3-websockets iproute2)
+    python3-websockets haproxy iproute2)
 # The rustup components the test command runs: `cargo fmt`, `cargo clippy`.
 COMPONENTS=(rustfmt clippy)
 

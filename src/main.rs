@@ -165,6 +165,19 @@ struct ServeArgs {
     /// Allow listening beyond loopback without a publish token.
     #[arg(long)]
     insecure_public: bool,
+    /// Share channels with other servers through this Redis broker
+    /// (redis://HOST:PORT): one id sequence and backlog per channel across
+    /// every node that names it. Unreachable at start: serve exits.
+    /// Every dispatcher but tokio (refused: see docs/DESIGN.md, Several nodes).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// Prefix of every broker key and pub/sub channel (nodes of one
+    /// deployment share it).
+    #[arg(long, default_value = "cometbench:", requires = "broker")]
+    broker_prefix: String,
+    /// How the broker keeps a channel's backlog: list or stream.
+    #[arg(long, default_value = "list", value_parser = parse_structure, requires = "broker")]
+    broker_structure: dispatchers::broker::Structure,
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -172,6 +185,11 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
         let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown dispatcher '{s}' (one of: {})", names.join(", "))
     })
+}
+
+fn parse_structure(s: &str) -> Result<dispatchers::broker::Structure, String> {
+    dispatchers::broker::Structure::from_name(s)
+        .ok_or_else(|| format!("unknown broker structure '{s}' (one of: list, stream)"))
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
@@ -271,6 +289,12 @@ fn serve(a: ServeArgs) -> Result<()> {
         pool_size: a.pool_size as usize,
         thread_stack: a.thread_stack,
         publish_listen: a.publish_listen,
+        broker: a.broker.as_deref().map(|url| {
+            let mut b = dispatchers::broker::Config::new(url);
+            b.prefix = a.broker_prefix.clone();
+            b.structure = a.broker_structure;
+            b
+        }),
     };
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -305,8 +329,13 @@ fn serve(a: ServeArgs) -> Result<()> {
             public.join(" and ")
         )
     };
+    let broker = a
+        .broker
+        .as_deref()
+        .map(|url| format!("; one node of those sharing the broker {url}"))
+        .unwrap_or_default();
     eprintln!(
-        "cometbench serve: {} on {}{publish}; open-file limit {nofile}; {auth}",
+        "cometbench serve: {} on {}{publish}; open-file limit {nofile}; {auth}{broker}",
         a.dispatcher.name(),
         running.addr
     );

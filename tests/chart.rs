@@ -291,6 +291,44 @@ fn runs_of_one_kind_are_drawn_side_by_side() {
     );
 }
 
+/// A run of another scenario that measured the same cases (here the
+/// broadcast fixture renamed, as a run with its load from other hosts would
+/// be) does not replace them: it gets charts of its own.
+#[test]
+fn another_scenario_measuring_the_same_cases_is_drawn_apart() {
+    let out = scratch("rival");
+    let rival = out.join("rival-run");
+    std::fs::create_dir_all(&rival).unwrap();
+    let src = fixture("broadcast");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, rival.join(p.file_name().unwrap())).unwrap();
+    }
+    let path = rival.join("run.json");
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    run["scenario"]["name"] = "broadcast-10k-hosts".into();
+    run["started_at"] = "2026-11-25T10:00:00Z".into();
+    std::fs::write(&path, run.to_string()).unwrap();
+    let charts = out.join("charts");
+    let stdout = ok(&chart(&[src, rival], &charts, &["--format", "svg"]));
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    for (file, run) in [
+        (
+            "latency-distribution.svg",
+            "run 2026-11-24 10:00 UTC  ·  broadcast-10k",
+        ),
+        (
+            "latency-distribution-broadcast-10k-hosts.svg",
+            "run 2026-11-25 10:00 UTC  ·  broadcast-10k-hosts",
+        ),
+    ] {
+        let texts = svg_texts(&charts.join(file));
+        let footer = texts.iter().find(|t| t.starts_with("machine:")).unwrap();
+        assert!(footer.ends_with(run), "{file}: {footer}");
+    }
+}
+
 #[test]
 fn the_dark_theme_paints_a_dark_slide() {
     let out = scratch("dark");

@@ -7,8 +7,9 @@
 //! so they go one at a time.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
+
+use testkit::scenario::run_scenario;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -41,29 +42,8 @@ fn root() -> PathBuf {
 /// Runs scenario `text` (named `name`); its exit code, stdout and run.json.
 fn run(name: &str, text: &str) -> (Option<i32>, String, serde_json::Value) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("cometbench-faults-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\n{text}")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cometbench"))
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    println!("{stdout}");
-    let results = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no results directory: {stdout}"));
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("run.json")).unwrap()).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (out.status.code(), stdout, run)
+    let ran = run_scenario(env!("CARGO_BIN_EXE_cometbench"), name, text);
+    (ran.code, ran.stdout.clone(), ran.run.clone())
 }
 
 /// Every case ran its fault, and every check of its pass line held.

@@ -130,6 +130,21 @@ fn leftover_of_a_killed_run() -> String {
     name
 }
 
+/// The `[hosts]` of two namespaces reached through a launcher script in
+/// `dir`: host w1 runs `w1` (a shell script's lines, with `$1` the host and
+/// `$2` the binary), every other host starts its worker as usual.
+fn through_launcher(dir: &Path, w1: &str) -> String {
+    let script = dir.join("launch.sh");
+    let text = format!(
+        "case \"$1\" in\n*-w1)\n{w1}\n    ;;\n*) exec ip netns exec \"$1\" \"$2\" worker ;;\nesac\n"
+    );
+    std::fs::write(&script, text).unwrap();
+    format!(
+        "\n[hosts]\nnamespaces = 2\ncommand = \"sh {} {{host}} {{exe}}\"\n",
+        script.display()
+    )
+}
+
 /// Two worker namespaces, the server in a third, a rate-limited link each:
 /// every id arrives exactly once at every subscriber, each host carries half,
 /// its clock is within 1 ms of the coordinator's, and nothing is left behind,
@@ -271,14 +286,11 @@ fn a_host_whose_command_fails_is_named_and_the_run_goes_on() {
     let (dir, _) = scenario("hosts-launcher", "");
     // The host w1: refused the first time (an ssh that cannot connect),
     // started and killed two seconds later the second time.
-    let script = dir.join("launch.sh");
     let tries = dir.join("tries");
-    std::fs::write(
-        &script,
-        format!(
-            r#"case "$1" in
-*-w1)
-    echo x >> {tries}
+    let hosts = through_launcher(
+        &dir,
+        &format!(
+            r#"    echo x >> {tries}
     if [ "$(wc -l < {tries})" -eq 1 ]; then
         echo "ssh: connect to host $1 port 22: Connection refused" >&2
         exit 255
@@ -287,22 +299,14 @@ fn a_host_whose_command_fails_is_named_and_the_run_goes_on() {
     ip netns exec "$1" "$2" worker <&3 &
     sleep 2
     kill $!
-    wait $!
-    ;;
-*) exec ip netns exec "$1" "$2" worker ;;
-esac
-"#,
+    wait $!"#,
             tries = tries.display()
         ),
-    )
-    .unwrap();
+    );
     let text = SMALL
         .replace("hold_secs = 0.5", "hold_secs = 1.0")
         .replace("duration_secs = 1.0", "duration_secs = 3.0")
-        + &format!(
-            "\n[hosts]\nnamespaces = 2\ncommand = \"sh {} {{host}} {{exe}}\"\n",
-            script.display()
-        );
+        + &hosts;
     let (status, run, _) = run("hosts-launcher", &text);
     assert_eq!(
         status.code(),
@@ -340,6 +344,67 @@ esac
         first.contains("Connection refused"),
         "what the host said: {first}"
     );
+}
+
+/// A worker stopped mid-case (SIGSTOP: alive, its pipes open, but saying
+/// nothing more) is named with its host as fallen silent, the case ends
+/// without it, and the run still removes its namespaces and what ran there.
+#[test]
+fn a_host_whose_worker_falls_silent_is_named() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    need_namespaces();
+    let (dir, _) = scenario("hosts-silent", "");
+    // Outside `dir`, which `run` removes.
+    let stopped =
+        std::env::temp_dir().join(format!("cometbench-hosts-{}-stopped", std::process::id()));
+    let hosts = through_launcher(
+        &dir,
+        &format!(
+            r#"    exec 3<&0
+    ip netns exec "$1" "$2" worker <&3 &
+    echo $! > {stopped}
+    sleep 2
+    kill -STOP $!
+    wait $!"#,
+            stopped = stopped.display()
+        ),
+    );
+    let text = SMALL
+        .replace(", { name = \"uring\", args = [\"--threads\", \"2\"] }", "")
+        .replace("hold_secs = 0.5", "hold_secs = 1.0")
+        // Longer than the silence a worker is given up after, so that it is
+        // noticed while publishing, not as a report missing at the finish.
+        .replace("duration_secs = 1.0", "duration_secs = 20.0")
+        + &hosts;
+    let (status, run, pid) = run("hosts-silent", &text);
+    assert_eq!(status.code(), Some(0), "no threshold: the run succeeds");
+    let c = &run["cases"][0];
+    let failure = c["failure"].as_str().unwrap_or_default();
+    assert_eq!(c["status"], "failed");
+    assert!(
+        failure.contains(&format!("worker 1 on cometbench-{pid}-"))
+            && failure.contains("fell silent"),
+        "{failure}"
+    );
+    let lost = &c["loadgen"]["hosts"][1];
+    let wf = lost["workers"][0]["failure"].as_str().unwrap();
+    assert!(wf.contains("fell silent"), "{wf}");
+    let ok = &c["loadgen"]["hosts"][0];
+    assert!(ok["workers"][0]["failure"].is_null(), "{ok}");
+    let d = &c["delivery"];
+    assert!(d["received"].as_u64().unwrap() >= 200 * 20 * 20, "{d}");
+    assert_eq!(d["duplicates"], 0);
+    // The stopped worker went with its namespace.
+    let worker = std::fs::read_to_string(&stopped).unwrap();
+    let t = Instant::now();
+    while running(worker.trim()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still there: {worker}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&stopped);
 }
 
 /// Ctrl-C in the middle of a case: the run ends as SIGINT ends it, and

@@ -106,6 +106,11 @@ pub enum Refusal {
     /// The request would make a channel past `Config::max_channels`; the
     /// connection stays as it was.
     ChannelLimit,
+    /// The broker that numbers this server's messages (see `docs/DESIGN.md`,
+    /// Several nodes) cannot be reached now: nothing was published or
+    /// subscribed, and the connection stays, so the client may try again
+    /// here or on another node.
+    Broker,
 }
 
 #[derive(Debug)]
@@ -410,6 +415,14 @@ impl Conn {
     /// A message published on the subscribed channel. Returns whether it was
     /// handed to this subscriber (not a duplicate, not after the end).
     ///
+    /// # A skip is a loss, said
+    /// Messages reach a subscriber in id order; one whose id skips ids after
+    /// the last one handed on means those will never come (a node that
+    /// follows a broker lost them from the shared backlog while it was
+    /// away), so the subscriber is told how many it missed, as a replay
+    /// would: the missed notice before the frame, or `X-Comet-Missed` on a
+    /// long-poll's answer. A hub that numbers its own messages never skips.
+    ///
     /// A streaming subscriber that is already behind by more than
     /// `max_queue` unsent bytes (its replay not counted) is dropped instead.
     /// The bound is on what waits *before* the new frame, so a frame is always
@@ -428,19 +441,20 @@ impl Conn {
         if message.id() <= sub.last_id || !ours {
             return false;
         }
+        let missed = message.id() - sub.last_id - 1;
         sub.last_id = message.id();
         if sub.transport == Transport::Longpoll {
             let channel = sub.channel.clone();
             self.events.push_back(Event::Unsubscribe { channel });
             self.finish_request(now);
-            self.respond_poll(std::slice::from_ref(message), 0, now);
+            self.respond_poll(std::slice::from_ref(message), missed, now);
             self.advance_input(now);
         } else {
-            let frame = Frame::Stream {
-                transport: sub.transport,
-                chunked: sub.chunked,
-            };
-            self.push_live(message.frame(frame));
+            let (transport, chunked) = (sub.transport, sub.chunked);
+            if missed > 0 {
+                self.push_live(transport::missed_notice(transport, missed, chunked));
+            }
+            self.push_live(message.frame(Frame::Stream { transport, chunked }));
         }
         true
     }
@@ -461,7 +475,8 @@ impl Conn {
     /// [`Event::Subscribe`]: `503`. When the server is stopping the
     /// connection closes, so that the client goes elsewhere (or comes back)
     /// rather than send on a connection that is about to end; past the
-    /// channel limit it stays as the request left it.
+    /// channel limit, or with the broker unreachable, it stays as the
+    /// request left it.
     pub fn handle_refused(&mut self, refusal: Refusal, now: Instant) {
         if self.is_duplex() {
             return self.ws_refused(refusal, now);
@@ -481,6 +496,10 @@ impl Conn {
                 )
             }
             Refusal::ChannelLimit => (None, "too many channels\n"),
+            Refusal::Broker => (
+                Some(("Retry-After", "1".to_string())),
+                "broker unavailable\n",
+            ),
         };
         let extra: Vec<_> = extra.into_iter().collect();
         self.respond_body(503, &extra, "text/plain", text.into(), now);
@@ -629,6 +648,12 @@ impl Conn {
     /// hang-up.
     pub fn is_duplex(&self) -> bool {
         matches!(&self.phase, Phase::Subscribed(s) if s.transport == Transport::Ws)
+    }
+
+    /// Whether an event's answer is due: the connection acts on nothing
+    /// until its owner hands it one (see `# Events`).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.phase, Phase::Waiting(_))
     }
 
     /// Whether bytes from the peer are expected now (idle, mid-request, or

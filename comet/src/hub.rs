@@ -18,7 +18,7 @@
 //! more is refused ([`ChannelLimit`]) and nothing else changes.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,10 @@ use crate::config::Config;
 use crate::message::Message;
 
 mod channel;
+mod mirror;
 
 use channel::Channel;
+pub use mirror::Numbered;
 
 /// What a subscriber gets when it joins a channel.
 #[derive(Debug)]
@@ -103,6 +105,9 @@ pub struct Hub<G> {
     /// ones skipped when they come out.
     expiry: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
     limits: Limits,
+    /// Channels kept whatever is left of them (see `mirror`'s `# Pinned
+    /// channels`); empty unless a node follows channels at a broker.
+    pinned: HashSet<Arc<str>>,
     subscribers: u64,
     published: u64,
 }
@@ -113,6 +118,7 @@ impl<G: Clone + PartialEq> Hub<G> {
             channels: HashMap::new(),
             expiry: BinaryHeap::new(),
             limits,
+            pinned: HashSet::new(),
             subscribers: 0,
             published: 0,
         }
@@ -186,7 +192,7 @@ impl<G: Clone + PartialEq> Hub<G> {
         }
         self.subscribers -= 1;
         ch.trim(ttl, now);
-        if ch.is_removable(ttl, now) {
+        if ch.is_removable(ttl, now) && !self.pinned.contains(channel) {
             self.remove(channel);
         }
     }
@@ -199,11 +205,7 @@ impl<G: Clone + PartialEq> Hub<G> {
         data: Box<str>,
         now: Instant,
     ) -> Result<Published<G>, ChannelLimit> {
-        let Limits {
-            backlog,
-            message_ttl,
-            ..
-        } = self.limits;
+        let backlog = self.limits.backlog;
         let ch = self.channel(channel, now)?;
         let message = ch.publish(data, backlog, now);
         let published = Published {
@@ -211,16 +213,27 @@ impl<G: Clone + PartialEq> Hub<G> {
             groups: ch.groups.iter().map(|(g, _)| g.clone()).collect(),
             subscribers: ch.subscribers(),
         };
-        let arm = ch.expires.is_none().then(|| {
-            let at = now + message_ttl;
-            ch.expires = Some(at);
-            (at, ch.name.clone())
-        });
-        if let Some(entry) = arm {
-            self.expiry.push(Reverse(entry));
-        }
+        self.arm_expiry(channel, now);
         self.published += 1;
         Ok(published)
+    }
+
+    /// Gives `channel` an entry in the expiry heap if it has none: its
+    /// oldest message (or, with no backlog, its last one) is due to expire.
+    fn arm_expiry(&mut self, channel: &str, now: Instant) {
+        let ttl = self.limits.message_ttl;
+        let Some(ch) = self.channels.get_mut(channel) else {
+            return;
+        };
+        if ch.expires.is_some() {
+            return;
+        }
+        let Some(at) = ch.next_expiry(ttl) else {
+            return;
+        };
+        let at = at.max(now);
+        ch.expires = Some(at);
+        self.expiry.push(Reverse((at, ch.name.clone())));
     }
 
     /// Expires what is due at `now`: messages past their lifetime leave
@@ -248,7 +261,7 @@ impl<G: Clone + PartialEq> Hub<G> {
             }
             ch.expires = None;
             ch.trim(ttl, now);
-            if ch.is_removable(ttl, now) {
+            if ch.is_removable(ttl, now) && !self.pinned.contains(&name) {
                 self.remove(&name);
             } else if let Some(next) = ch.next_expiry(ttl).filter(|&t| t > now) {
                 ch.expires = Some(next);

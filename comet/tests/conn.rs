@@ -1844,3 +1844,64 @@ fn messages_expire_from_the_replay() {
     h.memory.expire(h.now);
     assert_eq!(h.hub().stats().channels, 0);
 }
+
+// ----- several nodes -----
+
+#[test]
+fn a_skip_in_ids_is_told_as_missed_on_every_transport() {
+    for t in Transport::ALL {
+        let mut h = Harness::default();
+        h.publish("a", "1");
+        let c = h.subscribe("a", t, None);
+        let mut r = Reader::new(t);
+        r.feed(&h.take(c));
+        // Ids 2 to 4 never reach this node (a broker's backlog lost them):
+        // the next message it hands on is 5.
+        let five = Arc::new(comet::Message::new("a".into(), 5, "five".into()));
+        let now = h.now;
+        assert!(h.conn(c).handle_message(&five, now), "{t:?}");
+        h.settle();
+        let out = h.take(c);
+        r.feed(&out);
+        if t == Transport::Longpoll {
+            // A long-poll says it in its head.
+            let resp = response(&out);
+            assert_eq!(resp.header("X-Comet-Missed").as_deref(), Some("3"));
+            assert_eq!(r.take(), vec![msg(5, "five")]);
+        } else {
+            assert_eq!(r.take(), vec![Item::Missed(3), msg(5, "five")], "{t:?}");
+        }
+    }
+}
+
+#[test]
+fn an_answer_given_later_and_a_broker_refusal() {
+    use comet::{Conn, Refusal};
+    use std::time::Instant;
+    let config = Arc::new(Config::default());
+    let now = Instant::now();
+    let mut c = Conn::new(config, now);
+    c.handle_read(client::publish_request("a", "x", None).as_bytes(), now);
+    assert!(matches!(c.poll_event(), Some(Event::Publish { .. })));
+    // Answered later (a broker gives the id): the conn waits, acting on
+    // nothing it reads meanwhile.
+    assert!(c.is_waiting());
+    c.handle_read(client::publish_request("a", "y", None).as_bytes(), now);
+    assert_eq!(c.poll_event(), None, "the second publish waits its turn");
+    c.handle_refused(Refusal::Broker, now);
+    let mut out = Vec::new();
+    let n = transmit_all(&c, &mut out);
+    c.handle_written(n);
+    let r = response(&out);
+    assert_eq!((r.status(), r.text()), (503, "broker unavailable\n"));
+    assert_eq!(r.header("Retry-After").as_deref(), Some("1"));
+    assert_eq!(r.header("Connection"), None, "the connection stays");
+    // The pipelined publish comes next, and its answer can be an id.
+    assert!(matches!(c.poll_event(), Some(Event::Publish { data, .. }) if &*data == "y"));
+    assert!(c.is_waiting());
+    c.handle_published(7, 2, now);
+    assert!(!c.is_waiting());
+    let mut out = Vec::new();
+    transmit_all(&c, &mut out);
+    assert_eq!(published(&response(&out)), (7, 2));
+}

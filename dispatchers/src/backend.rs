@@ -8,17 +8,20 @@ use std::time::Instant;
 
 use comet::{Accepted, Answer, Backend, Conn, Refusal, Replay};
 
+use crate::deferred::Deferred;
 use crate::group::Group;
 use crate::local::LocalSubs;
 use crate::shared::Shared;
 
-/// One connection's view of the shared hub: its group, and (for a group of
+/// One connection's view of the shared hub: its group, (for a group of
 /// many connections) the group's own map and the connection's key in it,
-/// which the backend keeps up to date as the connection joins and leaves.
+/// which the backend keeps up to date as the connection joins and leaves,
+/// and the token an answer given later finds it by ([`crate::deferred`]).
 pub struct GroupBackend<'a> {
     shared: &'a Shared,
     group: &'a Group,
     local: Option<(&'a mut LocalSubs, usize)>,
+    token: u64,
 }
 
 impl<'a> GroupBackend<'a> {
@@ -31,12 +34,42 @@ impl<'a> GroupBackend<'a> {
             shared,
             group,
             local,
+            token: 0,
         }
+    }
+
+    /// The connection's token in its group (0 when the group is the
+    /// connection alone).
+    pub fn token(mut self, token: u64) -> GroupBackend<'a> {
+        self.token = token;
+        self
     }
 
     /// Answers every event `conn` raised (see [`comet::glue::drain`]).
     pub fn drain(mut self, conn: &mut Conn, now: Instant) {
         comet::glue::drain(conn, &mut self, now);
+    }
+
+    /// Hands `conn` an answer given later than its event, if it still waits
+    /// for that one, then answers every event it raised.
+    pub fn answer(mut self, conn: &mut Conn, answer: Deferred, now: Instant) {
+        if conn.is_waiting() {
+            match answer {
+                Deferred::Subscribe { channel, since } => {
+                    let asked = conn.subscription().is_some_and(|(c, _)| **c == *channel);
+                    if asked {
+                        match self.subscribe(&channel, since, now) {
+                            Answer::Now(Ok(replay)) => conn.handle_subscribed(replay, now),
+                            Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),
+                            Answer::Later => {}
+                        }
+                    }
+                }
+                Deferred::Published(a) => conn.handle_published(a.id, a.subscribers, now),
+                Deferred::Refused(refusal) => conn.handle_refused(refusal, now),
+            }
+        }
+        self.drain(conn, now);
     }
 }
 
@@ -47,9 +80,12 @@ impl Backend for GroupBackend<'_> {
         since: Option<u64>,
         now: Instant,
     ) -> Answer<Result<Replay, Refusal>> {
-        let replay = match self.shared.subscribe(channel, since, self.group, now) {
-            Ok(replay) => replay,
-            Err(_) => return Answer::Now(Err(Refusal::ChannelLimit)),
+        let replay = match self
+            .shared
+            .subscribe(channel, since, self.group, self.token, now)
+        {
+            Answer::Now(Ok(replay)) => replay,
+            other => return other,
         };
         if let Some((local, key)) = &mut self.local {
             // Under the hub's name: the map shares the hub's allocation.
@@ -76,7 +112,8 @@ impl Backend for GroupBackend<'_> {
         data: Box<str>,
         now: Instant,
     ) -> Answer<Result<Accepted, Refusal>> {
-        Answer::Now(self.shared.publish(channel, data, now))
+        self.shared
+            .publish(channel, data, self.group, self.token, now)
     }
 
     fn stats(&mut self) -> String {

@@ -59,12 +59,12 @@ pub fn stack_size(requested: usize) -> usize {
 
 pub fn start(opts: &Options) -> io::Result<Running> {
     let threads = opts.threads.max(1);
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::Green.name(),
         crate::settings_json(Kind::Green, opts),
         threads,
-    ));
+    )?);
     let refused = shared.clone();
     let config = green::Config {
         threads,

@@ -41,7 +41,9 @@ mod accept_error;
 pub mod backend;
 pub mod blocking;
 pub mod broker;
+pub mod cluster;
 pub mod counters;
+pub mod deferred;
 pub mod green;
 pub mod green_conn;
 pub mod group;
@@ -114,6 +116,10 @@ pub struct Options {
     pub thread_stack: usize,
     /// A separate listener for publishing and `/stats`, served by its own threads.
     pub publish_listen: Option<SocketAddr>,
+    /// The broker this server shares its channels with, as one node of
+    /// several (see [`cluster`]); its backlog and message lifetime are
+    /// taken from `config`.
+    pub broker: Option<broker::Config>,
 }
 
 impl Default for Options {
@@ -125,6 +131,7 @@ impl Default for Options {
             pool_size: 64,
             thread_stack: 128 * 1024,
             publish_listen: None,
+            broker: None,
         }
     }
 }
@@ -174,6 +181,15 @@ pub fn start(kind: Kind, opts: Options) -> io::Result<Running> {
         Kind::Green => green_conn::start(&opts)?,
         Kind::Tokio => tasks::start(&opts)?,
     };
+    if opts.broker.is_some() && running.shared.node().is_none() {
+        // A dispatcher that made its state without `Shared::for_options`
+        // would serve as a lone server while told to share a broker.
+        running.stop();
+        return Err(io::Error::other(format!(
+            "{} does not follow a broker",
+            kind.name()
+        )));
+    }
     if let Some(addr) = opts.publish_listen {
         let (addr, stop) = blocking::publish_listener(addr, running.shared.clone())?;
         running.publish_addr = Some(addr);

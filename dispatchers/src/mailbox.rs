@@ -15,6 +15,7 @@ use std::sync::Arc;
 use comet::Message;
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::deferred::Item;
 use crate::group::Inbox;
 
 /// What wakes a loop from its wait: mio's `Waker`, a ring's eventfd.
@@ -31,8 +32,8 @@ impl Wake for mio::Waker {
 
 /// A loop's inbox and its waker.
 pub struct Mailbox<W> {
-    tx: Sender<Arc<Message>>,
-    rx: Receiver<Arc<Message>>,
+    tx: Sender<Item>,
+    rx: Receiver<Item>,
     notified: AtomicBool,
     waker: W,
 }
@@ -62,16 +63,20 @@ impl<W: Wake> Mailbox<W> {
         self.notified.store(false, Ordering::SeqCst);
     }
 
-    /// The oldest message queued, if any. Call [`Mailbox::clear`] first.
-    pub fn take(&self) -> Option<Arc<Message>> {
+    /// The oldest item queued, if any. Call [`Mailbox::clear`] first.
+    pub fn take(&self) -> Option<Item> {
         self.rx.try_recv().ok()
     }
 }
 
 impl<W: Wake> Inbox for Mailbox<W> {
     fn deliver(&self, message: &Arc<Message>) {
+        self.post(Item::Message(message.clone()));
+    }
+
+    fn post(&self, item: Item) {
         // Both ends live as long as the mailbox: this cannot fail.
-        let _ = self.tx.send(message.clone());
+        let _ = self.tx.send(item);
         if !self.notified.swap(true, Ordering::SeqCst) {
             self.waker.wake();
         }
@@ -101,11 +106,15 @@ mod tests {
         }
         assert_eq!(m.waker().0.load(Ordering::SeqCst), 1);
         m.clear();
-        assert_eq!(m.take().map(|m| m.id()), Some(1));
+        let id = |item: Item| match item {
+            Item::Message(m) => m.id(),
+            other => panic!("not a message: {other:?}"),
+        };
+        assert_eq!(m.take().map(id), Some(1));
         // Queued while the loop takes: woken again, and still seen.
         m.deliver(&msg(4));
         assert_eq!(m.waker().0.load(Ordering::SeqCst), 2);
-        let rest: Vec<u64> = std::iter::from_fn(|| m.take()).map(|m| m.id()).collect();
+        let rest: Vec<u64> = std::iter::from_fn(|| m.take()).map(id).collect();
         assert_eq!(rest, vec![2, 3, 4]);
     }
 }

@@ -51,6 +51,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::backend::GroupBackend;
+use crate::deferred::{self, Item, Reply};
 use crate::group::Group;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
@@ -112,12 +113,12 @@ struct Reactor {
 
 pub fn start(opts: &Options) -> io::Result<Running> {
     let threads = opts.threads.max(1);
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::Reactor.name(),
         settings_json(Kind::Reactor, opts),
         threads,
-    ));
+    )?);
     let listeners = listen::listeners(opts.listen, threads)?;
     let addr = listeners[0].local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -355,6 +356,7 @@ impl Reactor {
                     // Answer events between reads: the conn acts on no
                     // more input while one is waiting.
                     GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+                        .token(deferred::token(key, slot.gen))
                         .drain(&mut slot.conn, now);
                     if slot.conn.is_done() {
                         return;
@@ -406,12 +408,15 @@ impl Reactor {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
+        let token = deferred::token(key, slot.gen);
         GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .token(token)
             .drain(&mut slot.conn, now);
         self.flush(key);
         let slot = &mut self.conns[key];
         // Closing can raise an Unsubscribe (a write failed): answer it too.
         GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .token(token)
             .drain(&mut slot.conn, now);
         if slot.conn.poll_shutdown(now) {
             // A failure means the peer is gone: the next read says so.
@@ -480,16 +485,43 @@ impl Reactor {
 
     // ----- fan-out -----
 
-    /// Hands every message in the inbox to this reactor's subscribers.
+    /// Hands every message in the inbox to this reactor's subscribers, and
+    /// every answer to the connection waiting for it.
     fn deliver_inbox(&mut self, now: Instant) {
         self.inbox.clear();
-        while let Some(msg) = self.inbox.take() {
-            for key in self.local.keys(msg.channel()) {
-                if let Some(slot) = self.conns.get_mut(key) {
-                    self.shared.deliver(&mut slot.conn, &msg, now);
-                    self.settle(key, now);
+        while let Some(item) = self.inbox.take() {
+            match item {
+                Item::Message(msg) => {
+                    for key in self.local.keys(msg.channel()) {
+                        if let Some(slot) = self.conns.get_mut(key) {
+                            self.shared.deliver(&mut slot.conn, &msg, now);
+                            self.settle(key, now);
+                        }
+                    }
+                }
+                Item::Answer(reply) => self.answer(*reply, now),
+                Item::End(channel) => {
+                    for key in self.local.keys(&channel) {
+                        if let Some(slot) = self.conns.get_mut(key) {
+                            slot.conn.handle_shutdown();
+                            self.settle(key, now);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// An answer given later: to its connection if that is still the one
+    /// the token names (see [`crate::deferred`]).
+    fn answer(&mut self, reply: Reply, now: Instant) {
+        let (key, gen) = deferred::slot(reply.token);
+        let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == gen) else {
+            return;
+        };
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .token(reply.token)
+            .answer(&mut slot.conn, reply.answer, now);
+        self.settle(key, now);
     }
 }

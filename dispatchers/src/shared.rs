@@ -1,6 +1,7 @@
 //! What every thread of a dispatcher shares: the hub behind a lock, the
-//! `/stats` counters, and the housekeeping that expires channels and gives
-//! memory back.
+//! `/stats` counters, the housekeeping that expires channels and gives
+//! memory back, and, with a broker, the node that follows channels there
+//! ([`crate::cluster`]).
 //!
 //! # Closing publishing
 //! A stop begins with [`Shared::stop_publishing`], which raises a flag with
@@ -9,19 +10,31 @@
 //! message in the inboxes already, and none will be added: a group that
 //! drains its inbox after that hands every accepted message on.
 
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use comet::{Accepted, ChannelLimit, Config, Conn, Hub, Limits, Message, Refusal, Replay};
+use comet::{Accepted, Answer, ChannelLimit, Config, Conn, Hub, Limits, Message, Refusal, Replay};
 
+use crate::cluster::{Follows, Node};
 use crate::counters::Counters;
+use crate::deferred::Waiter;
 use crate::group::Group;
 use crate::memory::Trim;
+use crate::Options;
 
 /// Channels one housekeeping step looks at with the hub locked, so that a
 /// million channels expiring at once do not hold publishing up for long.
 const EXPIRE_BATCH: usize = 4096;
+
+/// What the hub lock guards: the hub, and which channels the node follows
+/// at the broker (empty without one), so that the two change together.
+pub(crate) struct State {
+    pub hub: Hub<Group>,
+    /// A subscriber waiting for a follow, with the `since` it asked with.
+    pub follows: Follows<(Waiter, Option<u64>)>,
+}
 
 /// Server-wide state, shared by every thread of a dispatcher.
 pub struct Shared {
@@ -34,7 +47,10 @@ pub struct Shared {
     pub name: &'static str,
     /// The dispatcher's settings, for `/stats`.
     pub settings: serde_json::Value,
-    hub: Mutex<Hub<Group>>,
+    /// Behind an `Arc`: the broker link's threads reach the hub too.
+    state: Arc<Mutex<State>>,
+    /// This server as one node of several, when it has a broker.
+    node: Option<Node>,
     /// Publishing has stopped (see `# Closing publishing`). Read and written
     /// with the hub locked only, so the lock orders it.
     publishing_closed: AtomicBool,
@@ -54,8 +70,13 @@ impl Shared {
         settings: serde_json::Value,
         loops: usize,
     ) -> Shared {
+        let state = State {
+            hub: Hub::new(Limits::from(&config)),
+            follows: Follows::default(),
+        };
         Shared {
-            hub: Mutex::new(Hub::new(Limits::from(&config))),
+            state: Arc::new(Mutex::new(state)),
+            node: None,
             publishing_closed: AtomicBool::new(false),
             config: Arc::new(config),
             counters: Counters::default(),
@@ -68,49 +89,139 @@ impl Shared {
         }
     }
 
-    fn hub(&self) -> MutexGuard<'_, Hub<Group>> {
-        // A panic while holding the hub leaves it consistent enough to go on:
-        // every method mutates it in one step.
-        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state of dispatcher `name` as `opts` ask: with a node, when
+    /// `opts.broker` names a broker (connected now: an unreachable one is
+    /// an error naming its URL). Its backlog and message lifetime are the
+    /// server's, so that every mirror holds what the shared backlog holds.
+    pub fn for_options(
+        opts: &Options,
+        name: &'static str,
+        settings: serde_json::Value,
+        loops: usize,
+    ) -> io::Result<Shared> {
+        let mut shared = Shared::new(opts.config.clone(), name, settings, loops);
+        if let Some(broker) = &opts.broker {
+            let mut config = broker.clone();
+            config.backlog = opts.config.backlog;
+            config.message_ttl = opts.config.message_ttl;
+            let node = Node::connect(config, shared.state.clone())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            shared.node = Some(node);
+        }
+        Ok(shared)
     }
 
+    /// The node, when this server has a broker.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the hub leaves it consistent enough to go on:
+        // every method mutates it in one step.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a subscriber of `group` (known there by `token`) to `channel`.
+    /// With a broker, a channel this node does not follow yet is answered
+    /// later (see [`crate::cluster`]): the answer is posted to `group`.
     pub fn subscribe(
         &self,
-        channel: &str,
+        channel: &Arc<str>,
+        since: Option<u64>,
+        group: &Group,
+        token: u64,
+        now: Instant,
+    ) -> Answer<Result<Replay, Refusal>> {
+        let mut st = self.state();
+        if let Some(node) = &self.node {
+            if let Some(answer) = node.subscribe(&mut st, channel, since, group, token, now) {
+                return answer;
+            }
+        }
+        Answer::Now(self.join(&mut st, channel, since, group, now))
+    }
+
+    /// A subscribe of a lone server (no broker): answered at once. The
+    /// dispatcher that cannot wait for an answer (tokio) calls this.
+    pub fn subscribe_here(
+        &self,
+        channel: &Arc<str>,
         since: Option<u64>,
         group: &Group,
         now: Instant,
-    ) -> Result<Replay, ChannelLimit> {
-        let mut hub = self.hub();
-        let replay = hub.subscribe(channel, since, group, now);
-        self.channel_trim.opened(hub.stats().channels);
-        replay
+    ) -> Result<Replay, Refusal> {
+        debug_assert!(self.node.is_none(), "a node answers through subscribe");
+        self.join(&mut self.state(), channel, since, group, now)
+    }
+
+    fn join(
+        &self,
+        st: &mut State,
+        channel: &Arc<str>,
+        since: Option<u64>,
+        group: &Group,
+        now: Instant,
+    ) -> Result<Replay, Refusal> {
+        let replay = st.hub.subscribe(channel, since, group, now);
+        self.channel_trim.opened(st.hub.stats().channels);
+        replay.map_err(|ChannelLimit| Refusal::ChannelLimit)
     }
 
     pub fn unsubscribe(&self, channel: &str, group: &Group, now: Instant) {
-        self.hub().unsubscribe(channel, group, now)
+        let mut st = self.state();
+        st.hub.unsubscribe(channel, group, now);
+        if let Some(node) = &self.node {
+            node.left(&mut st, channel, now);
+        }
     }
 
     /// Publishes and hands the message to every group with subscribers on
     /// the channel; refused once publishing has stopped, or when it would
-    /// make a channel past the limit.
+    /// make a channel past the limit. With a broker, the broker numbers it
+    /// and the answer is posted to `group` for `token` later.
     pub fn publish(
         &self,
-        channel: &str,
+        channel: &Arc<str>,
+        data: Box<str>,
+        group: &Group,
+        token: u64,
+        now: Instant,
+    ) -> Answer<Result<Accepted, Refusal>> {
+        match &self.node {
+            Some(node) => {
+                let st = self.state();
+                if self.publishing_closed.load(Ordering::Relaxed) {
+                    return Answer::Now(Err(Refusal::Stopping));
+                }
+                drop(st);
+                node.publish(channel, &data, group, token)
+            }
+            None => Answer::Now(self.publish_here(channel, data, now)),
+        }
+    }
+
+    /// A publish of a lone server (no broker): numbered by the hub and
+    /// handed to its groups at once.
+    pub fn publish_here(
+        &self,
+        channel: &Arc<str>,
         data: Box<str>,
         now: Instant,
     ) -> Result<Accepted, Refusal> {
-        let mut hub = self.hub();
+        debug_assert!(self.node.is_none(), "a node publishes through the broker");
+        let mut st = self.state();
         if self.publishing_closed.load(Ordering::Relaxed) {
             return Err(Refusal::Stopping);
         }
-        let p = hub
-            .publish(channel, data, now)
-            .map_err(|ChannelLimit| Refusal::ChannelLimit)?;
+        let p = match st.hub.publish(channel, data, now) {
+            Ok(p) => p,
+            Err(ChannelLimit) => return Err(Refusal::ChannelLimit),
+        };
         for g in &p.groups {
             g.0.deliver(&p.message);
         }
-        self.channel_trim.opened(hub.stats().channels);
+        self.channel_trim.opened(st.hub.stats().channels);
         Ok(Accepted {
             id: p.message.id(),
             subscribers: p.subscribers,
@@ -118,17 +229,22 @@ impl Shared {
     }
 
     /// Refuses every publish from now on. When this returns, a publish that
-    /// was accepted has its message in every inbox it goes to.
+    /// was accepted has its message in every inbox it goes to (with a
+    /// broker: every publish the broker took is in its backlog, and reaches
+    /// the subscribers through the link).
     pub fn stop_publishing(&self) {
-        let _hub = self.hub();
+        let _st = self.state();
         self.publishing_closed.store(true, Ordering::Relaxed);
     }
 
     /// The `/stats` document.
     pub fn stats_json(&self) -> String {
-        let h = self.hub().stats();
+        let st = self.state();
+        let h = st.hub.stats();
+        let broker = self.node.as_ref().map(|n| n.stats_json(&st));
+        drop(st);
         let c = &self.counters;
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "dispatcher": self.name,
             "settings": self.settings,
             "connections": c.connections.load(Ordering::Relaxed),
@@ -152,8 +268,11 @@ impl Shared {
                 "publish_token": self.config.publish_token.is_some(),
                 "allow_origin": self.config.allow_origin,
             },
-        })
-        .to_string()
+        });
+        if let (Some(b), Some(obj)) = (broker, doc.as_object_mut()) {
+            obj.insert("broker".into(), b);
+        }
+        doc.to_string()
     }
 
     /// Hands `message` to one subscriber and counts it; a subscriber dropped
@@ -174,11 +293,14 @@ impl Shared {
     /// live channels fell a lot since their peak (see [`crate::memory`]);
     /// returns whether it trimmed.
     pub fn housekeeping(&self, now: Instant) -> bool {
+        if let Some(node) = &self.node {
+            node.sweep(&mut self.state(), now);
+        }
         let channels = loop {
-            let mut hub = self.hub();
-            let seen = hub.expire(now, EXPIRE_BATCH);
+            let mut st = self.state();
+            let seen = st.hub.expire(now, EXPIRE_BATCH);
             if seen < EXPIRE_BATCH {
-                break hub.stats().channels;
+                break st.hub.stats().channels;
             }
         };
         let open = self.counters.connections.load(Ordering::Relaxed);

@@ -51,12 +51,12 @@ use crate::{Kind, Options, Running, Shared};
 pub const MIN_STACK: usize = 64 * 1024;
 
 pub fn start(opts: &Options) -> io::Result<Running> {
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::ThreadPerConn.name(),
         crate::settings_json(Kind::ThreadPerConn, opts),
         0,
-    ));
+    )?);
     let spawner = Spawner::new(opts.thread_stack)?;
     let listener = crate::listen::listener(opts.listen)?;
     let addr = listener.local_addr()?;

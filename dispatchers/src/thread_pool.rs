@@ -109,12 +109,12 @@ fn worker(pool: Arc<Pool>) {
 }
 
 pub fn start(opts: &Options) -> io::Result<Running> {
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::ThreadPool.name(),
         crate::settings_json(Kind::ThreadPool, opts),
         0,
-    ));
+    )?);
     let listener = crate::listen::listener(opts.listen)?;
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;

@@ -21,29 +21,25 @@
 //! What is left out: the peers' own configuration, which lives in the scripts.
 
 use std::env;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use comet::client::Dialect;
 use comet::Transport;
 
 use crate::child;
 use crate::publisher::PublishFormat;
+use crate::script::start_ready;
 use crate::worker::IdCheck;
 
 /// The environment variable naming the directory of the peer scripts.
 pub const SCRIPTS_ENV: &str = "COMETBENCH_PEERS_DIR";
 
-/// How long a peer may take to print its ready line: the first start may
-/// install its packages.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a peer may take to print its ready line.
+pub use crate::script::READY_TIMEOUT;
 
 /// One peer server and how the load generator drives it.
 #[derive(Debug)]
@@ -313,63 +309,32 @@ pub fn start(
     settings: Settings,
     log: &Path,
 ) -> Result<Started> {
-    let script = scripts.join(peer.script);
-    if !script.is_file() {
-        bail!("{} missing", script.display());
-    }
-    let err = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .arg(port.to_string())
-        .arg(publish_port.to_string())
-        .env("HEARTBEAT", settings.heartbeat.to_string())
-        .env("POLL_TIMEOUT", settings.poll_timeout.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting {}", script.display()))?;
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // Keep reading after the ready line: the script must never
-            // write into a closed pipe.
-            if line.starts_with("ready ") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let t0 = Instant::now();
-    let line = loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => break Some(line),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if t0.elapsed() > READY_TIMEOUT {
-                    break None;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break None;
-                }
-            }
-        }
-    };
-    let Some(line) = line else {
-        let why = match child.try_wait() {
-            Ok(Some(status)) => format!("{} exited with {status}", peer.script),
-            _ => format!(
-                "{} printed no ready line within {} s",
-                peer.script,
-                READY_TIMEOUT.as_secs()
-            ),
-        };
-        stop_group(&mut child, Duration::from_secs(5));
-        let tail = last_line(log).map(|l| format!(": {l}")).unwrap_or_default();
-        bail!("{} did not start: {why}{tail}", peer.name);
-    };
+    start_with(peer, scripts, port, publish_port, settings, &[], log)
+}
+
+/// [`start`] with more of the script's environment (`REDIS_URL` for an
+/// nchan node sharing a Redis).
+pub fn start_with(
+    peer: &Peer,
+    scripts: &Path,
+    port: u16,
+    publish_port: u16,
+    settings: Settings,
+    env: &[(&str, String)],
+    log: &Path,
+) -> Result<Started> {
+    let mut vars = vec![
+        ("HEARTBEAT", settings.heartbeat.to_string()),
+        ("POLL_TIMEOUT", settings.poll_timeout.to_string()),
+    ];
+    vars.extend(env.iter().cloned());
+    let (mut child, line) = start_ready(
+        peer.name,
+        &scripts.join(peer.script),
+        &[port.to_string(), publish_port.to_string()],
+        &vars,
+        log,
+    )?;
     match parse_ready(&line) {
         Some(r) => Ok(Started {
             pid: r.pid.unwrap_or(child.id()),
@@ -385,14 +350,6 @@ pub fn start(
             )
         }
     }
-}
-
-fn last_line(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_string())
 }
 
 /// What a peer script's ready line says.

@@ -66,6 +66,10 @@ pub fn grip_items(transport: Transport, channel: &str, seq: u64, message: &str) 
 #[derive(Debug, Clone)]
 pub struct PublishPlan {
     pub target: SocketAddr,
+    /// Several servers sharing a broker: message `k` goes to
+    /// `targets[k % len]`, so publishes are spread over the nodes in turn.
+    /// Empty: every message to `target`.
+    pub targets: Vec<SocketAddr>,
     /// `/pub/{channel}`-style path template.
     pub path: String,
     pub token: Option<String>,
@@ -156,7 +160,12 @@ fn publish_thread(
     seqs: &Sequences,
     stop: &AtomicBool,
 ) {
-    let mut conn: Option<TcpStream> = None;
+    // One keep-alive connection per target this thread publishes to.
+    let targets = match plan.targets.len() {
+        0 => vec![plan.target],
+        _ => plan.targets.clone(),
+    };
+    let mut conns: Vec<Option<TcpStream>> = targets.iter().map(|_| None).collect();
     let step = plan.connections.max(1) as u64;
     let mut k = j as u64;
     while k < total {
@@ -185,7 +194,9 @@ fn publish_thread(
             PublishFormat::Body => message,
             PublishFormat::Grip(t) => grip_items(t, &channel, seq, &message),
         };
-        let result = publish_one(&mut conn, plan, &channel, &body);
+        let to = (k % targets.len() as u64) as usize;
+        let conn = &mut conns[to];
+        let result = publish_one(conn, plan, targets[to], &channel, &body);
         drop(held);
         let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
         r.max_lag_us = r.max_lag_us.max(sent.saturating_sub(scheduled) / 1000);
@@ -199,7 +210,7 @@ fn publish_thread(
                 *last = (*last).max(id.unwrap_or(seq));
             }
             Err(cause) => {
-                conn = None;
+                *conn = None;
                 *r.failed.entry(cause).or_default() += 1;
                 r.failed_seqs.entry(channel).or_default().push(seq);
             }
@@ -214,6 +225,7 @@ fn publish_thread(
 fn publish_one(
     conn: &mut Option<TcpStream>,
     plan: &PublishPlan,
+    target: SocketAddr,
     channel: &str,
     body: &str,
 ) -> Result<(Option<u64>, u64), String> {
@@ -224,7 +236,7 @@ fn publish_one(
         _ => "io".to_string(),
     };
     if conn.is_none() {
-        let s = TcpStream::connect_timeout(&plan.target, plan.timeout).map_err(io_cause)?;
+        let s = TcpStream::connect_timeout(&target, plan.timeout).map_err(io_cause)?;
         s.set_nodelay(true).map_err(io_cause)?;
         s.set_read_timeout(Some(plan.timeout)).map_err(io_cause)?;
         s.set_write_timeout(Some(plan.timeout)).map_err(io_cause)?;
@@ -243,7 +255,7 @@ fn publish_one(
     };
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Accept: application/json\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n{body}",
-        plan.target,
+        target,
         body.len()
     );
     s.write_all(req.as_bytes()).map_err(io_cause)?;

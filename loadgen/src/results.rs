@@ -67,6 +67,9 @@ pub struct Case {
     /// The fault injected and its pass line, when the scenario has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultResult>,
+    /// The nodes, broker and balancer of a case that runs several servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterResult>,
 }
 
 /// A fault injected into one case, what it did, and whether the pass line held.

@@ -3,7 +3,10 @@
 #
 #   scripts/peers/nchan.sh PORT [PUBLISH_PORT]
 #   env: HEARTBEAT (seconds between SSE pings, default 15),
-#        POLL_TIMEOUT (seconds a long-poll is held, default 30)
+#        POLL_TIMEOUT (seconds a long-poll is held, default 30),
+#        REDIS_URL (redis://127.0.0.1:PORT: keep every channel in that Redis
+#        instead of this nginx's memory, so that several nchan nodes share
+#        their channels: an upstream of nchan_redis_server, nchan_redis_pass)
 #
 # Installs nginx and libnginx-mod-nchan when missing (apt-get), writes its
 # configuration into a private temporary directory (never /etc/nginx), starts
@@ -45,6 +48,7 @@ PORT=${1:-}
 PUBLISH_PORT=${2:-$PORT}
 HEARTBEAT=${HEARTBEAT:-15}
 POLL_TIMEOUT=${POLL_TIMEOUT:-30}
+REDIS_URL=${REDIS_URL:-}
 check_port PORT "$PORT"
 check_port PUBLISH_PORT "$PUBLISH_PORT"
 check_secs HEARTBEAT "$HEARTBEAT"
@@ -55,14 +59,30 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 [ -f "$MODULE" ] || { echo "$PEER: $MODULE missing" >&2; exit 1; }
 
+case "$REDIS_URL" in
+    '' | redis://127.0.0.1:[0-9]*) ;;
+    *) echo "$PEER: REDIS_URL must be redis://127.0.0.1:PORT, got '$REDIS_URL'" >&2; exit 2 ;;
+esac
+
 make_workdir
 mkdir -p "$WORKDIR"/tmp/{body,proxy,fastcgi,uwsgi,scgi}
+
+# With a Redis, every location keeps its channels there (nchan's
+# distributed mode): ids, buffers and subscribers' messages go through it.
+if [ -n "$REDIS_URL" ]; then
+    redis_http="upstream cometbench_redis { nchan_redis_server \"$REDIS_URL\"; }"
+    use_redis="nchan_redis_pass cometbench_redis;"
+else
+    redis_http=
+    use_redis=
+fi
 
 CHANNEL='([A-Za-z0-9_.-]{1,64})'
 publish_locations="
         location ~ \"^/pub/$CHANNEL\$\" {
             nchan_publisher;
             nchan_channel_id \$1;
+            $use_redis
             nchan_message_buffer_length 64;
             nchan_message_timeout 1h;
         }"
@@ -106,6 +126,7 @@ http {
     client_max_body_size 64k;
     client_body_buffer_size 64k;
     nchan_max_reserved_memory 256M;
+    $redis_http
 
     server {
         listen 127.0.0.1:$PORT backlog=4096;
@@ -113,18 +134,21 @@ http {
         location ~ "^/sub/longpoll/$CHANNEL\$" {
             nchan_subscriber longpoll;
             nchan_channel_id \$1;
+            $use_redis
             nchan_subscriber_first_message newest;
             nchan_subscriber_timeout ${POLL_TIMEOUT}s;
         }
         location ~ "^/sub/sse/$CHANNEL\$" {
             nchan_subscriber eventsource;
             nchan_channel_id \$1;
+            $use_redis
             nchan_subscriber_first_message newest;
             nchan_eventsource_ping_interval ${HEARTBEAT};
         }
         location ~ "^/sub/stream/$CHANNEL\$" {
             nchan_subscriber http-raw-stream;
             nchan_channel_id \$1;
+            $use_redis
             nchan_subscriber_first_message newest;
         }
         location ~ "^/sub/ws/$CHANNEL\$" {
@@ -136,6 +160,7 @@ http {
         location ~ "^/sub/chunked/$CHANNEL\$" {
             nchan_subscriber chunked;
             nchan_channel_id \$1;
+            $use_redis
             nchan_subscriber_first_message newest;
         }
         location = /ready { return 200 "ok\n"; }

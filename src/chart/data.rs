@@ -9,8 +9,10 @@
 //! publish pattern (or none), rate and size, the same transports, and either
 //! the same single step or both a sweep of steps. Their cases are merged, so
 //! that dispatchers measured in one run and peers in another are drawn side by
-//! side; when two runs measured the same target, transport and step, the newer
-//! run (by `started_at`) wins.
+//! side; when two runs of one scenario measured the same target, transport
+//! and step, the newer run (by `started_at`) wins. Runs of two scenarios that
+//! measured the same case (one with its load from other hosts, say, and one
+//! beside it) are kept apart instead: each feeds charts of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,6 +48,8 @@ pub struct Key {
     /// `None` for a sweep of several steps.
     pub step: Option<u64>,
     pub transports: BTreeSet<String>,
+    /// Its cases run several nodes sharing a broker.
+    pub cluster: bool,
 }
 
 /// Runs of one kind and their merged cases.
@@ -163,11 +167,13 @@ fn key_of(rd: &RunDir) -> Key {
             .filter(|c| !c.is_skipped())
             .map(|c| c.transport.clone())
             .collect(),
+        cluster: rd.run.cases.iter().any(|c| c.cluster.is_some()),
     }
 }
 
 /// Sorts runs into groups of the same kind (in the order first given) and
-/// merges their cases; a newer run's case replaces an older one's.
+/// merges their cases; a newer run's case replaces an older one's, unless
+/// they are runs of two scenarios (see [`rival`]).
 pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for rd in runs {
@@ -175,7 +181,10 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
             continue;
         }
         let key = key_of(&rd);
-        let i = match groups.iter().position(|g| g.key == key) {
+        let i = match groups
+            .iter()
+            .position(|g| g.key == key && !g.runs.iter().any(|other| rival(other, &rd)))
+        {
             Some(i) => i,
             None => {
                 groups.push(Group {
@@ -192,12 +201,12 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
     for g in &mut groups {
         let mut order: Vec<usize> = (0..g.runs.len()).collect();
         order.sort_by(|a, b| g.runs[*a].run.started_at.cmp(&g.runs[*b].run.started_at));
-        let mut by_case: BTreeMap<(String, String, u64), Entry> = BTreeMap::new();
+        let mut by_case: BTreeMap<CaseKey, Entry> = BTreeMap::new();
         for i in order {
             let rd = &g.runs[i];
             for c in &rd.run.cases {
                 by_case.insert(
-                    (c.target.clone(), c.transport.clone(), c.step),
+                    case_key(c),
                     Entry {
                         case: c.clone(),
                         dir: rd.dir.clone(),
@@ -214,9 +223,40 @@ pub fn group(runs: Vec<RunDir>) -> Vec<Group> {
                 .cmp(&super::style::target_rank(&b.case.target))
                 .then(a.case.transport.cmp(&b.case.transport))
                 .then(a.case.step.cmp(&b.case.step))
+                .then(a.nodes().cmp(&b.nodes()))
         });
     }
     groups
+}
+
+/// What tells a case apart on a chart: target, transport, step, nodes.
+type CaseKey = (String, String, u64, Option<u64>);
+
+fn case_key(c: &Case) -> CaseKey {
+    let nodes = c.cluster.as_ref().map(|c| c.nodes);
+    (c.target.clone(), c.transport.clone(), c.step, nodes)
+}
+
+/// Runs of two scenarios that measured one case (target, transport, step,
+/// nodes) each: the same case measured under other conditions (from other
+/// hosts, or beside them), which must not replace the other on its chart.
+fn rival(a: &RunDir, b: &RunDir) -> bool {
+    let cases = |rd: &RunDir| -> BTreeSet<CaseKey> {
+        rd.run
+            .cases
+            .iter()
+            .filter(|c| !c.is_skipped())
+            .map(case_key)
+            .collect()
+    };
+    scenario_name(a) != scenario_name(b) && !cases(a).is_disjoint(&cases(b))
+}
+
+impl Entry {
+    /// The nodes of a case of several (`None`: a lone server).
+    pub fn nodes(&self) -> Option<u64> {
+        self.case.cluster.as_ref().map(|c| c.nodes)
+    }
 }
 
 impl Group {

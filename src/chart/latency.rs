@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use super::data::Group;
+use super::data::{Entry, Group};
 use super::figure::{plain, short_count, Axis, Dash, Figure, LegendItem, Mark, Panel, Thin};
 use super::style::{target_color, Theme};
 use super::{
@@ -132,19 +132,24 @@ pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
     })
 }
 
-/// Chart 4: p50 (solid) and p99 (dashed) delivery latency against connections.
-pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
-    let ms = |us: u64| us as f64 / 1000.0;
-    let values: Vec<f64> = g
-        .entries
-        .iter()
+/// The p50 and p99 of every entry that has a latency, in ms (above 0): what
+/// a latency axis must hold.
+pub(super) fn p50_p99_ms<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<f64> {
+    entries
+        .into_iter()
         .filter(|e| e.case.delivery.latency_us.count > 0)
         .flat_map(|e| {
             let l = &e.case.delivery.latency_us;
-            [ms(l.p50), ms(l.p99)]
+            [l.p50 as f64 / 1000.0, l.p99 as f64 / 1000.0]
         })
         .filter(|v| *v > 0.0)
-        .collect();
+        .collect()
+}
+
+/// Chart 4: p50 (solid) and p99 (dashed) delivery latency against connections.
+pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let values = p50_p99_ms(&g.entries);
     let (y, log) = Axis::auto("latency (ms)", "latency (ms, log scale)", &values, plain);
     let fy = move |v: f64| if log { v.max(1e-3).log10() } else { v };
     let steps: Vec<f64> = g.entries.iter().map(|e| e.case.step as f64).collect();

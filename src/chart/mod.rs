@@ -11,11 +11,13 @@
 //! | one step, one transport, latency log | latency percentile distribution | `latency-distribution` |
 //! | one step, one transport, CPU per delivery | CPU time per delivered message | `cpu-per-delivery` |
 //! | several transports, wire bytes | bytes on the wire per message | `wire-bytes-per-message` |
+//! | several node counts sharing a broker | latency and CPU per delivery vs nodes | `scale-out` |
 //!
 //! Runs of the same kind given together are merged (see [`data`]); when two
 //! kinds feed the same chart, the one from the scenario the chart is named for
-//! (`ramp`, `broadcast-10k`, `transports`) keeps the plain file name and the
-//! others get `-<scenario>` appended.
+//! (`ramp`, `broadcast-10k`, `transports`, `scale-out`) keeps the plain file
+//! name and the others get `-<scenario>` appended. Runs of several nodes feed
+//! only `scale-out`: their cases differ by node count, not by connections.
 //!
 //! What this leaves out: nothing is averaged across runs, no value is
 //! interpolated, and a failed step is drawn as measured with a cross, never
@@ -31,6 +33,7 @@ mod latency;
 mod memory;
 mod render;
 pub mod results;
+mod scale;
 mod style;
 mod wire;
 
@@ -63,23 +66,41 @@ enum Kind {
     LatencyDistribution,
     CpuPerDelivery,
     WireBytes,
+    ScaleOut,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::MemoryPerConnection,
         Kind::IdleMemoryThreads,
         Kind::LatencyDistribution,
         Kind::LatencyVsConnections,
         Kind::WireBytes,
         Kind::CpuPerDelivery,
+        Kind::ScaleOut,
     ];
 
     /// Whether the group's data can feed this chart.
     fn fits(self, g: &Group) -> bool {
         let one_transport = g.key.transports.len() == 1;
         let any = |f: &dyn Fn(&Entry) -> bool| g.entries.iter().any(f);
+        if g.key.cluster != (self == Kind::ScaleOut) {
+            return false;
+        }
         match self {
+            Kind::ScaleOut => {
+                let mut counts: Vec<u64> = g.entries.iter().filter_map(Entry::nodes).collect();
+                counts.sort();
+                counts.dedup();
+                counts.len() > 1
+                    && any(&|e| {
+                        e.case.delivery.latency_us.count > 0
+                            || e.case
+                                .cluster
+                                .as_ref()
+                                .is_some_and(|c| c.cpu_per_delivery_us.is_some())
+                    })
+            }
             Kind::MemoryPerConnection => {
                 g.is_sweep()
                     && any(&|e| {
@@ -122,6 +143,7 @@ impl Kind {
             Kind::LatencyDistribution => "latency-distribution".into(),
             Kind::CpuPerDelivery => "cpu-per-delivery".into(),
             Kind::WireBytes => "wire-bytes-per-message".into(),
+            Kind::ScaleOut => "scale-out".into(),
         }
     }
 
@@ -132,6 +154,7 @@ impl Kind {
             Kind::IdleMemoryThreads => "idle-10k",
             Kind::LatencyDistribution | Kind::CpuPerDelivery => "broadcast-10k",
             Kind::WireBytes => "transports",
+            Kind::ScaleOut => "scale-out",
         }
     }
 
@@ -143,6 +166,7 @@ impl Kind {
             Kind::LatencyVsConnections => Ok(latency::vs_connections(g, theme)),
             Kind::WireBytes => Ok(wire::per_message(g, theme)),
             Kind::CpuPerDelivery => Ok(cpu::per_delivery(g, theme)),
+            Kind::ScaleOut => Ok(scale::scale_out(g, theme)),
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct Case {
     pub wire: Wire,
     pub hlog: Option<String>,
     pub fault: Option<Fault>,
+    /// A case of several nodes sharing a broker.
+    pub cluster: Option<Cluster>,
     /// Per headline figure, its median and min-max over the case's repeats,
     /// keyed by the figure's path in the case (`delivery.latency_us.p99`);
     /// empty for a run without repeats.
@@ -180,6 +182,18 @@ pub struct Wire {
     pub bytes_payload: u64,
     pub per_message_total: Option<f64>,
     pub per_message_payload: Option<f64>,
+}
+
+/// The nodes of a case and what the broker cost (`cluster` in run.json).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Cluster {
+    pub nodes: u64,
+    pub balancer: Option<String>,
+    pub cpu_per_delivery_us: Option<f64>,
+    pub broker_cpu_per_delivery_us: Option<f64>,
+    pub broker_share: Option<f64>,
+    pub broker_to_node_per_publish: Option<f64>,
 }
 
 /// A fault injected into the case and its pass line.

@@ -7,6 +7,7 @@
 //! - [`control`]: one keep-alive connection for publishing and `/stats`, so
 //!   that a test can count the connections it made;
 //! - [`serve`]: `cometbench serve` as a child process;
+//! - [`scenario`]: `cometbench run` on a scenario written by a test;
 //! - [`hostile`]: messages that try to break out of the iframe transport.
 //!
 //! It leaves out what differs per suite: how a server is configured and started.
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod control;
 pub mod hostile;
+pub mod scenario;
 pub mod serve;
 
 pub use client::*;

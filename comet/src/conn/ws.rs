@@ -263,7 +263,8 @@ impl Conn {
     /// A publish of the socket was refused: there is no answer to a frame
     /// but another frame, so the socket closes, saying why: `1001` while the
     /// server stops (the client comes back to another), `1013` past the
-    /// channel limit (it may try again later).
+    /// channel limit or while the broker cannot be reached (it may try again
+    /// later).
     pub(super) fn ws_refused(&mut self, refusal: Refusal, now: Instant) {
         if self.ws_reading().is_none_or(|r| r.publishing == 0) {
             return;
@@ -273,6 +274,7 @@ impl Conn {
             Refusal::ChannelLimit => {
                 self.ws_close(close::TRY_AGAIN_LATER, "too many channels", now)
             }
+            Refusal::Broker => self.ws_close(close::TRY_AGAIN_LATER, "broker unavailable", now),
         }
     }
 

@@ -67,6 +67,49 @@ impl<G: Clone + PartialEq> Channel<G> {
         message
     }
 
+    /// Keeps `data` under `id`, given elsewhere (a broker), published at
+    /// `at`: see [`super::Hub::deliver`]. The caller has checked that `id`
+    /// is newer than `last_id`; a jump past `last_id + 1` empties the
+    /// backlog first, so that it stays a run of consecutive ids ending at
+    /// `last_id` (what `replay` counts missed messages by).
+    pub(super) fn insert(
+        &mut self,
+        id: u64,
+        data: Box<str>,
+        backlog: usize,
+        at: Instant,
+    ) -> Arc<Message> {
+        if id != self.last_id + 1 {
+            self.backlog = VecDeque::new();
+        }
+        self.last_id = id;
+        self.last_published = Some(self.last_published.map_or(at, |t| t.max(at)));
+        let message = Arc::new(Message::new(self.name.clone(), id, data));
+        if backlog > 0 {
+            if self.backlog.len() == backlog {
+                self.backlog.pop_front();
+            }
+            self.backlog.push_back((at, message.clone()));
+        }
+        message
+    }
+
+    /// Moves the last id on to `id` without a message (those between left
+    /// the broker's backlog unread): the backlog no longer ends at the last
+    /// id, so it is emptied.
+    pub(super) fn insert_gap(&mut self, id: u64) {
+        if id > self.last_id {
+            self.last_id = id;
+            self.backlog = VecDeque::new();
+        }
+    }
+
+    /// Forgets every id: the next message may be numbered from 1 again.
+    pub(super) fn forget_ids(&mut self) {
+        self.last_id = 0;
+        self.backlog = VecDeque::new();
+    }
+
     /// What a subscriber joining with `since` gets (see [`super::Hub::subscribe`]).
     pub(super) fn replay(&self, since: Option<u64>) -> Replay {
         let mut replay = Replay {

@@ -261,3 +261,71 @@ fn memory_of_removed_channels_is_given_back() {
     assert!(hub.channels.capacity() <= 64, "{}", hub.channels.capacity());
     assert!(hub.expiry.capacity() <= 64, "{}", hub.expiry.capacity());
 }
+
+fn numbered(id: u64, at: Instant) -> Numbered {
+    Numbered {
+        id,
+        data: format!("m{id}").into(),
+        at,
+    }
+}
+
+#[test]
+fn a_mirror_keeps_the_brokers_ids_and_stays_a_run() {
+    let t0 = Instant::now();
+    let mut hub: Hub<u32> = Hub::with_backlog(4);
+    hub.reserve("a", t0).unwrap();
+    hub.pin("a");
+    // A first follow: the broker's backlog 7..=9 of 9.
+    let kept = hub
+        .replace("a", (7..=9).map(|id| numbered(id, t0)).collect(), 9, t0)
+        .unwrap();
+    assert_eq!(kept.iter().map(|m| m.id()).collect::<Vec<_>>(), [7, 8, 9]);
+    let r = subscribe(&mut hub, "a", Some(0), 1, t0);
+    assert_eq!((ids(&r), r.missed, r.last_id), (vec![7, 8, 9], 6, 9));
+    // Live messages: a copy is dropped, the next is handed to the group.
+    assert!(hub.deliver("a", numbered(9, t0), t0).unwrap().is_none());
+    let p = hub.deliver("a", numbered(10, t0), t0).unwrap().unwrap();
+    assert_eq!((p.message.id(), p.groups, p.subscribers), (10, vec![1], 1));
+    // A skip (11..=13 left the broker's backlog unread): the backlog
+    // restarts at 14, so a since before the skip is told what it missed.
+    hub.deliver("a", numbered(14, t0), t0).unwrap().unwrap();
+    let r = subscribe(&mut hub, "a", Some(9), 2, t0);
+    assert_eq!((ids(&r), r.missed, r.last_id), (vec![14], 4, 14));
+    assert_eq!(hub.subscribers_of("a"), 2);
+    assert_eq!(hub.groups("a"), vec![1, 2]);
+    // A read with nothing left in it still moves the ids on.
+    hub.replace("a", vec![], 20, t0).unwrap();
+    let r = subscribe(&mut hub, "a", Some(14), 2, t0);
+    assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 6, 20));
+    // The broker lost its data: ids from 1 again.
+    hub.replace("a", vec![numbered(1, t0)], 1, t0).unwrap();
+    assert_eq!(hub.last_id("a"), 1);
+}
+
+#[test]
+fn a_pinned_mirror_outlives_its_subscribers_and_ages_by_the_brokers_time() {
+    let t0 = Instant::now();
+    let mut hub: Hub<u32> = Hub::new(limits(8, 60, 10));
+    hub.reserve("a", t0).unwrap();
+    hub.pin("a");
+    assert!(hub.is_pinned("a"));
+    // Taken by the broker 50 s before this node read it: 10 s left.
+    hub.replace("a", vec![numbered(1, t0)], 1, t0 + secs(50))
+        .unwrap();
+    subscribe(&mut hub, "a", None, 1, t0 + secs(50));
+    hub.unsubscribe("a", &1, t0 + secs(50));
+    assert_eq!(hub.stats().channels, 1, "pinned");
+    hub.expire(t0 + secs(61), 16);
+    assert_eq!(hub.stats().channels, 1, "pinned, with nothing left");
+    let r = subscribe(&mut hub, "a", Some(0), 1, t0 + secs(61));
+    assert_eq!((ids(&r), r.missed, r.last_id), (vec![], 1, 1));
+    hub.unsubscribe("a", &1, t0 + secs(61));
+    hub.unpin("a", t0 + secs(62));
+    assert!(!hub.is_pinned("a"));
+    assert_eq!(hub.stats().channels, 0, "unpinned with nothing left: gone");
+    // Past the channel limit, nothing is reserved.
+    let mut small: Hub<u32> = Hub::new(limits(8, 60, 1));
+    small.reserve("x", t0).unwrap();
+    assert_eq!(small.reserve("y", t0), Err(ChannelLimit));
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use comet::Message;
 
+use crate::deferred::Item;
 use crate::group::Inbox;
 use crate::hangup::HangUp;
 
@@ -29,7 +30,7 @@ impl Signal for Condvar {
 
 #[derive(Default)]
 struct InboxState {
-    queue: VecDeque<Arc<Message>>,
+    queue: VecDeque<Item>,
     overflow: bool,
     /// The watcher saw the client close or reset.
     hangup: bool,
@@ -40,7 +41,7 @@ struct InboxState {
 /// What ended a wait on the inbox.
 #[derive(Default)]
 pub(crate) struct Woken {
-    pub(crate) messages: VecDeque<Arc<Message>>,
+    pub(crate) messages: VecDeque<Item>,
     pub(crate) overflow: bool,
     pub(crate) hangup: bool,
     pub(crate) stop: bool,
@@ -100,7 +101,7 @@ impl<S: Signal> ConnInbox<S> {
     }
 
     /// Puts `messages`, taken by a wait, back in front of what came since.
-    pub(crate) fn put_back(&self, mut messages: VecDeque<Arc<Message>>) {
+    pub(crate) fn put_back(&self, mut messages: VecDeque<Item>) {
         let mut st = self.lock();
         messages.append(&mut st.queue);
         st.queue = messages;
@@ -119,11 +120,11 @@ impl<S: Signal> ConnInbox<S> {
     /// that has ended since.
     pub(crate) fn clear(&self) {
         let mut st = self.lock();
-        if !st.queue.is_empty() {
-            st.queue = VecDeque::new();
-        }
+        let left = std::mem::take(&mut st.queue);
         // A hang-up seen while reading is the reader's to find (EOF).
         st.hangup = false;
+        drop(st);
+        drop(left);
     }
 }
 
@@ -171,7 +172,17 @@ impl<S: Signal> Inbox for ConnInbox<S> {
             return;
         }
         let wake = st.queue.is_empty();
-        st.queue.push_back(message.clone());
+        st.queue.push_back(Item::Message(message.clone()));
+        drop(st);
+        if wake {
+            self.signal.signal();
+        }
+    }
+
+    fn post(&self, item: Item) {
+        let mut st = self.lock();
+        let wake = st.queue.is_empty();
+        st.queue.push_back(item);
         drop(st);
         if wake {
             self.signal.signal();

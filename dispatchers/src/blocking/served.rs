@@ -11,13 +11,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use comet::{Conn, Message};
+use comet::Conn;
 
 use super::inbox::{ConnInbox, ThreadInbox, Woken};
 use super::live::Live;
 use super::os::OsWire;
 use super::wire::{Peer, Wire};
 use crate::backend::GroupBackend;
+use crate::deferred::Item;
 use crate::group::Group;
 use crate::hangup::Watcher;
 use crate::Shared;
@@ -97,7 +98,9 @@ impl<W: Wire> Served<'_, W> {
             }
             if self.conn.is_reading() {
                 self.read_step();
-            } else if self.conn.subscription().is_some() {
+            } else if self.conn.subscription().is_some() || self.conn.is_waiting() {
+                // Holding a subscription, or waiting for an answer that
+                // comes through the inbox (see `crate::deferred`).
                 self.wait_step();
             } else {
                 // Closed with output left (not expected: `flush` writes all
@@ -118,20 +121,37 @@ impl<W: Wire> Served<'_, W> {
         if overflow {
             return self.drop_slow();
         }
-        self.deliver(&messages, Instant::now());
+        self.deliver(messages, Instant::now());
         self.conn.handle_shutdown();
         self.settle();
     }
 
-    /// Hands `messages` to the subscription held.
-    fn deliver(&mut self, messages: &VecDeque<Arc<Message>>, now: Instant) {
-        for m in messages {
+    /// Hands `items` to the subscription held, or the answer waited for.
+    fn deliver(&mut self, items: VecDeque<Item>, now: Instant) {
+        for item in items {
             // The inbox is per connection and outlives a subscription; a
             // message of another channel is a leftover.
-            let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
-            if current {
-                self.shared.deliver(&mut self.conn, m, now);
-                self.drain();
+            let current = |conn: &Conn, channel: &str| matches!(conn.subscription(), Some((c, _)) if **c == *channel);
+            match item {
+                Item::Message(m) => {
+                    if current(&self.conn, m.channel()) {
+                        self.shared.deliver(&mut self.conn, &m, now);
+                        self.drain();
+                    }
+                }
+                Item::Answer(reply) => {
+                    GroupBackend::new(self.shared, &self.group, None).answer(
+                        &mut self.conn,
+                        reply.answer,
+                        now,
+                    );
+                }
+                Item::End(channel) => {
+                    if current(&self.conn, &channel) {
+                        self.conn.handle_shutdown();
+                        self.drain();
+                    }
+                }
             }
         }
     }
@@ -240,7 +260,7 @@ impl<W: Wire> Served<'_, W> {
             }
             return;
         }
-        self.deliver(&messages, now);
+        self.deliver(messages, now);
     }
 
     /// Writes everything pending, blocking (up to [`WRITE_TIMEOUT`] without progress).

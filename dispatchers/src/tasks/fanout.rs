@@ -36,6 +36,7 @@ use std::time::Instant;
 use comet::{Accepted, Answer, Backend, Message, Refusal, Replay};
 use tokio::sync::broadcast;
 
+use crate::deferred::Item;
 use crate::group::{Group, Inbox};
 use crate::Shared;
 
@@ -52,6 +53,15 @@ impl Inbox for Topic {
     fn deliver(&self, message: &Arc<Message>) {
         // Fails only with no receiver left, and then nobody is to be told.
         let _ = self.tx.send(message.clone());
+    }
+
+    /// Only a broker posts anything but messages (answers given later, the
+    /// end of a channel's life), and tokio refuses `--broker` (see
+    /// [`super::NO_BROKER`]).
+    fn post(&self, item: Item) {
+        if let Item::Message(m) = item {
+            self.deliver(&m);
+        }
     }
 }
 
@@ -107,14 +117,14 @@ impl Backend for TaskBackend<'_> {
         let rx = topic.tx.subscribe();
         let group = Group(topic.clone());
         let shared = &self.fanout.shared;
-        let replay = match shared.subscribe(channel, since, &group, now) {
+        let replay = match shared.subscribe_here(channel, since, &group, now) {
             Ok(replay) => replay,
-            Err(_) => {
+            Err(refusal) => {
                 drop(rx);
                 if topic.tx.receiver_count() == 0 {
                     topics.remove(channel);
                 }
-                return Answer::Now(Err(Refusal::ChannelLimit));
+                return Answer::Now(Err(refusal));
             }
         };
         drop(topics);
@@ -149,7 +159,7 @@ impl Backend for TaskBackend<'_> {
         data: Box<str>,
         now: Instant,
     ) -> Answer<Result<Accepted, Refusal>> {
-        Answer::Now(self.fanout.shared.publish(channel, data, now))
+        Answer::Now(self.fanout.shared.publish_here(channel, data, now))
     }
 
     fn stats(&mut self) -> String {

@@ -52,7 +52,13 @@ use fanout::Fanout;
 /// How long the acceptor waits when it cannot take a connection at all.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
+/// Why `--broker` is refused here, in one line.
+pub const NO_BROKER: &str = "tokio does not follow a broker: its fan-out group is a channel's broadcast, not a connection's inbox, so an answer the broker gives later (a follow in step, a publish's id) has no way back to the connection waiting for it";
+
 pub fn start(opts: &Options) -> io::Result<Running> {
+    if opts.broker.is_some() {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, NO_BROKER));
+    }
     let threads = opts.threads.max(1);
     let shared = Arc::new(Shared::new(
         opts.config.clone(),

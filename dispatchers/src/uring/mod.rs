@@ -54,12 +54,12 @@ use ring::Ring;
 /// kernel refuses io_uring).
 pub fn start(opts: &Options) -> io::Result<Running> {
     let threads = opts.threads.max(1);
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::Uring.name(),
         crate::settings_json(Kind::Uring, opts),
         threads,
-    ));
+    )?);
     let listeners = crate::listen::listeners(opts.listen, threads)?;
     let addr = listeners[0].local_addr()?;
     let table = crate::io_ring::file_table_size();

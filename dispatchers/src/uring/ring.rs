@@ -64,6 +64,7 @@ use super::eventfd::EventFd;
 use super::op::{Gather, Op, Send, Token, GEN_MASK};
 use crate::accept_error::AcceptError;
 use crate::backend::GroupBackend;
+use crate::deferred::{self, Item, Reply};
 use crate::group::Group;
 use crate::io_ring;
 use crate::local::LocalSubs;
@@ -581,6 +582,7 @@ impl Ring {
             return;
         }
         GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .token(deferred::token(key, slot.gen))
             .drain(&mut slot.conn, now);
         if slot.conn.is_done() {
             self.close(key);
@@ -666,21 +668,50 @@ impl Ring {
         self.arm_wake();
     }
 
-    /// Hands every message in the inbox to this ring's subscribers.
+    /// Hands every message in the inbox to this ring's subscribers, and
+    /// every answer to the connection waiting for it.
     fn deliver_inbox(&mut self, now: Instant) {
         self.inbox.clear();
-        while let Some(msg) = self.inbox.take() {
-            for key in self.local.keys(msg.channel()) {
-                let Some(slot) = self.conns.get_mut(key) else {
-                    continue;
-                };
-                if slot.closing {
-                    continue;
+        while let Some(item) = self.inbox.take() {
+            match item {
+                Item::Message(msg) => {
+                    for key in self.local.keys(msg.channel()) {
+                        let Some(slot) = self.conns.get_mut(key).filter(|s| !s.closing) else {
+                            continue;
+                        };
+                        self.shared.deliver(&mut slot.conn, &msg, now);
+                        self.settle(key, now);
+                    }
                 }
-                self.shared.deliver(&mut slot.conn, &msg, now);
-                self.settle(key, now);
+                Item::Answer(reply) => self.answer(*reply, now),
+                Item::End(channel) => {
+                    for key in self.local.keys(&channel) {
+                        let Some(slot) = self.conns.get_mut(key).filter(|s| !s.closing) else {
+                            continue;
+                        };
+                        slot.conn.handle_shutdown();
+                        self.settle(key, now);
+                    }
+                }
             }
         }
+    }
+
+    /// An answer given later: to its connection if that is still the one
+    /// the token names (see [`crate::deferred`]).
+    fn answer(&mut self, reply: Reply, now: Instant) {
+        let (key, gen) = deferred::slot(reply.token);
+        let Some(slot) = self
+            .conns
+            .get_mut(key)
+            .filter(|s| s.gen == gen && !s.closing)
+        else {
+            return;
+        };
+        GroupBackend::new(&self.shared, &self.group, Some((&mut self.local, key)))
+            .token(reply.token)
+            .answer(&mut slot.conn, reply.answer, now);
+        self.settle(key, now);
     }
 
     // ----- stopping -----

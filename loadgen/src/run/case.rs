@@ -16,6 +16,7 @@ use comet::client::Dialect;
 use comet::Transport;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::cluster::{Cluster, Files, Nodes};
 use super::fault::{self, FaultHook, Publishing};
 use super::figures::{judge_connections, summarise_server, CpuReading};
 use super::hosts::Layout;
@@ -47,7 +48,10 @@ pub(super) struct CaseRun<'a> {
     started: Instant,
     /// What is measured, filled in phase by phase.
     pub case: Case,
+    /// The server, or node 0 of several.
     pub server: Server,
+    /// The broker and nodes 1 .. N, when the case runs several.
+    pub cluster: Option<Cluster>,
     /// Subscribe path template, with `{channel}` and `{transport}`.
     pub sub_path: String,
     pub_path: String,
@@ -85,17 +89,19 @@ pub(super) struct Shared<'a> {
 }
 
 impl<'a> CaseRun<'a> {
-    /// Runs one case, phase by phase.
+    /// Runs one case, phase by phase; `nodes`: that many servers sharing
+    /// the scenario's broker.
     pub fn run(
         shared: &Shared<'a>,
         target: &'a Target,
         transport: Transport,
         step: u64,
+        nodes: Option<u64>,
     ) -> Result<Case> {
         if let Some(skipped) = target.skipped_case(transport, step) {
             return Ok(skipped);
         }
-        let mut run = CaseRun::start(shared, target, transport, step)?;
+        let mut run = CaseRun::start(shared, target, transport, step, nodes)?;
         run.ramp()?;
         run.hold();
         run.publish();
@@ -109,6 +115,7 @@ impl<'a> CaseRun<'a> {
         target: &'a Target,
         transport: Transport,
         step: u64,
+        nodes: Option<u64>,
     ) -> Result<CaseRun<'a>> {
         let Shared {
             args,
@@ -118,14 +125,33 @@ impl<'a> CaseRun<'a> {
         } = *shared;
         let s = &args.scenario;
         let started = Instant::now();
-        let label = format!("{}-{}-{}", target.label(), transport.name(), step);
+        let mut label = format!("{}-{}-{}", target.label(), transport.name(), step);
+        if let Some(n) = nodes {
+            label.push_str(&format!("-{n}n"));
+        }
         let mut case = target.case(transport, step);
         case.notes.extend(layout.notes().iter().cloned());
         let log = dir.join(format!("{label}.server.log"));
+        let files = Files {
+            dir,
+            label: &label,
+            samples: samples_file,
+        };
+        let mut cluster = None;
         let (server, sub_path, pub_path) = match target {
             Target::Dispatcher { name, args: a } => {
                 case.args = a.clone();
-                let srv = Server::ours(&args.exe, name, a, s.publish_listen, log, layout.server())?;
+                let srv = match nodes {
+                    Some(n) => {
+                        let ours = Nodes::Ours { name, args: a };
+                        let (first, c) = Cluster::start(s, &args.exe, ours, n, &files)?;
+                        cluster = Some(c);
+                        first
+                    }
+                    None => {
+                        Server::ours(&args.exe, name, a, s.publish_listen, log, layout.server())?
+                    }
+                };
                 let paths = ("/sub/{channel}?transport={transport}", "/pub/{channel}");
                 (srv, paths.0.to_string(), paths.1.to_string())
             }
@@ -135,7 +161,19 @@ impl<'a> CaseRun<'a> {
                     format!("HEARTBEAT={}", settings.heartbeat),
                     format!("POLL_TIMEOUT={}", settings.poll_timeout),
                 ];
-                let srv = Server::peer(p, &args.exe, settings, s.publish_listen, log)?;
+                let srv = match nodes {
+                    Some(n) => {
+                        let peer = Nodes::Peer(p, settings);
+                        let (first, c) = Cluster::start(s, &args.exe, peer, n, &files)?;
+                        cluster = Some(c);
+                        case.notes.push(format!(
+                            "as one of {n} nodes, each {} keeps its channels in the shared Redis (REDIS_URL), not in its own memory",
+                            p.name
+                        ));
+                        first
+                    }
+                    None => Server::peer(p, &args.exe, settings, s.publish_listen, &[], log)?,
+                };
                 (srv, p.subscribe_path.into(), p.publish_path.into())
             }
             Target::External(e) => (
@@ -154,13 +192,14 @@ impl<'a> CaseRun<'a> {
             target,
             transport,
             step,
-            label,
+            label: label.clone(),
             dir,
             samples_file,
             layout,
             started,
             case,
             server,
+            cluster,
             sub_path,
             pub_path,
             ours: matches!(target, Target::Dispatcher { .. }),
@@ -184,6 +223,10 @@ impl<'a> CaseRun<'a> {
         };
         run.cap_ramp_rate();
         run.sampler = run.start_sampler();
+        let interval = run.sample_interval();
+        if let Some(c) = run.cluster.as_mut() {
+            c.start_samplers(interval, &files);
+        }
         run.with_fault(|f, run| f.before_baseline(run));
         std::thread::sleep(Duration::from_secs_f64(s.warmup_secs));
         // Wait for the first sample after warm-up.
@@ -205,10 +248,14 @@ impl<'a> CaseRun<'a> {
 
     /// The sampler, in a cgroup of the server's own where the machine allows.
     /// A dispatcher is one process; a peer, the whole tree under the root its
-    /// script named (the nginx master, the pushpin runner).
+    /// script named (the nginx master, the pushpin runner). Several nodes
+    /// are sampled as one server, summed, in one cgroup.
     fn start_sampler(&self) -> Option<SamplerThread> {
         let pid = self.server.pid?;
         let mut sampler = Sampler::new(pid, !self.ours);
+        for other in self.cluster.iter().flat_map(Cluster::other_pids) {
+            sampler.add_root(other);
+        }
         let started_here = !matches!(self.target, Target::External(_));
         if started_here {
             if let Ok(cg) = Cgroup::create(&format!("{}-{}", std::process::id(), self.label)) {
@@ -241,6 +288,9 @@ impl<'a> CaseRun<'a> {
     pub fn set_phase(&self, phase: &str) {
         if let Some(t) = &self.sampler {
             t.set_phase(phase);
+        }
+        if let Some(c) = &self.cluster {
+            c.set_phase(phase);
         }
     }
 
@@ -311,7 +361,14 @@ impl<'a> CaseRun<'a> {
         self.held = self.workers.total().open;
         self.case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
         if self.ours && self.case.failure.is_none() {
-            self.case.connections.server_subscribers = stats_subscribers(self.server.publish_addr);
+            let addrs = match &self.cluster {
+                Some(c) => c.publish_addrs(&self.server),
+                None => vec![self.server.publish_addr],
+            };
+            self.case.connections.server_subscribers = addrs
+                .into_iter()
+                .map(stats_subscribers)
+                .sum::<Option<u64>>();
         }
         Ok(())
     }
@@ -320,14 +377,16 @@ impl<'a> CaseRun<'a> {
     /// connects and from which sources (see `hosts`), the fault's part.
     fn plans(&self, workers: u64) -> Vec<Plan> {
         let s = self.scenario();
+        let (to, nodes) = self.subscribe_targets();
         let mut plans = Vec::new();
         let mut first = 0u64;
         for w in 0..workers {
             let count = (self.step - first).min(self.step.div_ceil(workers));
-            let (target, sources) = self.layout.route(w as usize, self.server.addr);
+            let (target, sources) = self.layout.route(w as usize, to);
             plans.push(Plan {
                 worker: w as usize,
                 target,
+                nodes: nodes.clone(),
                 sources,
                 path: self.sub_path.clone(),
                 since_param: "since".into(),
@@ -357,6 +416,31 @@ impl<'a> CaseRun<'a> {
             first += count;
         }
         plans
+    }
+
+    /// Where subscribers connect: the server (or the balancer in front of
+    /// the nodes), and the nodes each subscriber spreads over and fails
+    /// over along when there is no balancer.
+    fn subscribe_targets(&self) -> (std::net::SocketAddr, Vec<std::net::SocketAddr>) {
+        match &self.cluster {
+            Some(Cluster {
+                balancer: Some(b), ..
+            }) => (b.addr, Vec::new()),
+            Some(c) => (self.server.addr, c.node_addrs(&self.server)),
+            None => (self.server.addr, Vec::new()),
+        }
+    }
+
+    /// Where messages are published, in turn: the server, the balancer, or
+    /// every node.
+    fn publish_targets(&self) -> Vec<std::net::SocketAddr> {
+        match &self.cluster {
+            Some(Cluster {
+                balancer: Some(b), ..
+            }) => vec![b.addr],
+            Some(c) => c.publish_addrs(&self.server),
+            None => vec![self.server.publish_addr],
+        }
     }
 
     /// Holds the step, then takes its figures.
@@ -390,6 +474,9 @@ impl<'a> CaseRun<'a> {
         if s.publish.pattern != Pattern::None && self.case.failure.is_none() {
             self.set_phase("publish");
             self.cpu_before = Some(self.cpu_now());
+            if let Some(c) = self.cluster.as_mut() {
+                c.publish_started();
+            }
             let report = if self.publishes_over_sockets() {
                 self.run_socket_publish()
             } else {
@@ -407,13 +494,18 @@ impl<'a> CaseRun<'a> {
         }
         self.with_fault(|f, run| f.hold_over(run));
         self.cpu_after = self.cpu_now();
+        if let Some(c) = self.cluster.as_mut() {
+            c.publish_over();
+        }
     }
 
     /// Runs the publisher to its end (or its deadline).
     fn run_publisher(&mut self) -> publisher::PublishReport {
         let s = self.scenario();
+        let targets = self.publish_targets();
         let plan = PublishPlan {
-            target: self.server.publish_addr,
+            target: targets[0],
+            targets,
             path: self.pub_path.clone(),
             token: self.layout.server().token.clone(),
             channels: self.channels.clone(),
@@ -518,9 +610,16 @@ impl<'a> CaseRun<'a> {
         self.workers.finish(std::mem::take(&mut self.finish));
         self.set_phase("end");
         self.with_fault(|f, run| f.before_server_stop(run));
+        if let Some(c) = self.cluster.as_mut() {
+            c.read_nodes(&self.server, self.ours);
+        }
         self.case.server.exit = self.server.stop();
         if self.case.failure.is_none() {
             self.case.failure = self.case.server.exit.clone();
+        }
+        let cluster_exit = self.cluster.as_mut().and_then(Cluster::stop);
+        if self.case.failure.is_none() {
+            self.case.failure = cluster_exit;
         }
         let samples = self
             .sampler
@@ -544,6 +643,13 @@ impl<'a> CaseRun<'a> {
             ));
         }
         summarise_server(c, &samples, self.cpu_before.take(), self.cpu_after.clone());
+        if let Some(cluster) = self.cluster.as_mut() {
+            let mut r = std::mem::take(&mut cluster.result);
+            r.nodes_cpu = c.server.publish_cpu_user + c.server.publish_cpu_sys;
+            let accepted = c.publish.as_ref().map_or(0, |p| p.accepted);
+            r.settle(c.delivery.counts.received, accepted);
+            c.cluster = Some(r);
+        }
         Ok(())
     }
 

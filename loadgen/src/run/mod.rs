@@ -32,6 +32,7 @@ use crate::sampler;
 use crate::scenario::{Fault, Scenario};
 
 mod case;
+mod cluster;
 mod fault;
 mod figures;
 mod hosts;
@@ -134,14 +135,28 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
         samples_file: &samples_file,
         layout: &layout,
     };
+    // One server per case, or each of the scenario's node counts.
+    let node_counts: Vec<Option<u64>> = match s.node_counts() {
+        counts if counts.is_empty() => vec![None],
+        counts => counts.into_iter().map(Some).collect(),
+    };
     for target in &targets {
         for &transport in &s.transports {
             for &step in &s.steps {
-                let case = CaseRun::run(&shared, target, transport, step)
-                    .unwrap_or_else(|e| target.failed_case(transport, step, e));
-                say(&case);
-                run.cases.push(case);
-                write_json(&dir.join("run.json"), &run)?;
+                for &nodes in &node_counts {
+                    let case = CaseRun::run(&shared, target, transport, step, nodes)
+                        .unwrap_or_else(|e| {
+                            let mut case = target.failed_case(transport, step, e);
+                            case.cluster = nodes.map(|nodes| crate::cluster::ClusterResult {
+                                nodes,
+                                ..Default::default()
+                            });
+                            case
+                        });
+                    say(&case);
+                    run.cases.push(case);
+                    write_json(&dir.join("run.json"), &run)?;
+                }
             }
         }
     }

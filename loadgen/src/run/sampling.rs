@@ -69,16 +69,18 @@ impl SamplerThread {
     }
 
     /// Goes on with process `pid` (a restarted server), in phase `phase`,
-    /// keeping what was sampled of the old one.
+    /// keeping what was sampled of the old one, and the other roots it
+    /// summed (the other nodes of a case of several).
     pub fn follow(mut self, pid: u32, phase: &str) -> SamplerThread {
         let kept = self.samples.lock().unwrap().clone();
-        drop(self.stop_thread());
-        let next = SamplerThread::start(
-            Sampler::new(pid, false),
-            self.interval,
-            self.out.clone(),
-            self.case.clone(),
-        );
+        let mut sampler = Sampler::new(pid, false);
+        if let Some(old) = self.stop_thread() {
+            for &root in old.extra_roots() {
+                sampler.add_root(root);
+            }
+        }
+        let next =
+            SamplerThread::start(sampler, self.interval, self.out.clone(), self.case.clone());
         next.set_phase(phase);
         next.samples.lock().unwrap().splice(0..0, kept);
         next

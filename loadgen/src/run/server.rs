@@ -30,6 +30,9 @@ pub(super) struct Server {
     log: PathBuf,
     /// The child leads a process group of its own (a peer's script): stop the group.
     group: bool,
+    /// What `cometbench serve` was given after its dispatcher and address:
+    /// a restart gives it again (a node's `--broker` included).
+    serve_args: Vec<String>,
     /// Where it runs and listens (a restart starts it there again).
     place: ServerPlace,
 }
@@ -99,6 +102,7 @@ impl Server {
             pid: Some(pid),
             log,
             group: false,
+            serve_args: args.to_vec(),
             place: place.clone(),
         };
         match rx.recv_timeout(Duration::from_secs(15)) {
@@ -122,18 +126,20 @@ impl Server {
         }
     }
 
-    /// A peer's script on free ports (see [`crate::peers`]).
+    /// A peer's script on free ports (see [`crate::peers`]), with `env`
+    /// added to its environment.
     pub fn peer(
         p: &Peer,
         exe: &Path,
         settings: peers::Settings,
         publish_listen: bool,
+        env: &[(&str, String)],
         log: PathBuf,
     ) -> Result<Server> {
         let scripts = peers::scripts_dir(exe)?;
         let (port, publish_port) = free_ports(p.own_publish_port || publish_listen)?;
         let publish_port = publish_port.unwrap_or(port);
-        let started = peers::start(p, &scripts, port, publish_port, settings, &log)?;
+        let started = peers::start_with(p, &scripts, port, publish_port, settings, env, &log)?;
         Ok(Server {
             pid: Some(started.pid),
             child: Some(started.child),
@@ -141,6 +147,7 @@ impl Server {
             publish_addr: started.publish_addr,
             log,
             group: true,
+            serve_args: Vec::new(),
             place: ServerPlace::here(),
         })
     }
@@ -154,8 +161,19 @@ impl Server {
             pid: e.pid,
             log: PathBuf::new(),
             group: false,
+            serve_args: Vec::new(),
             place: ServerPlace::here(),
         }
+    }
+
+    /// SIGKILLs the server where it stands (a fault): how it ended.
+    pub fn kill(&mut self) -> Option<String> {
+        let mut child = self.child.take()?;
+        if self.group {
+            return peers::stop_group(&mut child, Duration::ZERO);
+        }
+        let _ = child.kill();
+        child.wait().ok().map(|s| describe_exit(s, &self.log))
     }
 
     /// How the server ended, when it has on its own.
@@ -190,14 +208,13 @@ impl Server {
     }
 
     /// Stops the server as the restart fault says and starts it again on the
-    /// same ports, `at_secs` into the publish phase: what happened, and the
-    /// new server or why there is none.
+    /// same ports with the same arguments, `at_secs` into the publish phase:
+    /// what happened, and the new server or why there is none.
     pub fn restart(
         &mut self,
         f: &scenario::Restart,
         exe: &Path,
         name: &str,
-        args: &[String],
         at_secs: f64,
     ) -> (results::Restart, Result<Server>) {
         let mut r = results::Restart {
@@ -220,7 +237,7 @@ impl Server {
         let new = Server::ours_on(
             exe,
             name,
-            args,
+            &self.serve_args,
             self.addr.port(),
             publish_port,
             self.log.clone(),
@@ -313,7 +330,7 @@ fn free_port() -> io::Result<u16> {
 }
 
 /// A free port, and a second one unlike it when `two`.
-fn free_ports(two: bool) -> io::Result<(u16, Option<u16>)> {
+pub(super) fn free_ports(two: bool) -> io::Result<(u16, Option<u16>)> {
     let port = free_port()?;
     if !two {
         return Ok((port, None));

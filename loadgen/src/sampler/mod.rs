@@ -115,6 +115,9 @@ impl KernelSource {
 /// Samples one server process, or its process tree.
 pub struct Sampler {
     root: u32,
+    /// More roots summed with `root` (the other nodes of a case that runs
+    /// several); one that has gone is left out, as a child that exits is.
+    extra: Vec<u32>,
     include_children: bool,
     started: Instant,
     cgroup: Option<Cgroup>,
@@ -130,6 +133,7 @@ impl Sampler {
     pub fn new(root_pid: u32, include_children: bool) -> Sampler {
         Sampler {
             root: root_pid,
+            extra: Vec::new(),
             include_children,
             started: Instant::now(),
             cgroup: None,
@@ -157,6 +161,19 @@ impl Sampler {
         self.root
     }
 
+    /// Sums process `pid` (and its tree, with `include_children`) into
+    /// every sample from now on.
+    pub fn add_root(&mut self, pid: u32) {
+        if pid != self.root && !self.extra.contains(&pid) {
+            self.extra.push(pid);
+        }
+    }
+
+    /// The roots added with [`Sampler::add_root`].
+    pub fn extra_roots(&self) -> &[u32] {
+        &self.extra
+    }
+
     /// The last successful sample.
     pub fn last(&self) -> Option<&Sample> {
         self.last.as_ref()
@@ -164,10 +181,20 @@ impl Sampler {
 
     /// The processes a sample sums: the root first.
     pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let roots = std::iter::once(self.root).chain(self.extra.iter().copied());
         if !self.include_children {
-            return Ok(vec![self.root]);
+            return Ok(roots.collect());
         }
-        Ok(descendants(self.root, &process::table()?))
+        let table = process::table()?;
+        let mut pids = Vec::new();
+        for root in roots {
+            for pid in descendants(root, &table) {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+        Ok(pids)
     }
 
     /// Reads the server now. A root process that has exited (or is a zombie)

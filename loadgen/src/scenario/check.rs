@@ -18,6 +18,7 @@ impl Scenario {
         self.check_targets().map_err(refused)?;
         self.check_transports().map_err(refused)?;
         check_steps(origin, "steps", &self.steps)?;
+        self.check_cluster(origin)?;
         self.check_times().map_err(refused)?;
         self.check_publish().map_err(refused)?;
         self.check_thresholds().map_err(refused)?;
@@ -223,6 +224,7 @@ impl Scenario {
     }
 }
 
+/// `field` (`steps`, `nodes`) is one or more counts >= 1, strictly increasing.
 pub(super) fn check_steps(origin: &str, field: &str, steps: &[u64]) -> Result<(), ScenarioError> {
     if steps.is_empty() {
         return Err(ScenarioError::invalid(

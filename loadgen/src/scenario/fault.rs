@@ -7,6 +7,7 @@
 //! | `slow` | `fraction` of the subscribers stop reading once subscribed | every slow one is dropped by the server, the healthy ones get everything, the server's RSS grows by at most `max_rss_growth_mib` |
 //! | `slowloris` | `connections` attackers send a request head one byte every `byte_interval_ms` (closed ones are replaced) while the step is held and published to | every attacker is closed within `max_life_secs`, a new connection is answered within `max_life_secs`, the subscribers get everything |
 //! | `restart` | `at_secs` into the publish phase the server is stopped (`signal`) and started again on the same ports after `downtime_secs`; subscribers reconnect | every subscriber is back within `max_reconnect_secs`; the messages lost across the restart are reported (the backlog is in memory) |
+//! | `node` | with several nodes sharing a broker, `at_secs` into the publish phase node `node` is SIGKILLed (`kill = "node"`: its subscribers fail over to the next node of their list and resume there) or the broker is SIGKILLed and started again `downtime_secs` later (`kill = "broker"`) | every subscriber is back within `max_reconnect_secs`; a killed node loses nothing unreported; what a broker restart lost is reported |
 //!
 //! # Unknown fields
 //! `kind` is the tag of an internally tagged enum. serde's
@@ -29,6 +30,7 @@ pub enum Fault {
     Slow(Slow),
     Slowloris(Slowloris),
     Restart(Restart),
+    Node(Node),
 }
 
 /// The faults [`Fault`] can inject.
@@ -40,15 +42,17 @@ pub enum FaultKind {
     Slow,
     Slowloris,
     Restart,
+    Node,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Disconnect,
         FaultKind::Churn,
         FaultKind::Slow,
         FaultKind::Slowloris,
         FaultKind::Restart,
+        FaultKind::Node,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +62,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Slowloris => "slowloris",
             FaultKind::Restart => "restart",
+            FaultKind::Node => "node",
         }
     }
 
@@ -75,6 +80,13 @@ impl FaultKind {
             FaultKind::Slow => &["fraction", "max_rss_growth_mib"],
             FaultKind::Slowloris => &["connections", "byte_interval_ms", "max_life_secs"],
             FaultKind::Restart => &["at_secs", "downtime_secs", "signal", "max_reconnect_secs"],
+            FaultKind::Node => &[
+                "kill",
+                "at_secs",
+                "node",
+                "downtime_secs",
+                "max_reconnect_secs",
+            ],
         }
     }
 }
@@ -160,6 +172,38 @@ pub struct Restart {
     pub max_reconnect_secs: Option<f64>,
 }
 
+/// Several nodes sharing a broker: one node is killed, or the broker restarted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// `node` (default: SIGKILL one node for good) or `broker` (SIGKILL the
+    /// broker and start it again, without its data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<Kill>,
+    /// Seconds into the publish phase (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_secs: Option<f64>,
+    /// Which node is killed, from 0 (default 1; node 0 is the one whose
+    /// end the run watches, so it must stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
+    /// `kill = "broker"`: seconds between its end and its new start (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_secs: Option<f64>,
+    /// The longest a subscriber may take to be back, seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconnect_secs: Option<f64>,
+}
+
+/// What fault `node` kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kill {
+    #[default]
+    Node,
+    Broker,
+}
+
 /// How a restarted server is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -222,6 +266,27 @@ impl Slowloris {
     }
 }
 
+impl Node {
+    pub fn kill(&self) -> Kill {
+        self.kill.unwrap_or_default()
+    }
+    pub fn kills_node(&self) -> bool {
+        self.kill() == Kill::Node
+    }
+    pub fn at_secs(&self) -> f64 {
+        self.at_secs.unwrap_or(3.0)
+    }
+    pub fn node(&self) -> u64 {
+        self.node.unwrap_or(1)
+    }
+    pub fn downtime_secs(&self) -> f64 {
+        self.downtime_secs.unwrap_or(1.0)
+    }
+    pub fn max_reconnect_secs(&self) -> f64 {
+        self.max_reconnect_secs.unwrap_or(10.0)
+    }
+}
+
 impl Restart {
     pub fn at_secs(&self) -> f64 {
         self.at_secs.unwrap_or(3.0)
@@ -261,6 +326,7 @@ impl Fault {
             Fault::Slow(_) => FaultKind::Slow,
             Fault::Slowloris(_) => FaultKind::Slowloris,
             Fault::Restart(_) => FaultKind::Restart,
+            Fault::Node(_) => FaultKind::Node,
         }
     }
 
@@ -290,6 +356,12 @@ impl Fault {
             ],
             Fault::Restart(f) => vec![
                 ("at_secs", f.at_secs, NonNegative),
+                ("downtime_secs", f.downtime_secs, NonNegative),
+                ("max_reconnect_secs", f.max_reconnect_secs, NonNegative),
+            ],
+            Fault::Node(f) => vec![
+                ("at_secs", f.at_secs, NonNegative),
+                ("node", u(f.node), NonNegative),
                 ("downtime_secs", f.downtime_secs, NonNegative),
                 ("max_reconnect_secs", f.max_reconnect_secs, NonNegative),
             ],
@@ -358,12 +430,24 @@ impl Fault {
         }
         let publishes = s.publish.pattern != Pattern::None;
         match self {
-            Fault::Churn(_) | Fault::Slow(_) | Fault::Restart(_) if !publishes => Err((
+            Fault::Churn(_) | Fault::Slow(_) | Fault::Restart(_) | Fault::Node(_)
+                if !publishes =>
+            {
+                Err((
                 "publish.pattern".into(),
                 format!(
                     "fault kind \"{kind}\" needs messages: set publish.pattern to \"broadcast\" or \"per-user\""
                 ),
-            )),
+            ))
+            }
+            Fault::Node(f) if f.at_secs() >= s.publish.duration_secs => refuse(
+                "at_secs",
+                format!(
+                    "fault.at_secs ({}) must be within publish.duration_secs ({})",
+                    f.at_secs(),
+                    s.publish.duration_secs
+                ),
+            ),
             Fault::Restart(f) if f.at_secs() >= s.publish.duration_secs => refuse(
                 "at_secs",
                 format!(
@@ -383,6 +467,10 @@ impl Fault {
         match self {
             // The restart keeps its place in the shorter publish phase.
             Fault::Restart(f) => {
+                f.at_secs = Some(f.at_secs() * publish_secs / full.max(1e-9));
+                publish_secs
+            }
+            Fault::Node(f) => {
                 f.at_secs = Some(f.at_secs() * publish_secs / full.max(1e-9));
                 publish_secs
             }

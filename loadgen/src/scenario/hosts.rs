@@ -69,6 +69,13 @@ impl Hosts {
                     .into(),
             );
         }
+        if s.broker.is_some() {
+            return refuse(
+                "names",
+                "hosts: nodes and their broker run on 127.0.0.1 only: leave nodes and broker out of a scenario with hosts"
+                    .into(),
+            );
+        }
         match (self.names.is_empty(), self.namespaces) {
             (true, None) => {
                 return refuse(

@@ -19,6 +19,9 @@
 //! warmup_secs = 1.0                       # default 1
 //! sample_interval_ms = 500                # default 500, >= 50
 //! publish_listen = false                  # publish and read /stats on a separate port
+//! nodes = [1, 2, 4]                       # several servers per case, a sweep like steps
+//! broker = "redis"                        # the broker they share (needed with nodes)
+//! balancer = "haproxy"                    # one address in front of the nodes (optional)
 //!
 //! [ramp]
 //! rate = 5000.0                           # connections/s, default 5000
@@ -37,7 +40,7 @@
 //! min_delivered_fraction = 1.0
 //!
 //! [fault]                                 # optional: one fault per run, see [`Fault`]
-//! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart
+//! kind = "disconnect"                     # disconnect | churn | slow | slowloris | restart | node
 //! reset = true                            # disconnect, churn: RST instead of FIN
 //!
 //! [hosts]                                 # optional: workers elsewhere, see [`Hosts`]
@@ -50,7 +53,8 @@
 //! The files: this one (the document's shape, parsing), `fault` (the
 //! `[fault]` table, a struct per kind), `hosts` (the `[hosts]` table and
 //! `--hosts`), `check` (what serde cannot check),
-//! `overrides` (what the command line changes), `error` (refusals as one line).
+//! `overrides` (what the command line changes), `error` (refusals as one line),
+//! `cluster` (several nodes, their broker and balancer).
 
 use std::fmt;
 use std::path::Path;
@@ -60,13 +64,17 @@ use serde::de;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod cluster;
 mod error;
 mod fault;
 mod hosts;
 mod overrides;
 
+pub use cluster::{Balancer, Broker, MAX_NODES};
 pub use error::ScenarioError;
-pub use fault::{Churn, Disconnect, Fault, FaultKind, Restart, Slow, Slowloris, StopSignal};
+pub use fault::{
+    Churn, Disconnect, Fault, FaultKind, Kill, Node, Restart, Slow, Slowloris, StopSignal,
+};
 pub use hosts::{Hosts, MAX_NAMESPACES, NAMESPACE_COMMAND};
 
 /// The dispatchers `cometbench serve` knows.
@@ -125,6 +133,17 @@ pub struct Scenario {
     /// pool) is measured on its own instead of blocking the publisher too.
     #[serde(default)]
     pub publish_listen: bool,
+    /// Node counts: each case runs this many servers of its target sharing
+    /// `broker`, with subscribers spread over them by the clients (see
+    /// `docs/DESIGN.md`, Several nodes). Empty: one server, no broker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<Broker>,
+    /// One address in front of the nodes (subscribers and publishers both
+    /// go through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<Balancer>,
     #[serde(default)]
     pub ramp: Ramp,
     #[serde(default)]

@@ -81,6 +81,9 @@ fn full_file_parses() {
         warmup_secs: 2.0,
         sample_interval_ms: 250,
         publish_listen: false,
+        nodes: vec![],
+        broker: None,
+        balancer: None,
         ramp: Ramp {
             rate: 4000.0,
             in_flight: 256,
@@ -528,12 +531,17 @@ fn fault_refusals_name_the_field() {
     assert!(e.contains("unknown field `speed` in [fault]"), "{e}");
 }
 
-/// A table of `kind` with `extra` and what the kind needs to be accepted.
+/// A table of `kind` with `extra` and what the kind needs to be accepted
+/// (fault `node`: nodes sharing a broker).
 fn fault_text(kind: FaultKind, extra: &str) -> String {
+    let (top, nodes) = match kind {
+        FaultKind::Node => ("broker = \"redis\"", "nodes = [2]\n"),
+        _ => ("", ""),
+    };
     with(
-        "",
+        top,
         &format!(
-            "[publish]\npattern = \"broadcast\"\nrate = 1.0\nduration_secs = 5.0\n[fault]\nkind = \"{}\"\n{extra}",
+            "{nodes}[publish]\npattern = \"broadcast\"\nrate = 1.0\nduration_secs = 5.0\n[fault]\nkind = \"{}\"\n{extra}",
             kind.name()
         ),
     )
@@ -564,7 +572,12 @@ fn every_fault_kind_refuses_a_misspelt_key() {
                 kind.name()
             );
             // The line of the [fault] table.
-            assert!(e.starts_with("scenarios/x.toml:9: "), "line: {e}");
+            let text = fault_text(kind, "");
+            let line = text.lines().position(|l| l == "[fault]").unwrap() + 1;
+            assert!(
+                e.starts_with(&format!("scenarios/x.toml:{line}: ")),
+                "line: {e}"
+            );
         }
     }
 }
@@ -680,6 +693,11 @@ fn hosts_refusals_name_the_field() {
     }
     let e = err(&with("peers = [\"nchan\"]", "[hosts]\nnamespaces = 1\n"));
     assert!(e.contains("peers serve on 127.0.0.1 only"), "{e}");
+    let e = err(&with("broker = \"redis\"", "[hosts]\nnamespaces = 1\n"));
+    assert!(
+        e.contains("nodes and their broker run on 127.0.0.1 only"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -719,4 +737,76 @@ fn hosts_flag() {
     assert_eq!(named.name, "other-name");
     let e = base().with_name("../x").unwrap_err().to_string();
     assert!(e.starts_with("--name") && e.contains("name must be"), "{e}");
+}
+
+#[test]
+fn nodes_share_a_broker_and_sweep_like_steps() {
+    let s = Scenario::from_str(
+        &with(
+            "nodes = [1, 2, 4]\nbroker = \"redis\"\nbalancer = \"haproxy\"",
+            "",
+        ),
+        "x.toml",
+    )
+    .unwrap();
+    assert_eq!(s.node_counts(), vec![1, 2, 4]);
+    assert_eq!(
+        (s.broker, s.balancer),
+        (Some(Broker::Redis), Some(Balancer::Haproxy))
+    );
+    // A broker alone is one node; nothing at all is a lone server.
+    let one = Scenario::from_str(&with("broker = \"redis\"", ""), "x.toml").unwrap();
+    assert_eq!(one.node_counts(), vec![1]);
+    assert!(Scenario::from_str(&with("", ""), "x.toml")
+        .unwrap()
+        .node_counts()
+        .is_empty());
+    let cases = [
+        ("nodes = [2]", "nodes need a broker they share"),
+        (
+            "nodes = [2, 2]\nbroker = \"redis\"",
+            "nodes must be strictly increasing",
+        ),
+        ("nodes = [0]\nbroker = \"redis\"", "nodes must each be >= 1"),
+        (
+            "nodes = [17]\nbroker = \"redis\"",
+            "nodes must each be <= 16",
+        ),
+        (
+            "balancer = \"haproxy\"",
+            "a balancer stands in front of nodes",
+        ),
+        (
+            "broker = \"redis\"\npeers = [\"pushpin\"]",
+            "peer \"pushpin\" cannot share a broker",
+        ),
+        ("broker = \"memcached\"", "unknown variant `memcached`"),
+        (
+            "broker = \"redis\"\ndispatchers = [\"tokio\"]",
+            "dispatcher \"tokio\" cannot share a broker",
+        ),
+    ];
+    for (top, want) in cases {
+        let e = err(&with(top, ""));
+        assert!(e.contains(want), "{top}: {e}");
+    }
+    // Fault `node` needs another node for the subscribers to go to.
+    let fault = "[publish]\npattern = \"broadcast\"\nrate = 1.0\nduration_secs = 5.0\n[fault]\nkind = \"node\"\n";
+    let e = err(&with("", fault));
+    assert!(
+        e.contains("fault \"node\" needs nodes sharing a broker"),
+        "{e}"
+    );
+    let e = err(&with("broker = \"redis\"", fault));
+    assert!(e.contains("every count in nodes must be >= 2"), "{e}");
+    let e = err(&format!(
+        "{}node = 2\n",
+        with("broker = \"redis\"\nnodes = [2]", fault)
+    ));
+    assert!(
+        e.contains("fault.node (2) must be below the smallest count in nodes (2)"),
+        "{e}"
+    );
+    let broker = format!("{}kill = \"broker\"\n", with("broker = \"redis\"", fault));
+    assert!(Scenario::from_str(&broker, "x.toml").is_ok());
 }

@@ -15,6 +15,8 @@ pub(super) struct Away {
     pub resume_id: u64,
     pub since_ns: u64,
     pub attempt: u32,
+    /// The node it comes back to (see [`super::Plan::nodes`]).
+    pub node: usize,
 }
 
 impl Worker {
@@ -36,8 +38,9 @@ impl Worker {
     }
 
     /// Takes client `key` out, keeping what its next connection carries on
-    /// with; it connects again at `due_ns`.
-    fn leave(&mut self, key: usize, since_ns: u64, due_ns: u64, attempt: u32) {
+    /// with; it connects again at `due_ns`, to the next node of its list
+    /// when `fail_over`.
+    fn leave(&mut self, key: usize, since_ns: u64, due_ns: u64, attempt: u32, fail_over: bool) {
         let Some(c) = self.clients.get(key) else {
             return;
         };
@@ -48,6 +51,7 @@ impl Worker {
             resume_id: c.resume_id,
             since_ns: c.away_since.unwrap_or(since_ns),
             attempt,
+            node: c.node + usize::from(fail_over),
         };
         self.close(key);
         self.away.push(away);
@@ -71,6 +75,7 @@ impl Worker {
                     self.away.push(Away {
                         due_ns: now + delay,
                         attempt,
+                        node: a.node + 1,
                         ..a
                     });
                 } else {
@@ -95,7 +100,9 @@ impl Worker {
         let attempt = c.attempt + 1;
         let since = c.away_since.unwrap_or(now);
         let delay = self.backoff(attempt);
-        self.leave(key, since, now + delay, attempt);
+        // Refused where it was: the next node of its list (the same one
+        // when there is one node).
+        self.leave(key, since, now + delay, attempt, true);
         true
     }
 
@@ -109,7 +116,7 @@ impl Worker {
         let now = mono_ns();
         // Spread the herd over 100 ms, as EventSource's retry does.
         let delay = self.next_u64() % 100_000_000;
-        self.leave(key, now, now + delay, 0);
+        self.leave(key, now, now + delay, 0, false);
         true
     }
 
@@ -169,7 +176,7 @@ impl Worker {
             let away_ms = lo + self.next_u64() % (hi.saturating_sub(lo) + 1);
             // Its reconnect time runs from its planned return, not its drop.
             let due = now + away_ms * 1_000_000;
-            self.leave(key, due, due, 0);
+            self.leave(key, due, due, 0, false);
         }
     }
 }

@@ -60,6 +60,12 @@ pub const RETRY_DELAY_NS: u64 = 100_000_000;
 pub struct Plan {
     pub worker: usize,
     pub target: SocketAddr,
+    /// Several servers sharing a broker: subscriber `i` starts on
+    /// `nodes[i % len]` and, when a connect to come back fails, goes on to
+    /// the next node of the list (the client's own failover: no server
+    /// balances). Empty: every subscriber on `target`.
+    #[serde(default)]
+    pub nodes: Vec<SocketAddr>,
     /// Source addresses to bind client sockets to, used in turn.
     pub sources: Vec<IpAddr>,
     /// `/sub/{channel}?transport={transport}`-style path template.

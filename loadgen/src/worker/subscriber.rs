@@ -54,6 +54,9 @@ pub(super) struct Client {
     /// tried so far.
     pub away_since: Option<u64>,
     pub attempt: u32,
+    /// Which of the plan's nodes it is on, counted from its first (see
+    /// [`super::Plan::nodes`]).
+    pub node: usize,
 }
 
 impl Worker {
@@ -120,7 +123,9 @@ impl Worker {
     ) -> io::Result<()> {
         let slow = self.plan.fault.slow_every > 0
             && (index as u64).is_multiple_of(self.plan.fault.slow_every);
-        let mut stream = open_socket_with(self.plan.target, source, |s| {
+        let node = back.map_or(0, |a| a.node);
+        let addr = self.node_addr(index, node);
+        let mut stream = open_socket_with(addr, source, |s| {
             if slow {
                 // A small window: the server's queue fills sooner.
                 s.set_recv_buffer_size(65536)?;
@@ -138,7 +143,7 @@ impl Worker {
                 add_query(&mut path, &self.plan.since_param, a.resume_id);
             }
         }
-        let (dec, request) = self.subscribe_request(&path, &extra);
+        let (dec, request) = self.subscribe_request(&path, &addr, &extra);
         let entry = self.clients.vacant_entry();
         self.poll.registry().register(
             &mut stream,
@@ -165,6 +170,7 @@ impl Worker {
             slow,
             away_since: back.map(|a| a.since_ns),
             attempt: back.map_or(0, |a| a.attempt),
+            node,
         });
         self.pending += 1;
         self.connecting += 1;
@@ -173,17 +179,22 @@ impl Worker {
 
     /// A subscriber's decoder and its first request: a WebSocket's upgrade
     /// carries a fresh key, which its decoder checks the `101` against.
-    fn subscribe_request(&mut self, path: &str, extra: &str) -> (Subscriber, Vec<u8>) {
+    fn subscribe_request(
+        &mut self,
+        path: &str,
+        host: &std::net::SocketAddr,
+        extra: &str,
+    ) -> (Subscriber, Vec<u8>) {
         let dialect = self.plan.dialect;
         if self.transport != Transport::Ws {
-            let req = request(path, &self.plan.target, self.transport, extra);
+            let req = request(path, host, self.transport, extra);
             return (Subscriber::with_dialect(self.transport, dialect), req);
         }
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&self.next_u64().to_le_bytes());
         nonce[8..].copy_from_slice(&self.next_u64().to_le_bytes());
         let key = ws::client::key(nonce);
-        let host = self.plan.target.to_string();
+        let host = host.to_string();
         let req = ws::client::request(&host, path, &key, &[])
             .expect("a subscribe path from the plan holds no CR or LF");
         (Subscriber::websocket(dialect, &key), req)
@@ -543,7 +554,8 @@ impl Worker {
                 continue;
             }
             let path = self.path(c.index);
-            let (dec, again) = self.subscribe_request(&path, "");
+            let target = self.plan.target;
+            let (dec, again) = self.subscribe_request(&path, &target, "");
             self.clients[key].dec = dec;
             self.ask(key, again);
         }
@@ -580,6 +592,14 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE,
         );
         self.write(key);
+    }
+
+    /// The address of subscriber `index` on its `node`-th node.
+    fn node_addr(&self, index: usize, node: usize) -> std::net::SocketAddr {
+        match self.plan.nodes.len() {
+            0 => self.plan.target,
+            n => self.plan.nodes[(index + node) % n],
+        }
     }
 
     /// The subscribe path of subscriber `index`.

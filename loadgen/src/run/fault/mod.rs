@@ -22,9 +22,48 @@ use crate::worker::{Finish, WorkerFault};
 
 mod churn;
 mod disconnect;
+mod node;
 mod restart;
 mod slow;
 mod slowloris;
+
+/// When the subscribers a server's end dropped were all back: watched while
+/// publishing, from the moment a server is there again to take them.
+#[derive(Default)]
+pub(super) struct Comeback {
+    /// When the server was there again (or the node gone, for the others
+    /// to take its subscribers).
+    pub from: Option<Instant>,
+    /// Seconds from then to every subscriber back.
+    pub all_back: Option<f64>,
+}
+
+impl Comeback {
+    /// About every 100 ms while publishing: every subscriber is back when
+    /// none is away and as many are open as the ramp held (after 500 ms, so
+    /// that the drop has been seen).
+    pub fn watch(&mut self, run: &CaseRun) {
+        if let Some(t) = self.from.filter(|_| self.all_back.is_none()) {
+            let p = run.workers.total();
+            if p.away == 0
+                && p.open >= run.held
+                && t.elapsed() > std::time::Duration::from_millis(500)
+            {
+                self.all_back = Some(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// Publishing is over: subscribers not yet back get up to `limit_secs`.
+    pub fn settle(&mut self, run: &mut CaseRun, limit_secs: f64) {
+        run.wait_back(limit_secs.max(10.0));
+        if let (Some(t), None) = (self.from, self.all_back) {
+            if run.workers.total().away == 0 {
+                self.all_back = Some(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
 
 /// The publish phase as a fault sees it while it runs.
 pub(super) struct Publishing {
@@ -88,6 +127,7 @@ pub(super) fn hook(fault: &Fault) -> Box<dyn FaultHook> {
         Fault::Slow(f) => Box::new(slow::Slow::new(f.clone())),
         Fault::Slowloris(f) => Box::new(slowloris::Slowloris::new(f.clone())),
         Fault::Restart(f) => Box::new(restart::Restart::new(f.clone())),
+        Fault::Node(f) => Box::new(node::NodeKill::new(f.clone())),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{check, FaultHook, Publishing};
+use super::{check, Comeback, FaultHook, Publishing};
 use crate::publisher::PublishReport;
 use crate::results::{self, Case, Check, FaultResult};
 use crate::run::case::CaseRun;
@@ -14,10 +14,8 @@ use crate::worker::{Finish, IdCheck, WorkerFault};
 
 pub(super) struct Restart {
     f: scenario::Restart,
-    /// When the new server was asked to start.
-    restarted_at: Option<Instant>,
-    /// Seconds from then to every subscriber back.
-    all_back: Option<f64>,
+    /// From when the new server was asked to start.
+    back: Comeback,
     restart: Option<results::Restart>,
 }
 
@@ -25,8 +23,7 @@ impl Restart {
     pub fn new(f: scenario::Restart) -> Restart {
         Restart {
             f,
-            restarted_at: None,
-            all_back: None,
+            back: Comeback::default(),
             restart: None,
         }
     }
@@ -34,14 +31,12 @@ impl Restart {
     /// Stops the server and starts it again; the new process is sampled
     /// from then on.
     fn restart(&mut self, run: &mut CaseRun, publishing: &mut Publishing, at_secs: f64) {
-        let Target::Dispatcher { name, args } = run.target else {
+        let Target::Dispatcher { name, .. } = run.target else {
             return;
         };
         run.set_phase("restart");
-        let (r, new) = run
-            .server
-            .restart(&self.f, &run.args.exe, name, args, at_secs);
-        self.restarted_at = Some(Instant::now());
+        let (r, new) = run.server.restart(&self.f, &run.args.exe, name, at_secs);
+        self.back.from = Some(Instant::now());
         publishing.deadline += Duration::from_secs_f64(r.stop_secs + r.down_secs);
         match new {
             Ok(new) => {
@@ -85,30 +80,20 @@ impl FaultHook for Restart {
 
     fn publishing(&mut self, run: &mut CaseRun, publishing: &mut Publishing) {
         let at = publishing.started.elapsed().as_secs_f64();
-        if self.restarted_at.is_none() && at >= self.f.at_secs() {
+        if self.back.from.is_none() && at >= self.f.at_secs() {
             self.restart(run, publishing, at);
         }
-        if let Some(t) = self.restarted_at.filter(|_| self.all_back.is_none()) {
-            let p = run.workers.total();
-            if p.away == 0 && p.open >= run.held && t.elapsed() > Duration::from_millis(500) {
-                self.all_back = Some(t.elapsed().as_secs_f64());
-            }
-        }
+        self.back.watch(run);
     }
 
     /// Subscribers not yet back come back before the end is taken; they were
     /// due what the publisher's sequence gave, less what failed to publish.
     fn publish_over(&mut self, run: &mut CaseRun, report: &PublishReport, finish: &mut Finish) {
-        run.wait_back(self.f.max_reconnect_secs().max(10.0));
-        if let (Some(t), None) = (self.restarted_at, self.all_back) {
-            if run.workers.total().away == 0 {
-                self.all_back = Some(t.elapsed().as_secs_f64());
-            }
-        }
+        self.back.settle(run, self.f.max_reconnect_secs());
         finish.expect = report.last_seqs.clone();
         finish.excused = report.failed_seqs.clone();
         if let Some(r) = self.restart.as_mut() {
-            r.all_back_secs = self.all_back;
+            r.all_back_secs = self.back.all_back;
             r.publishes_failed = report.failed.values().sum();
         }
     }
@@ -118,10 +103,16 @@ impl FaultHook for Restart {
         let d = &case.delivery.counts;
         if let Some(r) = fr.restart.as_mut() {
             r.lost = d.lost;
-            case.notes.push(format!(
-                "the backlog lives in the server's memory: what the old server held and had not delivered is gone with it ({} deliveries lost across the restart); a subscriber resuming with an id of the old server is given the new server's whole backlog",
-                r.lost
-            ));
+            case.notes.push(match &case.cluster {
+                Some(c) => format!(
+                    "node 0 of {} was restarted; the backlog lives in the broker they share, so a subscriber coming back (to the restarted node or, refused, to the next of its list) resumes from it ({} deliveries lost across the restart)",
+                    c.nodes, r.lost
+                ),
+                None => format!(
+                    "the backlog lives in the server's memory: what the old server held and had not delivered is gone with it ({} deliveries lost across the restart); a subscriber resuming with an id of the old server is given the new server's whole backlog",
+                    r.lost
+                ),
+            });
         }
         let r = fr.restart.clone().unwrap_or_default();
         let c = &fr.counts;
