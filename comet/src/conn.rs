@@ -749,6 +749,7 @@ impl Conn {
         match route {
             Err(e) => self.respond_route_error(e, now),
             Ok(Route::Preflight) => self.respond_preflight(now),
+            Ok(Route::Page) => self.respond_page(now),
             Ok(Route::Stats) => {
                 self.read_deadline = None;
                 self.phase = Phase::Waiting(Pending::Stats);

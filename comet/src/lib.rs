@@ -7,7 +7,8 @@
 //! ([`Conn`]), the glue that answers its events against a hub ([`glue`]),
 //! and the client-side decoders ([`client`]) that the load generator and
 //! tests use.
-//! WebSocket's handshake and frame codec, both ends, are in [`ws`].
+//! WebSocket's handshake and frame codec, both ends, are in [`ws`]; the
+//! chat page that `GET /` answers is in [`page`].
 //!
 //! It leaves out everything that waits: no sockets, no threads, no clock.
 //! Time is always passed in as an `Instant`, so heartbeats and timeouts are
@@ -19,6 +20,7 @@ pub mod conn;
 pub mod glue;
 pub mod hub;
 pub mod message;
+pub mod page;
 pub mod request;
 pub mod route;
 pub mod transport;

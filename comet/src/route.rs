@@ -27,6 +27,8 @@ pub enum Route {
     Stats,
     /// `OPTIONS` on a known path: a CORS preflight.
     Preflight,
+    /// `GET /` or `GET /chat`: the chat page (`crate::page`).
+    Page,
 }
 
 /// A request that routes nowhere. Each maps to one HTTP status.
@@ -71,6 +73,8 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
         ("pub", c)
     } else if path == "/stats" {
         ("stats", "")
+    } else if path == "/" || path == "/chat" {
+        ("page", "")
     } else {
         return Err(RouteError::NotFound);
     };
@@ -80,11 +84,13 @@ pub fn route(head: &Head) -> Result<Route, RouteError> {
     };
     match (head.method, kind) {
         (Method::Options, _) => return Ok(Route::Preflight),
-        (Method::Get, "sub" | "stats") | (Method::Post, "pub") => {}
+        (Method::Get, "sub" | "stats" | "page") | (Method::Post, "pub") => {}
         _ => return Err(RouteError::MethodNotAllowed(allow)),
     }
-    if kind == "stats" {
-        return Ok(Route::Stats);
+    match kind {
+        "stats" => return Ok(Route::Stats),
+        "page" => return Ok(Route::Page),
+        _ => {}
     }
     if !is_valid_channel(channel) {
         return Err(RouteError::BadRequest("invalid channel name"));
@@ -164,7 +170,8 @@ mod tests {
                 token: None,
             })
         };
-        let cases = vec![
+        let cases =
+            vec![
             (
                 "GET /sub/a HTTP/1.1\r\n\r\n",
                 sub("a", Longpoll, None, None),
@@ -263,7 +270,17 @@ mod tests {
                 "GET /etc/passwd HTTP/1.1\r\n\r\n",
                 Err(RouteError::NotFound),
             ),
-            ("GET / HTTP/1.1\r\n\r\n", Err(RouteError::NotFound)),
+            ("GET / HTTP/1.1\r\n\r\n", Ok(Route::Page)),
+            (
+                "GET /chat?server=http://127.0.0.1:1&room=a HTTP/1.1\r\n\r\n",
+                Ok(Route::Page),
+            ),
+            (
+                "POST /chat HTTP/1.1\r\n\r\n",
+                Err(RouteError::MethodNotAllowed("GET, OPTIONS")),
+            ),
+            ("GET /chat/x HTTP/1.1\r\n\r\n", Err(RouteError::NotFound)),
+            ("GET /index.html HTTP/1.1\r\n\r\n", Err(RouteError::NotFound)),
         ];
         for (req, want) in cases {
             assert_eq!(r(req), want, "{req:?}");

@@ -8,10 +8,9 @@ mod harness;
 use std::collections::BTreeMap;
 use std::io::IoSlice;
 use std::sync::Arc;
-use std::time::Instant;
 
 use comet::client::{self, Item};
-use comet::{Config, Conn, Event, Refusal, Transport};
+use comet::{Config, Event, Transport};
 use harness::*;
 
 // ----- transports -----
@@ -711,7 +710,15 @@ fn errors() {
         ),
         case("garbage", "\x16\x03\x01\x02\x00 hello\r\n\r\n", 400, false),
         case("not found", "GET /subscribe/a HTTP/1.1\r\n\r\n", 404, true),
-        case("root", "GET / HTTP/1.1\r\n\r\n", 404, true),
+        // The root is the chat page; no other file is served.
+        case("root", "GET / HTTP/1.1\r\n\r\n", 200, true),
+        case("a file", "GET /index.html HTTP/1.1\r\n\r\n", 404, true),
+        case(
+            "below the page",
+            "GET /chat/../stats HTTP/1.1\r\n\r\n",
+            404,
+            true,
+        ),
         Case {
             // Without a length there is no body: nothing more to read.
             linger: false,
@@ -1141,6 +1148,44 @@ fn cors() {
     let r = response(&h.take(c));
     assert_eq!(r.status(), 204);
     assert!(!r.raw.contains("Access-Control"), "{}", r.raw);
+}
+
+/// `GET /` and `GET /chat` answer the embedded page on a kept connection;
+/// its missed-count header is readable across origins when CORS is on.
+#[test]
+fn the_chat_page() {
+    let mut h = Harness::default();
+    let c = h.open();
+    h.send(
+        c,
+        "GET / HTTP/1.1\r\n\r\nGET /chat?room=a&transport=ws HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n",
+    );
+    let rs = responses(&h.take(c));
+    assert_eq!(rs.len(), 3);
+    for r in &rs[..2] {
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.header("Content-Type").as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(r.text(), comet::page::CHAT);
+        assert!(r.header("Content-Security-Policy").is_some());
+    }
+    assert_eq!(rs[2].status(), 405);
+    assert!(!h.shut(c), "a page keeps the connection");
+
+    let mut h = Harness::new(Config {
+        allow_origin: Some("http://elsewhere".into()),
+        ..Config::default()
+    });
+    let c = h.open();
+    h.send(c, "GET /sub/a?since=0 HTTP/1.1\r\n\r\n");
+    h.publish("a", "one");
+    let r = response(&h.take(c));
+    assert_eq!(
+        r.header("Access-Control-Expose-Headers").as_deref(),
+        Some("X-Comet-Missed")
+    );
 }
 
 // ----- subscribers going away -----
@@ -1831,6 +1876,8 @@ fn a_skip_in_ids_is_told_as_missed_on_every_transport() {
 
 #[test]
 fn an_answer_given_later_and_a_broker_refusal() {
+    use comet::{Conn, Refusal};
+    use std::time::Instant;
     let config = Arc::new(Config::default());
     let now = Instant::now();
     let mut c = Conn::new(config, now);

@@ -222,7 +222,9 @@ pub fn paths_cannot_reach_files(kind: Kind) {
         ("GET /./sub/a", 404),
         ("GET /%2e%2e/etc/passwd", 404),
         ("GET /sub%2f..%2f..%2fetc%2fpasswd", 404),
-        ("GET /", 404),
+        ("GET /chat/", 404),
+        ("GET /chat/../../etc/passwd", 404),
+        ("GET /chat.html", 404),
         ("GET /index.html", 404),
         ("GET /Cargo.toml", 404),
         ("GET /proc/self/environ", 404),
@@ -247,6 +249,13 @@ pub fn paths_cannot_reach_files(kind: Kind) {
         if want == 405 {
             assert!(header(&head, "Allow").is_some(), "{line}: {head}");
         }
+    }
+    // The root is the chat page, and only that: the embedded bytes.
+    for line in ["GET /", "GET /chat", "GET /?server=http://127.0.0.1:1"] {
+        let raw = format!("{line} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let (status, _, body) = exchange(a, raw.as_bytes());
+        assert_eq!(status, 200, "{}: {line}", kind.name());
+        assert!(body == comet::page::CHAT.as_bytes(), "{line}: another body");
     }
     // 64 characters is still a channel.
     let (status, _, _) = exchange(

@@ -92,7 +92,8 @@ impl Conn {
         if let Some(origin) = &self.config.allow_origin {
             h.push_str("Access-Control-Allow-Origin: ");
             h.push_str(origin);
-            h.push_str("\r\n");
+            // A long-poll's missed count must be readable across origins.
+            h.push_str("\r\nAccess-Control-Expose-Headers: X-Comet-Missed\r\n");
         }
         if !self.keep_alive {
             h.push_str("Connection: close\r\n");

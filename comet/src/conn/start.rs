@@ -44,6 +44,18 @@ impl Conn {
         self.respond(204, &extra, Some(Bytes::new()), now);
     }
 
+    /// `GET /` or `/chat`: the embedded chat page, never copied.
+    pub(super) fn respond_page(&mut self, now: Instant) {
+        let extra = [
+            ("Content-Type", "text/html; charset=utf-8".to_string()),
+            ("Cache-Control", "no-cache".to_string()),
+            ("X-Content-Type-Options", "nosniff".to_string()),
+            ("Content-Security-Policy", crate::page::POLICY.to_string()),
+        ];
+        let body = Bytes::from_static(crate::page::CHAT.as_bytes());
+        self.respond(200, &extra, Some(body), now);
+    }
+
     /// Raises the subscribe and waits for its answer.
     pub(super) fn begin_subscribe(
         &mut self,
