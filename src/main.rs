@@ -204,7 +204,6 @@ struct ServeArgs {
     /// Share channels with other servers through this Redis broker
     /// (redis://HOST:PORT): one id sequence and backlog per channel across
     /// every node that names it. Unreachable at start: serve exits.
-    /// Every dispatcher but tokio (refused: see docs/DESIGN.md, Several nodes).
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
     /// Prefix of every broker key and pub/sub channel (nodes of one

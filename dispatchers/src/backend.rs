@@ -53,23 +53,31 @@ impl<'a> GroupBackend<'a> {
     /// Hands `conn` an answer given later than its event, if it still waits
     /// for that one, then answers every event it raised.
     pub fn answer(mut self, conn: &mut Conn, answer: Deferred, now: Instant) {
-        if conn.is_waiting() {
-            match answer {
-                Deferred::Subscribe { channel, since } => {
-                    let asked = conn.subscription().is_some_and(|(c, _)| **c == *channel);
-                    if asked {
-                        match self.subscribe(&channel, since, now) {
-                            Answer::Now(Ok(replay)) => conn.handle_subscribed(replay, now),
-                            Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),
-                            Answer::Later => {}
-                        }
-                    }
+        hand_answer(&mut self, conn, answer, now);
+        self.drain(conn, now);
+    }
+}
+
+/// Hands `conn` an answer given later than its event, if it still waits for
+/// that one; a subscribe's answer asks `backend` again (see
+/// [`Deferred::Subscribe`]). The caller then answers the events it raised.
+pub fn hand_answer(backend: &mut impl Backend, conn: &mut Conn, answer: Deferred, now: Instant) {
+    if !conn.is_waiting() {
+        return;
+    }
+    match answer {
+        Deferred::Subscribe { channel, since } => {
+            let asked = conn.subscription().is_some_and(|(c, _)| **c == *channel);
+            if asked {
+                match backend.subscribe(&channel, since, now) {
+                    Answer::Now(Ok(replay)) => conn.handle_subscribed(replay, now),
+                    Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),
+                    Answer::Later => {}
                 }
-                Deferred::Published(a) => conn.handle_published(a.id, a.subscribers, now),
-                Deferred::Refused(refusal) => conn.handle_refused(refusal, now),
             }
         }
-        self.drain(conn, now);
+        Deferred::Published(a) => conn.handle_published(a.id, a.subscribers, now),
+        Deferred::Refused(refusal) => conn.handle_refused(refusal, now),
     }
 }
 

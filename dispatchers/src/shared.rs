@@ -133,26 +133,29 @@ impl Shared {
         token: u64,
         now: Instant,
     ) -> Answer<Result<Replay, Refusal>> {
-        let mut st = self.state();
-        if let Some(node) = &self.node {
-            if let Some(answer) = node.subscribe(&mut st, channel, since, group, token, now) {
-                return answer;
-            }
-        }
-        Answer::Now(self.join(&mut st, channel, since, group, now))
+        self.subscribe_answered_at(channel, since, group, group, token, now)
     }
 
-    /// A subscribe of a lone server (no broker): answered at once. The
-    /// dispatcher that cannot wait for an answer (tokio) calls this.
-    pub fn subscribe_here(
+    /// [`Shared::subscribe`] for a dispatcher whose fan-out group is not
+    /// where its connection waits: `group` joins the hub, an answer given
+    /// later is posted to `answers` (tokio: a channel's broadcast joins, the
+    /// connection's own answer path hears the answer).
+    pub fn subscribe_answered_at(
         &self,
         channel: &Arc<str>,
         since: Option<u64>,
         group: &Group,
+        answers: &Group,
+        token: u64,
         now: Instant,
-    ) -> Result<Replay, Refusal> {
-        debug_assert!(self.node.is_none(), "a node answers through subscribe");
-        self.join(&mut self.state(), channel, since, group, now)
+    ) -> Answer<Result<Replay, Refusal>> {
+        let mut st = self.state();
+        if let Some(node) = &self.node {
+            if let Some(answer) = node.subscribe(&mut st, channel, since, answers, token, now) {
+                return answer;
+            }
+        }
+        Answer::Now(self.join(&mut st, channel, since, group, now))
     }
 
     fn join(

@@ -10,8 +10,10 @@
 //! goes through `poll_*_ready`, whose wakers live in the socket's
 //! registration (a `readable()` future would be 152 bytes more). A
 //! subscribed connection waits on its receiver, the socket and its
-//! deadline; any other on the stop token, the socket and its deadline: two
-//! waits that never overlap, so the future holds the larger, not both (the
+//! deadline; one waiting for an answer given later (a node's) on its answer
+//! path, the socket and its deadline, in one future the size of the
+//! socket's; any other on the stop token, the socket and its deadline:
+//! waits that never overlap, so the future holds the largest, not all (the
 //! stop reaches a subscriber through its receiver, see `fanout.rs`,
 //! `# Stopping`). Measured (release and debug, 2026-12-02, nightly
 //! `-Zprint-type-sizes`): the future is 528 bytes: the `Task` 280 (its
@@ -30,6 +32,11 @@
 //! task's receiver hands on every message it still holds and then ends,
 //! another task's token is cancelled; either ends the connection
 //! ([`Conn::handle_shutdown`]) and goes on writing until its output is out.
+//! A task waiting for an answer given later (a node's, see `fanout.rs`,
+//! `# Answers given later`) does not wait on the token meanwhile, which
+//! keeps its wait the smallest: it hears of the stop from the token once
+//! the answer has come (the broker's link answers or refuses every waiter
+//! promptly), or else is dropped with the runtime after the grace.
 //! The dispatcher's stop waits for that for [`crate::STOP_GRACE`], then
 //! shuts the runtime down, which drops the tasks left: `Drop` closes their
 //! connection in the core and removes its subscription, as it does for a
@@ -40,16 +47,18 @@ use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use comet::{Conn, Message};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep_until, Duration};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{Fanout, Subscription, TaskBackend};
+use super::fanout::{Fanout, Slot, TaskBackend};
+use crate::deferred::Reply;
 
 /// Bytes read per `try_read` (on the worker's stack).
 const READ_BUF: usize = 4096;
@@ -62,6 +71,8 @@ const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 enum Woke {
     Stop,
     Message(Result<Arc<Message>, RecvError>),
+    /// What came on the answer path (`None`: it closed unanswered).
+    Answer(Option<Box<Reply>>),
     Readable,
     Writable,
     Deadline,
@@ -72,7 +83,7 @@ enum Woke {
 /// One connection's task.
 pub(super) struct Task {
     conn: Conn,
-    sub: Option<Subscription>,
+    sub: Slot,
     stream: TcpStream,
     stop: CancellationToken,
     stopping: bool,
@@ -104,7 +115,7 @@ impl Task {
         fanout.shared.conn_opened(None);
         Task {
             conn: Conn::new(fanout.shared.config.clone(), accepted),
-            sub: None,
+            sub: Slot::IDLE,
             stream,
             stop,
             stopping: false,
@@ -140,16 +151,25 @@ impl Task {
                     deadline.is_some()
                 };
                 let (read, write) = (!self.read_closed, self.conn.has_pending());
-                // Two waits, never both at once, so that the task's state
-                // holds the larger of them, not both (see `# Memory of an
+                // Three waits, never two at once, so that the task's state
+                // holds the largest of them, not all (see `# Memory of an
                 // idle connection`): a subscriber hears of the stop from its
-                // receiver, any other connection from the token.
+                // receiver, a connection waiting for an answer given later
+                // once the answer has come (see `# Stopping`), any other
+                // connection from the token.
                 let woke = match &mut self.sub {
-                    Some(sub) if !self.stopping => {
+                    Slot::Subscribed(sub) if !self.stopping => {
                         tokio::select! {
                             biased;
                             m = sub.rx.recv() => Woke::Message(m),
                             w = socket(&self.stream, read, write), if read || write => w,
+                            () = &mut sleep, if timed => Woke::Deadline,
+                        }
+                    }
+                    Slot::Waiting(Some(answers)) => {
+                        tokio::select! {
+                            biased;
+                            w = socket_or_answer(&self.stream, read, write, answers) => w,
                             () = &mut sleep, if timed => Woke::Deadline,
                         }
                     }
@@ -174,6 +194,7 @@ impl Task {
         match woke {
             Woke::Stop => self.on_stop(now),
             Woke::Message(m) => self.on_message(m, now),
+            Woke::Answer(a) => self.on_answer(a, now),
             Woke::Readable => self.read(now),
             // `settle` writes at the top of the loop.
             Woke::Writable => {}
@@ -186,7 +207,7 @@ impl Task {
     /// before publishing stopped), then end the connection.
     fn on_stop(&mut self, now: Instant) {
         self.stopping = true;
-        while let Some(sub) = &mut self.sub {
+        while let Slot::Subscribed(sub) = &mut self.sub {
             match sub.rx.try_recv() {
                 Ok(m) => self.on_message(Ok(m), now),
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
@@ -221,6 +242,26 @@ impl Task {
             // handed on everything it held.
             Err(RecvError::Closed) => self.on_stop(now),
         }
+    }
+
+    /// The answer waited for came (see `fanout.rs`, `# Answers given
+    /// later`): the answer path is dropped, and the answer handed on.
+    fn on_answer(&mut self, reply: Option<Box<Reply>>, now: Instant) {
+        self.sub = Slot::IDLE;
+        let mut backend = TaskBackend {
+            fanout: &self.fanout.0,
+            sub: &mut self.sub,
+        };
+        match reply {
+            Some(reply) => {
+                crate::backend::hand_answer(&mut backend, &mut self.conn, reply.answer, now)
+            }
+            // Every waiter is answered before it is dropped; should one not
+            // be, the broker is what failed to answer.
+            None if self.conn.is_waiting() => self.conn.handle_refused(comet::Refusal::Broker, now),
+            None => {}
+        }
+        self.drain(now);
     }
 
     /// The socket is readable: one read, on the worker's stack.
@@ -304,19 +345,39 @@ impl Drop for Task {
 // registration), not readiness futures: whatever a wait holds is part of
 // every idle connection's task.
 fn socket(stream: &TcpStream, read: bool, write: bool) -> impl Future<Output = Woke> + '_ {
+    poll_fn(move |cx| poll_socket(stream, read, write, cx))
+}
+
+/// [`socket`], and the answer on `answers` of a connection waiting for one
+/// (see `fanout.rs`, `# Answers given later`).
+// One future for both (`poll_recv` keeps its waker in the channel): two
+// references and two flags, smaller than either other wait.
+fn socket_or_answer<'a>(
+    stream: &'a TcpStream,
+    read: bool,
+    write: bool,
+    answers: &'a mut UnboundedReceiver<Box<Reply>>,
+) -> impl Future<Output = Woke> + 'a {
     poll_fn(move |cx| {
-        if read {
-            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Readable));
-            }
+        if let Poll::Ready(a) = answers.poll_recv(cx) {
+            return Poll::Ready(Woke::Answer(a));
         }
-        if write {
-            if let Poll::Ready(r) = stream.poll_write_ready(cx) {
-                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Writable));
-            }
-        }
-        Poll::Pending
+        poll_socket(stream, read, write, cx)
     })
+}
+
+fn poll_socket(stream: &TcpStream, read: bool, write: bool, cx: &mut Context<'_>) -> Poll<Woke> {
+    if read {
+        if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+            return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Readable));
+        }
+    }
+    if write {
+        if let Poll::Ready(r) = stream.poll_write_ready(cx) {
+            return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Writable));
+        }
+    }
+    Poll::Pending
 }
 
 #[cfg(test)]

@@ -29,6 +29,25 @@
 //! `conn.rs`, `# Stopping`). A channel subscribed to after that gets a
 //! topic closed from the start.
 //!
+//! # Answers given later
+//! On a node (`--broker`, see `docs/DESIGN.md`, Several nodes) a subscribe
+//! may wait for its channel to be followed, and a publish for the broker's
+//! id ([`Answer::Later`]). The channel's broadcast is no way back to one
+//! connection, so such a connection gets an answer path of its own, an
+//! unbounded `tokio::sync::mpsc` channel whose sender is the group the
+//! answer is posted to ([`Answers`]), and its task waits on the receiver
+//! ([`Slot::Waiting`]) until the answer comes. Only a connection waiting
+//! for an answer holds one, in the slot a subscription takes otherwise (a
+//! connection waits for one thing at a time): an idle subscriber is no
+//! bigger for it. Without a broker every answer is given at once and no
+//! answer path is made.
+//!
+//! When the broker loses a channel's ids, the channel's subscriptions end
+//! ([`Item::End`]): the topic swaps its sender for a new one, so that each
+//! receiver of the old one hands on what it holds and ends (its task shuts
+//! its connection down, as on the stop), and clients coming back with
+//! their last id get the new sender's messages.
+//!
 //! # Slow subscribers
 //! A broadcast channel holds [`CAPACITY`] messages; a receiver that falls
 //! further behind is told how many it lost (`Lagged`), and the connection
@@ -41,9 +60,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use comet::{Accepted, Answer, Backend, Message, Refusal, Replay};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-use crate::deferred::Item;
+use crate::deferred::{Item, Reply};
 use crate::group::{Group, Inbox};
 use crate::Shared;
 
@@ -84,6 +103,15 @@ impl Topic {
     fn close(&self) {
         self.tx().take();
     }
+
+    /// Ends every receiver after what it holds; a later subscriber gets
+    /// what is sent from now on (see `# Answers given later`).
+    fn end(&self) {
+        let mut tx = self.tx();
+        if tx.is_some() {
+            *tx = Some(broadcast::Sender::new(CAPACITY));
+        }
+    }
 }
 
 impl Inbox for Topic {
@@ -94,13 +122,58 @@ impl Inbox for Topic {
         }
     }
 
-    /// Only a broker posts anything but messages (answers given later, the
-    /// end of a channel's life), and tokio refuses `--broker` (see
-    /// [`super::NO_BROKER`]).
+    /// Answers given later go to the connection's own [`Answers`], never
+    /// to a topic.
     fn post(&self, item: Item) {
-        if let Item::Message(m) = item {
-            self.deliver(&m);
+        match item {
+            Item::Message(m) => self.deliver(&m),
+            Item::End(_) => self.end(),
+            Item::Answer(_) => debug_assert!(false, "an answer posted to a broadcast"),
         }
+    }
+}
+
+/// One connection's answer path while it waits for an answer given later:
+/// the group the answer is posted to (see `# Answers given later`).
+struct Answers(mpsc::UnboundedSender<Box<Reply>>);
+
+impl Answers {
+    fn open() -> (Group, mpsc::UnboundedReceiver<Box<Reply>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Group(Arc::new(Answers(tx))), rx)
+    }
+}
+
+impl Inbox for Answers {
+    /// Never joins a channel: nothing is delivered here.
+    fn deliver(&self, _: &Arc<Message>) {}
+
+    /// Only answers are posted here. A send fails only once the task has
+    /// stopped waiting, and then nobody is to be told (see
+    /// [`crate::deferred`]).
+    fn post(&self, item: Item) {
+        if let Item::Answer(reply) = item {
+            let _ = self.0.send(reply);
+        }
+    }
+}
+
+/// What a connection's task holds of the fan-out: a subscription, or the
+/// answer path of an answer it waits for, or (`Waiting(None)`) nothing.
+// Two variants, not three: the subscription's one spare value (a null
+// `Arc`) tells them apart, and the slot stays the subscription's 24 bytes.
+pub(super) enum Slot {
+    Subscribed(Subscription),
+    Waiting(Option<mpsc::UnboundedReceiver<Box<Reply>>>),
+}
+
+impl Slot {
+    pub(super) const IDLE: Slot = Slot::Waiting(None);
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot::IDLE
     }
 }
 
@@ -149,7 +222,26 @@ impl Fanout {
 /// backlog and publishing, the channel's broadcast for fan-out.
 pub(super) struct TaskBackend<'a> {
     pub(super) fanout: &'a Fanout,
-    pub(super) sub: &'a mut Option<Subscription>,
+    pub(super) sub: &'a mut Slot,
+}
+
+impl TaskBackend<'_> {
+    /// The group an answer given later goes to, and its receiver: made only
+    /// on a node, the one place an answer can come later.
+    fn answers(&self) -> Option<(Group, mpsc::UnboundedReceiver<Box<Reply>>)> {
+        self.fanout.shared.node().map(|_| Answers::open())
+    }
+
+    /// Waits on `rx` for the answer, if one was made and the answer is later.
+    fn wait<T>(&mut self, answer: &Answer<T>, rx: Option<mpsc::UnboundedReceiver<Box<Reply>>>) {
+        if let (Answer::Later, Some(rx)) = (answer, rx) {
+            debug_assert!(
+                matches!(self.sub, Slot::Waiting(None)),
+                "one wait at a time"
+            );
+            *self.sub = Slot::Waiting(Some(rx));
+        }
+    }
 }
 
 impl Backend for TaskBackend<'_> {
@@ -169,19 +261,28 @@ impl Backend for TaskBackend<'_> {
         // Before the replay (see `# Order and subscribing`).
         let rx = topic.subscribe();
         let group = Group(topic.clone());
+        let (answers, waiting) = self.answers().unzip();
         let shared = &self.fanout.shared;
-        let replay = match shared.subscribe_here(channel, since, &group, now) {
-            Ok(replay) => replay,
-            Err(refusal) => {
+        let answer = shared.subscribe_answered_at(
+            channel,
+            since,
+            &group,
+            answers.as_ref().unwrap_or(&group),
+            0,
+            now,
+        );
+        let replay = match answer {
+            Answer::Now(Ok(replay)) => replay,
+            other => {
                 drop(rx);
-                if topic.receivers() == 0 {
-                    topics.map.remove(channel);
-                }
-                return Answer::Now(Err(refusal));
+                remove_if_unheard(&mut topics, channel, &topic);
+                drop(topics);
+                self.wait(&other, waiting);
+                return other;
             }
         };
         drop(topics);
-        *self.sub = Some(Subscription { topic, rx });
+        *self.sub = Slot::Subscribed(Subscription { topic, rx });
         let replayed = replay.messages.len() as u64;
         shared
             .counters
@@ -191,7 +292,7 @@ impl Backend for TaskBackend<'_> {
     }
 
     fn unsubscribe(&mut self, channel: &Arc<str>, now: Instant) {
-        let Some(Subscription { topic, rx }) = self.sub.take() else {
+        let Slot::Subscribed(Subscription { topic, rx }) = std::mem::take(self.sub) else {
             return;
         };
         let mut topics = self.fanout.topics();
@@ -199,11 +300,7 @@ impl Backend for TaskBackend<'_> {
             .shared
             .unsubscribe(channel, &Group(topic.clone()), now);
         drop(rx);
-        // With the map locked, so that a subscriber joining meanwhile finds
-        // either this topic with its receiver counted, or none.
-        if topic.receivers() == 0 {
-            topics.map.remove(channel);
-        }
+        remove_if_unheard(&mut topics, channel, &topic);
     }
 
     fn publish(
@@ -212,7 +309,12 @@ impl Backend for TaskBackend<'_> {
         data: Box<str>,
         now: Instant,
     ) -> Answer<Result<Accepted, Refusal>> {
-        Answer::Now(self.fanout.shared.publish_here(channel, data, now))
+        let Some((answers, rx)) = self.answers() else {
+            return Answer::Now(self.fanout.shared.publish_here(channel, data, now));
+        };
+        let answer = self.fanout.shared.publish(channel, data, &answers, 0, now);
+        self.wait(&answer, Some(rx));
+        answer
     }
 
     fn stats(&mut self) -> String {
@@ -228,12 +330,33 @@ impl Backend for TaskBackend<'_> {
     }
 }
 
+/// Drops `channel`'s topic from the map once nobody receives from it, with
+/// the map locked, so that a subscriber joining meanwhile finds either this
+/// topic with its receiver counted, or none; a topic that is no longer the
+/// map's (its subscribers ended) stays out of it.
+fn remove_if_unheard(topics: &mut Topics, channel: &str, topic: &Arc<Topic>) {
+    let current = topics
+        .map
+        .get(channel)
+        .is_some_and(|t| Arc::ptr_eq(t, topic));
+    if current && topic.receivers() == 0 {
+        topics.map.remove(channel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn backend<'a>(fanout: &'a Fanout, sub: &'a mut Option<Subscription>) -> TaskBackend<'a> {
+    fn backend<'a>(fanout: &'a Fanout, sub: &'a mut Slot) -> TaskBackend<'a> {
         TaskBackend { fanout, sub }
+    }
+
+    fn receiver(slot: &mut Slot) -> &mut broadcast::Receiver<Arc<Message>> {
+        match slot {
+            Slot::Subscribed(sub) => &mut sub.rx,
+            _ => panic!("not subscribed"),
+        }
     }
 
     fn fanout() -> Fanout {
@@ -250,13 +373,13 @@ mod tests {
         let fanout = fanout();
         let ch: Arc<str> = "room".into();
         let now = Instant::now();
-        let (mut a, mut b) = (None, None);
+        let (mut a, mut b) = (Slot::IDLE, Slot::IDLE);
         for sub in [&mut a, &mut b] {
             let r = backend(&fanout, sub).subscribe(&ch, None, now);
             assert!(matches!(r, Answer::Now(Ok(_))));
         }
         assert_eq!(fanout.topics().map.len(), 1, "one broadcast per channel");
-        let p = backend(&fanout, &mut None).publish(&ch, "hello".into(), now);
+        let p = backend(&fanout, &mut Slot::default()).publish(&ch, "hello".into(), now);
         assert!(matches!(
             p,
             Answer::Now(Ok(Accepted {
@@ -265,7 +388,7 @@ mod tests {
             }))
         ));
         for sub in [&mut a, &mut b] {
-            let m = sub.as_mut().unwrap().rx.try_recv().expect("delivered");
+            let m = receiver(sub).try_recv().expect("delivered");
             assert_eq!((m.id(), m.data()), (1, "hello"));
         }
         backend(&fanout, &mut a).unsubscribe(&ch, now);
@@ -276,7 +399,7 @@ mod tests {
             0,
             "no topic outlives its subscribers"
         );
-        let p = backend(&fanout, &mut None).publish(&ch, "nobody".into(), now);
+        let p = backend(&fanout, &mut Slot::default()).publish(&ch, "nobody".into(), now);
         assert!(matches!(
             p,
             Answer::Now(Ok(Accepted {
@@ -291,25 +414,25 @@ mod tests {
         let fanout = fanout();
         let ch: Arc<str> = "room".into();
         let now = Instant::now();
-        let mut sub = None;
+        let mut sub = Slot::IDLE;
         let r = backend(&fanout, &mut sub).subscribe(&ch, None, now);
         assert!(matches!(r, Answer::Now(Ok(_))));
         for data in ["one", "two"] {
-            let p = backend(&fanout, &mut None).publish(&ch, data.into(), now);
+            let p = backend(&fanout, &mut Slot::default()).publish(&ch, data.into(), now);
             assert!(matches!(p, Answer::Now(Ok(_))));
         }
         fanout.close();
-        let rx = &mut sub.as_mut().unwrap().rx;
+        let rx = receiver(&mut sub);
         let held: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok().map(|m| m.id())).collect();
         assert_eq!(held, [1, 2], "what was sent before the close is handed on");
         assert!(
             matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)),
             "then the receiver ends"
         );
-        let mut late = None;
+        let mut late = Slot::IDLE;
         let r = backend(&fanout, &mut late).subscribe(&"other".into(), None, now);
         assert!(matches!(r, Answer::Now(Ok(_))));
-        let rx = &mut late.as_mut().unwrap().rx;
+        let rx = receiver(&mut late);
         assert!(matches!(
             rx.try_recv(),
             Err(broadcast::error::TryRecvError::Closed)
@@ -321,5 +444,40 @@ mod tests {
             0,
             "closed topics go with their subscribers"
         );
+    }
+
+    #[test]
+    fn an_end_ends_each_receiver_after_what_it_holds_and_the_channel_goes_on() {
+        let fanout = fanout();
+        let ch: Arc<str> = "room".into();
+        let now = Instant::now();
+        let mut old = Slot::default();
+        let r = backend(&fanout, &mut old).subscribe(&ch, None, now);
+        assert!(matches!(r, Answer::Now(Ok(_))));
+        let p = backend(&fanout, &mut Slot::default()).publish(&ch, "old".into(), now);
+        assert!(matches!(p, Answer::Now(Ok(_))));
+        let topic = fanout.topics().map[&ch].clone();
+        Group(topic).0.post(Item::End(ch.clone()));
+        let mut new = Slot::default();
+        let r = backend(&fanout, &mut new).subscribe(&ch, Some(1), now);
+        assert!(matches!(r, Answer::Now(Ok(_))));
+        let p = backend(&fanout, &mut Slot::default()).publish(&ch, "new".into(), now);
+        assert!(matches!(p, Answer::Now(Ok(_))));
+        let rx = receiver(&mut old);
+        assert_eq!(rx.try_recv().expect("held").data(), "old");
+        assert!(
+            matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)),
+            "then the old receiver ends"
+        );
+        let rx = receiver(&mut new);
+        assert_eq!(rx.try_recv().expect("after the end").data(), "new");
+        backend(&fanout, &mut old).unsubscribe(&ch, now);
+        assert_eq!(
+            fanout.topics().map.len(),
+            1,
+            "the new subscriber still listens"
+        );
+        backend(&fanout, &mut new).unsubscribe(&ch, now);
+        assert_eq!(fanout.topics().map.len(), 0);
     }
 }

@@ -10,6 +10,13 @@
 //! groups rule`). The hub itself (ids, backlog, replay, expiry, `/stats`)
 //! is the same [`Shared`].
 //!
+//! # Several nodes
+//! With `--broker` the dispatcher is one node of several (see
+//! [`crate::cluster`]): the broker's messages reach the channel's broadcast
+//! as a local publish's do, and an answer the broker gives later reaches
+//! its connection through an answer path of its own (see `fanout.rs`,
+//! `# Answers given later`).
+//!
 //! # Out of descriptors
 //! The acceptor keeps a spare descriptor ([`crate::spare`]) and answers
 //! `503` with it when `accept` fails with `EMFILE`; when even the spare is
@@ -55,20 +62,14 @@ use fanout::Fanout;
 /// How long the acceptor waits when it cannot take a connection at all.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Why `--broker` is refused here, in one line.
-pub const NO_BROKER: &str = "tokio does not follow a broker: its fan-out group is a channel's broadcast, not a connection's inbox, so an answer the broker gives later (a follow in step, a publish's id) has no way back to the connection waiting for it";
-
 pub fn start(opts: &Options) -> io::Result<Running> {
-    if opts.broker.is_some() {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, NO_BROKER));
-    }
     let threads = opts.threads.max(1);
-    let shared = Arc::new(Shared::new(
-        opts.config.clone(),
+    let shared = Arc::new(Shared::for_options(
+        opts,
         Kind::Tokio.name(),
         crate::settings_json(Kind::Tokio, opts),
         0,
-    ));
+    )?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("tokio-worker")
