@@ -656,6 +656,14 @@ impl Conn {
         matches!(self.phase, Phase::Waiting(_))
     }
 
+    /// Whether an answer to one of its events is still to be handed to it:
+    /// a request waiting ([`Conn::is_waiting`]), or publishes of a
+    /// WebSocket, which goes on receiving meanwhile. A dispatcher whose
+    /// answers can come later hands them on only then.
+    pub fn awaits_answer(&self) -> bool {
+        self.is_waiting() || self.ws_publishing()
+    }
+
     /// Whether bytes from the peer are expected now (idle, mid-request, or
     /// lingering): thread dispatchers block on the socket only then, and on
     /// messages otherwise.

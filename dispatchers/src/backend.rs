@@ -62,7 +62,7 @@ impl<'a> GroupBackend<'a> {
 /// that one; a subscribe's answer asks `backend` again (see
 /// [`Deferred::Subscribe`]). The caller then answers the events it raised.
 pub fn hand_answer(backend: &mut impl Backend, conn: &mut Conn, answer: Deferred, now: Instant) {
-    if !conn.is_waiting() {
+    if !conn.awaits_answer() {
         return;
     }
     match answer {

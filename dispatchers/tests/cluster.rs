@@ -214,6 +214,51 @@ pub fn resume_on_the_other_node(kind: Kind) {
     b.stop();
 }
 
+/// A WebSocket's publishes through a node: their ids come from the broker,
+/// so each is answered later; the socket goes on receiving meanwhile, every
+/// subscriber on either node gets every message once in order, and the
+/// client's close is echoed at once (a socket whose later answers were
+/// dropped kept its close unread until the heartbeat).
+pub fn websocket_publishes_through_a_node(kind: Kind) {
+    let redis = Redis::start();
+    let (a, b) = pair(kind, &redis, 16);
+    let mut here = Sub::open(a.addr, "talk", Transport::Ws, "", "");
+    let mut there = Sub::open(b.addr, "talk", Transport::Ws, "", "");
+    assert_eq!(here.wait_head().status, 101);
+    assert_eq!(there.wait_head().status, 101);
+    wait_subscribers(a.addr, 1, Duration::from_secs(5));
+    wait_subscribers(b.addr, 1, Duration::from_secs(5));
+    // Three frames in one write: three answers waited for at once.
+    let mut frames = Vec::new();
+    for i in 1..=3 {
+        frames.extend_from_slice(&comet::ws::client::text(&format!("w{i}"), MASK));
+    }
+    there.send_raw(&frames);
+    // The sender's copies are its acknowledgements: only then is the next
+    // id the HTTP publish's.
+    assert_eq!(ids(&there.wait_messages(3)), [1, 2, 3]);
+    assert_eq!(publish(a.addr, "talk", "h4"), 4);
+    let want: Vec<(u64, String)> = ["w1", "w2", "w3", "h4"]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u64 + 1, d.to_string()))
+        .collect();
+    assert_eq!(here.wait_messages(4), want);
+    assert_eq!(there.wait_messages(4), want);
+    for sub in [&mut here, &mut there] {
+        sub.send_raw(&comet::ws::client::close(1000, "bye", MASK));
+        assert!(
+            sub.read_to_close(Duration::from_secs(3)),
+            "{kind:?}: close not echoed"
+        );
+        assert_eq!(sub.closes, [Some(1000)], "{kind:?}");
+    }
+    wait_subscribers(a.addr, 0, Duration::from_secs(5));
+    wait_subscribers(b.addr, 0, Duration::from_secs(5));
+    a.stop();
+    b.stop();
+}
+
 /// O(l) routing: a node receives a channel's messages only while it has
 /// subscribers on it, so a per-user channel's message reaches one node.
 pub fn routing_reaches_only_nodes_with_subscribers(kind: Kind) {
@@ -429,6 +474,7 @@ macro_rules! cluster {
             #[test] fn routing_reaches_only_nodes_with_subscribers() { super::routing_reaches_only_nodes_with_subscribers($kind) }
             #[test] fn a_node_that_loses_the_broker_catches_up() { super::a_node_that_loses_the_broker_catches_up($kind) }
             #[test] fn the_broker_restarts() { super::the_broker_restarts($kind) }
+            #[test] fn websocket_publishes_through_a_node() { super::websocket_publishes_through_a_node($kind) }
         }
     )*};
 }

@@ -142,6 +142,11 @@ impl Conn {
         self.ws_feed(data, now);
     }
 
+    /// Whether publishes of the socket wait for their answers.
+    pub(super) fn ws_publishing(&self) -> bool {
+        self.ws_reading().is_some_and(|r| r.publishing > 0)
+    }
+
     fn ws_reading(&self) -> Option<&Reading> {
         match &self.phase {
             Phase::Subscribed(s) if s.transport == Transport::Ws => s.ws.as_deref(),

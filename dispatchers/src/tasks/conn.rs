@@ -166,10 +166,10 @@ impl Task {
                             () = &mut sleep, if timed => Woke::Deadline,
                         }
                     }
-                    Slot::Waiting(Some(answers)) => {
+                    Slot::Waiting(Some(wait)) => {
                         tokio::select! {
                             biased;
-                            w = socket_or_answer(&self.stream, read, write, answers) => w,
+                            w = socket_or_answer(&self.stream, read, write, &mut wait.answers) => w,
                             () = &mut sleep, if timed => Woke::Deadline,
                         }
                     }
@@ -247,19 +247,23 @@ impl Task {
     /// The answer waited for came (see `fanout.rs`, `# Answers given
     /// later`): the answer path is dropped, and the answer handed on.
     fn on_answer(&mut self, reply: Option<Box<Reply>>, now: Instant) {
-        self.sub = Slot::IDLE;
-        let mut backend = TaskBackend {
-            fanout: &self.fanout.0,
-            sub: &mut self.sub,
-        };
         match reply {
             Some(reply) => {
+                self.sub.answered();
+                let mut backend = TaskBackend {
+                    fanout: &self.fanout.0,
+                    sub: &mut self.sub,
+                };
                 crate::backend::hand_answer(&mut backend, &mut self.conn, reply.answer, now)
             }
             // Every waiter is answered before it is dropped; should one not
             // be, the broker is what failed to answer.
-            None if self.conn.is_waiting() => self.conn.handle_refused(comet::Refusal::Broker, now),
-            None => {}
+            None => {
+                self.sub.abandoned();
+                if self.conn.awaits_answer() {
+                    self.conn.handle_refused(comet::Refusal::Broker, now)
+                }
+            }
         }
         self.drain(now);
     }

@@ -39,8 +39,11 @@
 //! ([`Slot::Waiting`]) until the answer comes. Only a connection waiting
 //! for an answer holds one, in the slot a subscription takes otherwise (a
 //! connection waits for one thing at a time): an idle subscriber is no
-//! bigger for it. Without a broker every answer is given at once and no
-//! answer path is made.
+//! bigger for it. A WebSocket is the exception: it publishes while
+//! subscribed, several frames at once, so its subscription is held in the
+//! boxed [`Wait`] (its receiver keeps what arrives meanwhile) with a count
+//! of the answers still to come, and comes back with the last. Without a
+//! broker every answer is given at once and no answer path is made.
 //!
 //! When the broker loses a channel's ids, the channel's subscriptions end
 //! ([`Item::End`]): the topic swaps its sender for a new one, so that each
@@ -56,7 +59,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use comet::{Accepted, Answer, Backend, Message, Refusal, Replay};
@@ -164,11 +167,45 @@ impl Inbox for Answers {
 // `Arc`) tells them apart, and the slot stays the subscription's 24 bytes.
 pub(super) enum Slot {
     Subscribed(Subscription),
-    Waiting(Option<mpsc::UnboundedReceiver<Box<Reply>>>),
+    Waiting(Option<Box<Wait>>),
 }
 
 impl Slot {
     pub(super) const IDLE: Slot = Slot::Waiting(None);
+
+    /// One answer came: once none is left to come, the subscription held
+    /// meanwhile (a WebSocket's) is back in its place.
+    pub(super) fn answered(&mut self) {
+        let Slot::Waiting(Some(wait)) = self else {
+            return;
+        };
+        wait.pending = wait.pending.saturating_sub(1);
+        if wait.pending == 0 {
+            let held = wait.held.take();
+            *self = held.map_or(Slot::IDLE, Slot::Subscribed);
+        }
+    }
+
+    /// No answer can come any more (the path's senders are gone): the wait
+    /// ends, its subscription back in its place.
+    pub(super) fn abandoned(&mut self) {
+        if let Slot::Waiting(Some(wait)) = self {
+            wait.pending = 1;
+        }
+        self.answered();
+    }
+}
+
+/// Answers waited for: their path, how many are still to come, and the
+/// subscription of a WebSocket whose client published (see `# Answers
+/// given later`). Boxed: the slot stays the subscription's size.
+pub(super) struct Wait {
+    pub(super) answers: mpsc::UnboundedReceiver<Box<Reply>>,
+    /// Weak: the path ends (the receiver's `None`) once every answer is
+    /// given or its giver gone, not held open by its own waiter.
+    group: Weak<dyn Inbox>,
+    pending: u32,
+    held: Option<Subscription>,
 }
 
 impl Default for Slot {
@@ -228,18 +265,55 @@ pub(super) struct TaskBackend<'a> {
 impl TaskBackend<'_> {
     /// The group an answer given later goes to, and its receiver: made only
     /// on a node, the one place an answer can come later.
-    fn answers(&self) -> Option<(Group, mpsc::UnboundedReceiver<Box<Reply>>)> {
-        self.fanout.shared.node().map(|_| Answers::open())
+    /// A connection already waiting (a WebSocket whose client sent several
+    /// publishes at once) keeps its path.
+    fn answers(&self) -> Option<(Group, Option<mpsc::UnboundedReceiver<Box<Reply>>>)> {
+        self.fanout.shared.node()?;
+        if let Slot::Waiting(Some(wait)) = &*self.sub {
+            if let Some(inbox) = wait.group.upgrade() {
+                return Some((Group(inbox), None));
+            }
+        }
+        let (group, rx) = Answers::open();
+        Some((group, Some(rx)))
     }
 
-    /// Waits on `rx` for the answer, if one was made and the answer is later.
-    fn wait<T>(&mut self, answer: &Answer<T>, rx: Option<mpsc::UnboundedReceiver<Box<Reply>>>) {
-        if let (Answer::Later, Some(rx)) = (answer, rx) {
-            debug_assert!(
-                matches!(self.sub, Slot::Waiting(None)),
-                "one wait at a time"
-            );
-            *self.sub = Slot::Waiting(Some(rx));
+    /// Waits for the answer if it is later: on `rx`, a new path, or on the
+    /// one already waited on. A subscription (a WebSocket's) is held in the
+    /// wait, its receiver keeping what comes meanwhile.
+    fn wait<T>(
+        &mut self,
+        answer: &Answer<T>,
+        group: &Group,
+        rx: Option<mpsc::UnboundedReceiver<Box<Reply>>>,
+    ) {
+        if !matches!(answer, Answer::Later) {
+            return;
+        }
+        match (std::mem::take(self.sub), rx) {
+            (Slot::Waiting(Some(mut wait)), rx) => {
+                // A new path only when the old one has ended: what was
+                // waited on there will never come (see `crate::deferred`).
+                if let Some(rx) = rx {
+                    wait.answers = rx;
+                    wait.group = Arc::downgrade(&group.0);
+                }
+                wait.pending += 1;
+                *self.sub = Slot::Waiting(Some(wait));
+            }
+            (slot, Some(answers)) => {
+                let held = match slot {
+                    Slot::Subscribed(sub) => Some(sub),
+                    Slot::Waiting(_) => None,
+                };
+                *self.sub = Slot::Waiting(Some(Box::new(Wait {
+                    answers,
+                    group: Arc::downgrade(&group.0),
+                    pending: 1,
+                    held,
+                })));
+            }
+            (slot, None) => *self.sub = slot,
         }
     }
 }
@@ -271,13 +345,16 @@ impl Backend for TaskBackend<'_> {
             0,
             now,
         );
+        let waiting = waiting.flatten();
         let replay = match answer {
             Answer::Now(Ok(replay)) => replay,
             other => {
                 drop(rx);
                 remove_if_unheard(&mut topics, channel, &topic);
                 drop(topics);
-                self.wait(&other, waiting);
+                if let Some(answers) = &answers {
+                    self.wait(&other, answers, waiting);
+                }
                 return other;
             }
         };
@@ -292,9 +369,17 @@ impl Backend for TaskBackend<'_> {
     }
 
     fn unsubscribe(&mut self, channel: &Arc<str>, now: Instant) {
-        let Slot::Subscribed(Subscription { topic, rx }) = std::mem::take(self.sub) else {
-            return;
+        let held = match std::mem::take(self.sub) {
+            Slot::Subscribed(sub) => sub,
+            // A WebSocket closing with publishes unanswered: the answers
+            // find nobody waiting, which is no loss (see `crate::deferred`).
+            Slot::Waiting(Some(wait)) => match wait.held {
+                Some(sub) => sub,
+                None => return,
+            },
+            Slot::Waiting(None) => return,
         };
+        let Subscription { topic, rx } = held;
         let mut topics = self.fanout.topics();
         self.fanout
             .shared
@@ -313,7 +398,7 @@ impl Backend for TaskBackend<'_> {
             return Answer::Now(self.fanout.shared.publish_here(channel, data, now));
         };
         let answer = self.fanout.shared.publish(channel, data, &answers, 0, now);
-        self.wait(&answer, Some(rx));
+        self.wait(&answer, &answers, rx);
         answer
     }
 
