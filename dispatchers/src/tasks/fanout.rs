@@ -181,18 +181,17 @@ impl Slot {
         };
         wait.pending = wait.pending.saturating_sub(1);
         if wait.pending == 0 {
-            let held = wait.held.take();
-            *self = held.map_or(Slot::IDLE, Slot::Subscribed);
+            self.abandoned();
         }
     }
 
-    /// No answer can come any more (the path's senders are gone): the wait
-    /// ends, its subscription back in its place.
+    /// No answer can come any more (the path's senders are gone, or none is
+    /// left to come): the wait ends, its subscription back in its place.
     pub(super) fn abandoned(&mut self) {
         if let Slot::Waiting(Some(wait)) = self {
-            wait.pending = 1;
+            let held = wait.held.take();
+            *self = held.map_or(Slot::IDLE, Slot::Subscribed);
         }
-        self.answered();
     }
 }
 
