@@ -67,6 +67,7 @@ use crate::route::{route, Route};
 use crate::transport::{self, Frame, Transport};
 
 mod bearer;
+mod busy;
 mod respond;
 mod start;
 mod ws;
@@ -146,15 +147,15 @@ enum Pending {
     Subscribe {
         channel: Arc<str>,
         transport: Transport,
-        poll_timeout: Duration,
+        /// Milliseconds, so that a waiting subscribe is no larger than a
+        /// held one.
+        poll_timeout_ms: u32,
     },
     /// A WebSocket handshake was accepted and its subscribe raised; the
-    /// `101` goes out with the answer. Boxed: a connection waits so only
-    /// for an instant, and `Phase` stays as small as a long-poll needs.
-    Upgrade {
-        channel: Arc<str>,
-        upgrade: Box<ws::Upgrade>,
-    },
+    /// `101` goes out with the answer. Boxed, channel and all: a
+    /// connection waits so only for an instant, and `Phase` stays as small
+    /// as a held subscription needs.
+    Upgrade(Box<ws::Upgrade>),
     Publish,
     Stats,
 }
@@ -169,8 +170,8 @@ struct Sub {
     /// The fields below are a WebSocket's only; they sit here, not in a
     /// struct of their own, so that `Sub` (and so every `Conn`) is no larger
     /// than a long-poll's. What a frame being read and publishes awaiting
-    /// their answers need is boxed, and only while there are any.
-    ws: Option<Box<ws::Reading>>,
+    /// their answers need is kept in the busy state, and only while there
+    /// are any (`conn/busy.rs`).
     /// Pings sent since the client's last pong.
     pings: u8,
     /// The handshake carried the publish token (or none is needed).
@@ -184,7 +185,6 @@ impl Sub {
             transport,
             last_id,
             chunked,
-            ws: None,
             pings: 0,
             may_publish: false,
         }
@@ -196,19 +196,13 @@ impl Sub {
 pub struct Conn {
     config: Arc<Config>,
     phase: Phase,
-    input: Vec<u8>,
-    out: VecDeque<Bytes>,
-    /// Bytes in `out`.
-    queued: usize,
-    /// How many of the `queued` bytes, from the front, are the start of a
-    /// stream (head, prelude, missed notice, backlog replay): they are not
-    /// lag and do not count against `max_queue` (see [`Conn::handle_subscribed`]).
-    replay_queued: usize,
-    events: VecDeque<Event>,
-    /// Header/body deadline while a request arrives; idle deadline between requests.
-    read_deadline: Option<Instant>,
-    /// Heartbeat (streams) or poll timeout (long-poll).
-    sub_deadline: Option<Instant>,
+    /// Input, output and events, only while there are any (`conn/busy.rs`).
+    busy: Option<Box<busy::Busy>>,
+    /// The phase's deadline: a request's (its head and body), the idle one
+    /// between requests, a lingering close's or a last response's drain; the
+    /// heartbeat or poll timeout while subscribed. One field, not one per
+    /// kind: no phase has two.
+    deadline: Option<Instant>,
     http10: bool,
     keep_alive: bool,
     /// Output is discarded: the peer is gone or was too slow.
@@ -241,13 +235,8 @@ impl Conn {
         Conn {
             config,
             phase: Phase::Idle,
-            input: Vec::new(),
-            out: VecDeque::new(),
-            queued: 0,
-            replay_queued: 0,
-            events: VecDeque::new(),
-            read_deadline: Some(deadline),
-            sub_deadline: None,
+            busy: None,
+            deadline: Some(deadline),
             http10: false,
             keep_alive: true,
             aborted: false,
@@ -268,7 +257,7 @@ impl Conn {
                 if l.discarded > self.config.linger_bytes {
                     self.close(true);
                 } else if let Some(shut) = l.shut {
-                    self.read_deadline = Some(self.linger_deadline(shut, now));
+                    self.deadline = Some(self.linger_deadline(shut, now));
                 }
                 return;
             }
@@ -280,11 +269,13 @@ impl Conn {
             Phase::Idle if !data.is_empty() => self.begin_request(now),
             _ => {}
         }
-        self.input.extend_from_slice(data);
+        if !data.is_empty() {
+            self.busy().input.extend_from_slice(data);
+        }
         self.advance_input(now);
         // Checked after parsing, so that a head refused before its body (401,
         // 413) is answered even when that body came in the same read.
-        if !matches!(self.phase, Phase::Closed) && self.input.len() > max_input(&self.config) {
+        if !matches!(self.phase, Phase::Closed) && self.input().len() > max_input(&self.config) {
             self.close(true);
         }
     }
@@ -296,10 +287,10 @@ impl Conn {
             Phase::Closed => {}
             _ => self.close(false),
         }
-        if self.out.is_empty() {
+        if self.out().is_empty() {
             self.aborted = true;
         } else {
-            self.read_deadline = Some(now + self.config.header_timeout);
+            self.deadline = Some(now + self.config.header_timeout);
         }
     }
 
@@ -310,35 +301,33 @@ impl Conn {
 
     /// Time passed; call at or after [`Conn::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.read_deadline.is_some_and(|d| d <= now) {
-            self.read_deadline = None;
-            match self.phase {
-                Phase::Head | Phase::Body { .. } => {
-                    self.keep_alive = false;
-                    // Closed, not lingering: a client this slow is not waited
-                    // for again (nginx sends nothing at all).
-                    self.unread = false;
-                    self.input = Vec::new();
-                    self.respond_text(408, "request timeout", now);
-                }
-                // Output still queued means the peer stopped reading, or a
-                // lingering close is over: give up on it.
-                Phase::Idle | Phase::Lingering(_) | Phase::Closed => self.close(true),
-                _ => {}
-            }
+        if self.deadline.is_none_or(|d| d > now) {
+            return;
         }
-        if self.sub_deadline.is_some_and(|d| d <= now) {
-            self.sub_deadline = None;
-            if let Phase::Subscribed(sub) = &self.phase {
+        self.deadline = None;
+        match &self.phase {
+            Phase::Head | Phase::Body { .. } => {
+                self.keep_alive = false;
+                // Closed, not lingering: a client this slow is not waited
+                // for again (nginx sends nothing at all).
+                self.unread = false;
+                self.take_input();
+                self.respond_text(408, "request timeout", now);
+            }
+            // Output still queued means the peer stopped reading, or a
+            // lingering close is over: give up on it.
+            Phase::Idle | Phase::Lingering(_) | Phase::Closed => self.close(true),
+            Phase::Waiting(_) => {}
+            Phase::Subscribed(sub) => {
                 if sub.transport == Transport::Ws {
                     self.ws_heartbeat(now);
                 } else if sub.transport.is_streaming() {
                     let hb = transport::heartbeat(sub.transport, sub.chunked);
-                    self.sub_deadline = Some(now + self.config.heartbeat);
+                    self.deadline = Some(now + self.config.heartbeat);
                     self.push(hb);
                 } else {
                     let channel = sub.channel.clone();
-                    self.events.push_back(Event::Unsubscribe { channel });
+                    self.raise(Event::Unsubscribe { channel });
                     self.finish_request(now);
                     self.respond(204, &[], Some(Bytes::new()), now);
                     self.advance_input(now);
@@ -375,10 +364,17 @@ impl Conn {
             Phase::Waiting(Pending::Subscribe {
                 channel,
                 transport,
-                poll_timeout,
-            }) => (channel, transport, poll_timeout),
-            Phase::Waiting(Pending::Upgrade { channel, upgrade }) => {
-                debug_assert_eq!(*channel, *replay.channel, "a replay of another channel");
+                poll_timeout_ms,
+            }) => (
+                channel,
+                transport,
+                Duration::from_millis(poll_timeout_ms.into()),
+            ),
+            Phase::Waiting(Pending::Upgrade(upgrade)) => {
+                debug_assert_eq!(
+                    *upgrade.channel, *replay.channel,
+                    "a replay of another channel"
+                );
                 return self.start_ws(*upgrade, replay, now);
             }
             _ => {
@@ -393,10 +389,10 @@ impl Conn {
         let channel = replay.channel;
         if transport == Transport::Longpoll {
             if replay.messages.is_empty() && replay.missed == 0 {
-                self.sub_deadline = Some(now + poll_timeout);
+                self.deadline = Some(now + poll_timeout);
                 self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, false));
             } else {
-                self.events.push_back(Event::Unsubscribe { channel });
+                self.raise(Event::Unsubscribe { channel });
                 self.respond_poll(&replay.messages, replay.missed, now);
             }
             self.advance_input(now);
@@ -445,7 +441,7 @@ impl Conn {
         sub.last_id = message.id();
         if sub.transport == Transport::Longpoll {
             let channel = sub.channel.clone();
-            self.events.push_back(Event::Unsubscribe { channel });
+            self.raise(Event::Unsubscribe { channel });
             self.finish_request(now);
             self.respond_poll(std::slice::from_ref(message), missed, now);
             self.advance_input(now);
@@ -483,7 +479,7 @@ impl Conn {
         }
         if !matches!(
             self.phase,
-            Phase::Waiting(Pending::Publish | Pending::Subscribe { .. } | Pending::Upgrade { .. })
+            Phase::Waiting(Pending::Publish | Pending::Subscribe { .. } | Pending::Upgrade(_))
         ) {
             return;
         }
@@ -519,7 +515,7 @@ impl Conn {
         }
         // What a closed connection still had to drain runs on the
         // dispatcher's stop deadline, not on this one.
-        self.read_deadline = None;
+        self.deadline = None;
     }
 
     /// The dispatcher's answer to [`Event::Stats`]: the JSON document.
@@ -534,10 +530,8 @@ impl Conn {
 
     #[must_use = "every event must be answered"]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front();
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
+        let e = self.busy.as_mut()?.events.pop_front();
+        self.tidy();
         e
     }
 
@@ -547,7 +541,7 @@ impl Conn {
     #[must_use = "the slices filled are what to write"]
     pub fn poll_transmit<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for (slot, b) in iov.iter_mut().zip(&self.out) {
+        for (slot, b) in iov.iter_mut().zip(self.out()) {
             *slot = IoSlice::new(b);
             n += 1;
         }
@@ -558,11 +552,11 @@ impl Conn {
     /// completion dispatcher, which must own what the kernel reads until the
     /// write completes (see `# Buffer ownership`).
     pub fn pending(&self) -> &VecDeque<Bytes> {
-        &self.out
+        self.out()
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.out.is_empty()
+        !self.out().is_empty()
     }
 
     /// Whether to shut the socket's write side down now: the last response
@@ -570,14 +564,15 @@ impl Conn {
     /// then on, read and feed what arrives until [`Conn::is_done`].
     #[must_use = "a lingering close needs the write side shut down"]
     pub fn poll_shutdown(&mut self, now: Instant) -> bool {
+        let pending = self.has_pending();
         let Phase::Lingering(l) = &mut self.phase else {
             return false;
         };
-        if l.shut.is_some() || !self.out.is_empty() {
+        if l.shut.is_some() || pending {
             return false;
         }
         l.shut = Some(now);
-        self.read_deadline = Some(self.linger_deadline(now, now));
+        self.deadline = Some(self.linger_deadline(now, now));
         true
     }
 
@@ -587,25 +582,27 @@ impl Conn {
     /// output is gone and this does nothing: a completion-based dispatcher may
     /// learn of a write after the connection was given up.
     pub fn handle_written(&mut self, mut n: usize) {
-        if self.aborted {
+        if self.aborted || n == 0 {
             return;
         }
-        self.queued -= n;
+        let b = self.busy.as_mut().expect("advanced past pending output");
+        b.queued -= n;
         // Output leaves from the front, where the replay is.
-        self.replay_queued = self.replay_queued.saturating_sub(n);
+        b.replay_queued = b.replay_queued.saturating_sub(n);
         while n > 0 {
-            let front = self.out.front_mut().expect("advanced past pending output");
+            let front = b.out.front_mut().expect("advanced past pending output");
             if n >= front.len() {
                 n -= front.len();
-                self.out.pop_front();
+                b.out.pop_front();
             } else {
                 bytes::Buf::advance(front, n);
                 n = 0;
             }
         }
-        if self.out.is_empty() && self.out.capacity() > 0 {
-            self.out = VecDeque::new();
+        if b.out.is_empty() && b.out.capacity() > 0 {
+            b.out = VecDeque::new();
         }
+        self.tidy();
     }
 
     /// The next time [`Conn::handle_timeout`] is due.
@@ -614,15 +611,12 @@ impl Conn {
         if self.is_done() {
             return None;
         }
-        match (self.read_deadline, self.sub_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.deadline
     }
 
     /// The socket should be closed now.
     pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Closed) && (self.aborted || self.out.is_empty())
+        matches!(self.phase, Phase::Closed) && (self.aborted || !self.has_pending())
     }
 
     /// The connection was cut off because its output queue passed the bound.
@@ -637,7 +631,7 @@ impl Conn {
             Phase::Waiting(Pending::Subscribe {
                 channel, transport, ..
             }) => Some((channel, *transport)),
-            Phase::Waiting(Pending::Upgrade { channel, .. }) => Some((channel, Transport::Ws)),
+            Phase::Waiting(Pending::Upgrade(u)) => Some((&u.channel, Transport::Ws)),
             _ => None,
         }
     }
@@ -680,13 +674,13 @@ impl Conn {
         loop {
             match &self.phase {
                 Phase::Idle | Phase::Head => {
-                    if self.input.is_empty() {
+                    if self.input().is_empty() {
                         break;
                     }
                     if matches!(self.phase, Phase::Idle) {
                         self.begin_request(now);
                     }
-                    match parse_head(&self.input) {
+                    match parse_head(self.input()) {
                         Err(e) => {
                             self.keep_alive = false;
                             // Refused before its end: the rest is on its way.
@@ -695,24 +689,24 @@ impl Conn {
                         }
                         Ok(Status::Partial) => break,
                         Ok(Status::Complete(head)) => {
-                            self.input.drain(..head.len);
+                            self.busy().input.drain(..head.len);
                             self.handle_head(head, now);
                         }
                     }
                 }
                 Phase::Body { channel, len } => {
                     let len = *len;
-                    if self.input.len() < len {
+                    if self.input().len() < len {
                         break;
                     }
                     let channel = channel.clone();
                     self.unread = false;
-                    let body: Vec<u8> = self.input.drain(..len).collect();
+                    let body: Vec<u8> = self.busy().input.drain(..len).collect();
                     match String::from_utf8(body) {
                         Ok(data) => {
-                            self.read_deadline = None;
+                            self.deadline = None;
                             self.phase = Phase::Waiting(Pending::Publish);
-                            self.events.push_back(Event::Publish {
+                            self.raise(Event::Publish {
                                 channel,
                                 data: data.into_boxed_str(),
                             });
@@ -725,9 +719,12 @@ impl Conn {
                 }
             }
         }
-        if self.input.is_empty() && self.input.capacity() > 0 {
-            self.input = Vec::new();
+        if let Some(b) = self.busy.as_mut() {
+            if b.input.is_empty() && b.input.capacity() > 0 {
+                b.input = Vec::new();
+            }
         }
+        self.tidy();
     }
 
     /// The first byte of a request arrived: its header deadline runs from
@@ -736,7 +733,7 @@ impl Conn {
         self.phase = Phase::Head;
         self.unread = false;
         if !std::mem::take(&mut self.fresh) {
-            self.read_deadline = Some(now + self.config.header_timeout);
+            self.deadline = Some(now + self.config.header_timeout);
         }
     }
 
@@ -759,9 +756,9 @@ impl Conn {
             Ok(Route::Preflight) => self.respond_preflight(now),
             Ok(Route::Page) => self.respond_page(now),
             Ok(Route::Stats) => {
-                self.read_deadline = None;
+                self.deadline = None;
                 self.phase = Phase::Waiting(Pending::Stats);
-                self.events.push_back(Event::Stats);
+                self.raise(Event::Stats);
             }
             Ok(Route::Subscribe {
                 channel,
@@ -782,30 +779,29 @@ impl Conn {
     }
 
     fn finish_request(&mut self, _now: Instant) {
-        self.sub_deadline = None;
+        self.deadline = None;
         self.phase = Phase::Idle;
     }
 
     fn after_response(&mut self, now: Instant) {
         if self.keep_alive {
             self.phase = Phase::Idle;
-            self.read_deadline = Some(now + self.config.idle_timeout);
+            self.deadline = Some(now + self.config.idle_timeout);
         } else {
             // More of what the client sent is still to come, or came and
             // is unread: see `# Closing`.
-            let linger = std::mem::take(&mut self.unread) || !self.input.is_empty();
+            let linger = std::mem::take(&mut self.unread) || !self.input().is_empty();
             self.phase = if linger {
                 Phase::Lingering(Linger {
                     shut: None,
-                    discarded: self.input.len(),
+                    discarded: self.input().len(),
                 })
             } else {
                 Phase::Closed
             };
-            self.input = Vec::new();
+            self.take_input();
             // The last response gets as long to drain as a request gets to arrive.
-            self.read_deadline = Some(now + self.config.header_timeout);
-            self.sub_deadline = None;
+            self.deadline = Some(now + self.config.header_timeout);
         }
     }
 
@@ -819,14 +815,15 @@ impl Conn {
         if self.aborted || b.is_empty() {
             return;
         }
-        self.queued += b.len();
-        self.out.push_back(b);
+        let busy = self.busy();
+        busy.queued += b.len();
+        busy.out.push_back(b);
     }
 
     /// Queues a live frame, or drops the subscriber when the unsent output
     /// already waiting (a replay aside) passes the bound.
     fn push_live(&mut self, frame: Bytes) {
-        if self.queued - self.replay_queued > self.config.max_queue {
+        if self.lag() > self.config.max_queue {
             self.dropped = true;
             self.close(true);
         } else {
@@ -840,17 +837,40 @@ impl Conn {
             _ => None,
         };
         if let Some(channel) = channel {
-            self.events.push_back(Event::Unsubscribe { channel });
+            self.raise(Event::Unsubscribe { channel });
         }
         self.phase = Phase::Closed;
+        if let Some(b) = self.busy.as_mut() {
+            if abort {
+                b.out = VecDeque::new();
+                b.queued = 0;
+                b.replay_queued = 0;
+            }
+            b.input = Vec::new();
+            b.ws = None;
+        }
         if abort {
             self.aborted = true;
-            self.out = VecDeque::new();
-            self.queued = 0;
-            self.replay_queued = 0;
         }
-        self.input = Vec::new();
-        self.read_deadline = None;
-        self.sub_deadline = None;
+        self.tidy();
+        self.deadline = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// Every dispatcher keeps one `Conn` per connection; an idle subscriber
+    /// holds only this (see `docs/DESIGN.md`, "Memory per connection"), so
+    /// growing it must be a choice, not an accident.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_idle_connection_stays_small() {
+        assert!(size_of::<Conn>() <= 72, "Conn: {}", size_of::<Conn>());
+        assert!(size_of::<Phase>() <= 32, "Phase: {}", size_of::<Phase>());
+        assert!(size_of::<Sub>() <= 32, "Sub: {}", size_of::<Sub>());
     }
 }

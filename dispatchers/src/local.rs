@@ -10,10 +10,12 @@ use crate::room::shrink_vec;
 ///
 /// Keys are slab keys, small and dense: `pos[key]` is where a key sits in its
 /// channel's list, so leaving is O(1) and a mass disconnect stays linear
-/// (4 bytes per connection slot). A connection holds one subscription at a time.
+/// (4 bytes per connection slot). Keys are kept as `u32`, 4 bytes per
+/// subscriber in its channel's list. A connection holds one subscription at
+/// a time.
 #[derive(Debug, Default)]
 pub struct LocalSubs {
-    by_channel: HashMap<Arc<str>, Vec<usize>>,
+    by_channel: HashMap<Arc<str>, Vec<u32>>,
     pos: Vec<u32>,
 }
 
@@ -25,19 +27,19 @@ impl LocalSubs {
                 self.pos.resize(key + 1, 0);
             }
             self.pos[key] = keys.len() as u32;
-            keys.push(key);
+            keys.push(u32::try_from(key).expect("a slot key fits 32 bits"));
         } else if let Some(keys) = self.by_channel.get_mut(channel) {
             let at = self.pos.get(key).map(|&p| p as usize);
             let i = match at {
-                Some(i) if keys.get(i) == Some(&key) => Some(i),
+                Some(i) if keys.get(i).is_some_and(|&k| k as usize == key) => Some(i),
                 // Not where the table says: a caller broke the one-subscription
                 // rule; find it the slow way rather than corrupt the lists.
-                _ => keys.iter().position(|&k| k == key),
+                _ => keys.iter().position(|&k| k as usize == key),
             };
             if let Some(i) = i {
                 keys.swap_remove(i);
                 if let Some(&moved) = keys.get(i) {
-                    self.pos[moved] = i as u32;
+                    self.pos[moved as usize] = i as u32;
                 }
             }
             if keys.is_empty() {
@@ -66,7 +68,9 @@ impl LocalSubs {
     /// Keys subscribed to `channel`, copied so the caller may change the map
     /// while it delivers.
     pub fn keys(&self, channel: &str) -> Vec<usize> {
-        self.by_channel.get(channel).cloned().unwrap_or_default()
+        self.by_channel
+            .get(channel)
+            .map_or_else(Vec::new, |keys| keys.iter().map(|&k| k as usize).collect())
     }
 }
 

@@ -67,14 +67,15 @@ impl Conn {
         let poll_timeout = timeout
             .map_or(self.config.poll_timeout, Duration::from_secs)
             .min(self.config.max_poll_timeout);
+        let poll_timeout_ms = poll_timeout.as_millis().try_into().unwrap_or(u32::MAX);
         let channel: Arc<str> = channel.into();
-        self.read_deadline = None;
+        self.deadline = None;
         self.phase = Phase::Waiting(Pending::Subscribe {
             channel: channel.clone(),
             transport,
-            poll_timeout,
+            poll_timeout_ms,
         });
-        self.events.push_back(Event::Subscribe { channel, since });
+        self.raise(Event::Subscribe { channel, since });
     }
 
     /// Checks the token and the length before the body is read (`401`,
@@ -131,7 +132,7 @@ impl Conn {
             self.keep_alive = false;
         }
         // Nothing more is read from a streaming client: drop what it pipelined.
-        self.input = Vec::new();
+        self.take_input();
         let mut head = self.head_start(200);
         head.push_str("Content-Type: ");
         head.push_str(
@@ -156,9 +157,8 @@ impl Conn {
             self.push(m.frame(frame));
         }
         // Everything queued so far is the start of the stream, not lag.
-        self.replay_queued = self.queued;
-        self.sub_deadline = Some(now + self.config.heartbeat);
-        self.read_deadline = None;
+        self.queued_is_replay();
+        self.deadline = Some(now + self.config.heartbeat);
         self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, chunked));
     }
 }

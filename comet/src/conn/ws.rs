@@ -9,6 +9,7 @@
 //! [`Reading`] only while a frame is half read, a fragmented message is
 //! being joined, or a publish waits; between messages the box is gone.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use crate::ws::{close, encode, handshake, Decoder, Event as WsEvent, Opcode};
 /// An accepted handshake, kept while its subscribe is answered.
 #[derive(Debug)]
 pub(super) struct Upgrade {
+    pub(super) channel: Arc<str>,
     accept: handshake::Accept,
     may_publish: bool,
 }
@@ -87,16 +89,14 @@ impl Conn {
                     || token.is_some_and(|given| token_matches(&given, t))
             }
         };
-        let channel: std::sync::Arc<str> = channel.into();
-        self.read_deadline = None;
-        self.phase = Phase::Waiting(Pending::Upgrade {
+        let channel: Arc<str> = channel.into();
+        self.deadline = None;
+        self.phase = Phase::Waiting(Pending::Upgrade(Box::new(Upgrade {
             channel: channel.clone(),
-            upgrade: Box::new(Upgrade {
-                accept,
-                may_publish,
-            }),
-        });
-        self.events.push_back(Event::Subscribe { channel, since });
+            accept,
+            may_publish,
+        })));
+        self.raise(Event::Subscribe { channel, since });
     }
 
     /// The subscribe of an accepted handshake was answered: the `101`, the
@@ -117,14 +117,13 @@ impl Conn {
         for m in &replay.messages {
             self.push(m.frame(FRAME));
         }
-        self.replay_queued = self.queued;
-        self.sub_deadline = Some(now + self.config.heartbeat);
-        self.read_deadline = None;
+        self.queued_is_replay();
+        self.deadline = Some(now + self.config.heartbeat);
         let last_id = replay_last_id(&replay);
         let mut sub = Sub::new(replay.channel, Transport::Ws, last_id, false);
         sub.may_publish = upgrade.may_publish;
         self.phase = Phase::Subscribed(sub);
-        let early = std::mem::take(&mut self.input);
+        let early = self.take_input();
         if !early.is_empty() {
             self.ws_feed(&early, now);
         }
@@ -133,8 +132,8 @@ impl Conn {
     /// Bytes from a WebSocket client: decoded, or kept while a publish waits.
     pub(super) fn ws_read(&mut self, data: &[u8], now: Instant) {
         if self.ws_reading().is_some_and(|r| r.publishing > 0) {
-            self.input.extend_from_slice(data);
-            if self.input.len() > max_input(&self.config) {
+            self.busy().input.extend_from_slice(data);
+            if self.input().len() > max_input(&self.config) {
                 self.close(true);
             }
             return;
@@ -148,18 +147,19 @@ impl Conn {
     }
 
     fn ws_reading(&self) -> Option<&Reading> {
-        match &self.phase {
-            Phase::Subscribed(s) if s.transport == Transport::Ws => s.ws.as_deref(),
-            _ => None,
-        }
+        self.busy.as_ref()?.ws.as_deref()
+    }
+
+    fn ws_reading_mut(&mut self) -> Option<&mut Reading> {
+        self.busy.as_mut()?.ws.as_deref_mut()
     }
 
     fn ws_feed(&mut self, data: &[u8], now: Instant) {
         let max = self.config.max_message;
-        let Phase::Subscribed(sub) = &mut self.phase else {
+        if !self.is_duplex() {
             return;
-        };
-        let reading = sub.ws.get_or_insert_with(|| {
+        }
+        let reading = self.busy().ws.get_or_insert_with(|| {
             Box::new(Reading {
                 decoder: Decoder::server(max),
                 publishing: 0,
@@ -178,15 +178,15 @@ impl Conn {
 
     /// Gives the reading state back once nothing is half read or waiting.
     fn ws_tidy(&mut self) {
-        if let Phase::Subscribed(sub) = &mut self.phase {
-            if sub
-                .ws
+        if let Some(b) = self.busy.as_mut() {
+            if b.ws
                 .as_ref()
                 .is_some_and(|r| r.publishing == 0 && r.decoder.is_idle())
             {
-                sub.ws = None;
+                b.ws = None;
             }
         }
+        self.tidy();
     }
 
     fn ws_event(&mut self, event: WsEvent, now: Instant) {
@@ -198,11 +198,11 @@ impl Conn {
                 if !sub.may_publish {
                     return self.ws_close(close::POLICY, "publish token required", now);
                 }
-                if let Some(r) = sub.ws.as_mut() {
+                let channel = sub.channel.clone();
+                if let Some(r) = self.ws_reading_mut() {
                     r.publishing += 1;
                 }
-                let channel = sub.channel.clone();
-                self.events.push_back(Event::Publish {
+                self.raise(Event::Publish {
                     channel,
                     data: text.into_boxed_str(),
                 });
@@ -211,7 +211,7 @@ impl Conn {
                 // A client that does not read its pongs gets no more of them:
                 // RFC 6455 section 5.5.3 lets a pong answer only the latest
                 // ping, and so the queue never grows with them.
-                if self.queued - self.replay_queued <= self.config.max_queue {
+                if self.lag() <= self.config.max_queue {
                     self.push(encode::pong(&payload));
                 }
             }
@@ -236,28 +236,25 @@ impl Conn {
             return;
         };
         if sub.pings >= 2 {
-            self.events.push_back(Event::Unresponsive);
+            self.raise(Event::Unresponsive);
             return self.close(true);
         }
         sub.pings += 1;
-        self.sub_deadline = Some(now + self.config.heartbeat);
+        self.deadline = Some(now + self.config.heartbeat);
         self.push(transport::heartbeat(Transport::Ws, false));
     }
 
     /// The answer to one of the socket's publishes: input kept meanwhile is
     /// read once every publish is answered.
     pub(super) fn ws_published(&mut self, now: Instant) {
-        let Phase::Subscribed(sub) = &mut self.phase else {
-            return;
-        };
-        let Some(r) = sub.ws.as_mut().filter(|r| r.publishing > 0) else {
+        let Some(r) = self.ws_reading_mut().filter(|r| r.publishing > 0) else {
             return;
         };
         r.publishing -= 1;
         if r.publishing > 0 {
             return;
         }
-        let kept = std::mem::take(&mut self.input);
+        let kept = self.take_input();
         if kept.is_empty() {
             self.ws_tidy();
         } else {
@@ -317,12 +314,14 @@ impl Conn {
         let Phase::Subscribed(sub) = std::mem::replace(&mut self.phase, next) else {
             return;
         };
-        self.events.push_back(Event::Unsubscribe {
+        self.raise(Event::Unsubscribe {
             channel: sub.channel,
         });
         self.push(frame);
-        self.input = Vec::new();
-        self.sub_deadline = None;
-        self.read_deadline = now.map(|now| now + self.config.header_timeout);
+        if let Some(b) = self.busy.as_mut() {
+            b.ws = None;
+        }
+        self.take_input();
+        self.deadline = now.map(|now| now + self.config.header_timeout);
     }
 }

@@ -8,7 +8,7 @@ use corosensei::{Coroutine, Yielder};
 
 use super::context;
 use super::stack::Stack;
-use crate::timers::Armed;
+use crate::timers::{Armed, Tick};
 
 /// A green thread's coroutine: resumed with nothing, suspends with nothing.
 pub(super) type Co = Coroutine<(), (), (), Stack>;
@@ -27,19 +27,15 @@ pub(super) struct Task {
     pub unparked: bool,
     /// The deadline of its current wait.
     pub deadline: Option<Instant>,
-    /// The entry it has in the timer heap, if any (see `crate::timers`).
-    pub armed: Option<Instant>,
+    /// The tick of the entry it has in the timer heap, if any (see `crate::timers`).
+    pub armed: Tick,
     /// Operations naming its stack that the kernel still holds (see `op.rs`).
     pub in_flight: u32,
 }
 
 impl Armed for Task {
-    fn armed(&mut self) -> &mut Option<Instant> {
+    fn armed(&mut self) -> &mut Tick {
         &mut self.armed
-    }
-
-    fn gen(&self) -> u32 {
-        self.gen
     }
 }
 
@@ -53,7 +49,7 @@ impl Task {
             queued: false,
             unparked: false,
             deadline: None,
-            armed: None,
+            armed: 0,
             in_flight: 0,
         }
     }

@@ -10,7 +10,10 @@
 //! connection's slot keeps the `Send` until the CQE arrives, and only then
 //! drops it.
 
+use std::num::NonZeroU32;
+
 use bytes::Bytes;
+use slab::Slab;
 
 /// Kinds of operation, the top bits of `user_data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,38 @@ impl Send {
             Send::One(b) => b.len(),
             Send::Many(g) => g.len(),
         }
+    }
+}
+
+/// The sends in flight, kept apart from the connections' slots: a slot
+/// names its send by a 4-byte [`SendId`] instead of holding 40 bytes that an
+/// idle connection never uses (see `docs/DESIGN.md`, "Memory per
+/// connection"). Moving a `Send` (as the slab grows) moves no byte an SQE
+/// points at: those are the `Bytes`' heap data and the boxed `Gather`.
+#[derive(Default)]
+pub(super) struct Sends(Slab<Send>);
+
+/// Which send of [`Sends`] a slot has in flight: its key plus one.
+pub(super) type SendId = NonZeroU32;
+
+impl Sends {
+    pub(super) fn hold(&mut self, send: Send) -> SendId {
+        let key = self.0.insert(send) as u32;
+        SendId::new(key + 1).expect("a slab key plus one is not zero")
+    }
+
+    pub(super) fn take(&mut self, id: SendId) -> Send {
+        self.0.remove(id.get() as usize - 1)
+    }
+
+    /// Gives back room kept from a peak (a broadcast to every connection).
+    pub(super) fn shrink(&mut self) {
+        crate::room::shrink_slab(&mut self.0);
+    }
+
+    /// Forgets every send: the kernel may still read what they hold.
+    pub(super) fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.0));
     }
 }
 

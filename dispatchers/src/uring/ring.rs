@@ -61,7 +61,7 @@ use slab::Slab;
 
 use super::bufs::BufRing;
 use super::eventfd::EventFd;
-use super::op::{Gather, Op, Send, Token, GEN_MASK};
+use super::op::{Gather, Op, Send, SendId, Sends, Token, GEN_MASK};
 use crate::accept_error::AcceptError;
 use crate::backend::GroupBackend;
 use crate::deferred::{self, Item, Reply};
@@ -71,7 +71,7 @@ use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
-use crate::timers::{Armed, Timers};
+use crate::timers::{Armed, Tick, Timers};
 
 /// Provided receive buffers per ring (of `bufs::BUF_SIZE` bytes each).
 const RECV_BUFFERS: u16 = 256;
@@ -86,10 +86,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// `Conn` only, no buffer.
 struct Slot {
     conn: Conn,
-    /// The send in flight, holding what its SQE points at.
-    send: Option<Send>,
-    /// The deadline this slot has in the timer heap, if any.
-    armed: Option<Instant>,
+    /// The send in flight, in `Ring::sends`.
+    send: Option<SendId>,
+    /// The tick of the deadline this slot has in the timer heap, if any.
+    armed: Tick,
     /// Index in the ring's fixed-file table.
     fd: u32,
     gen: u32,
@@ -104,12 +104,8 @@ struct Slot {
 }
 
 impl Armed for Slot {
-    fn armed(&mut self) -> &mut Option<Instant> {
+    fn armed(&mut self) -> &mut Tick {
         &mut self.armed
-    }
-
-    fn gen(&self) -> u32 {
-        self.gen
     }
 }
 
@@ -122,6 +118,8 @@ pub(super) struct Ring {
     /// Which ring of the dispatcher this is.
     index: usize,
     bufs: BufRing,
+    /// What the sends in flight point at (see `op.rs`).
+    sends: Sends,
     conns: Slab<Slot>,
     timers: Timers,
     local: LocalSubs,
@@ -164,6 +162,7 @@ impl Ring {
             ring,
             index,
             bufs,
+            sends: Sends::default(),
             conns: Slab::new(),
             timers: Timers::default(),
             local: LocalSubs::default(),
@@ -351,7 +350,7 @@ impl Ring {
         let key = self.conns.insert(Slot {
             conn: Conn::new(self.shared.config.clone(), now),
             send: None,
-            armed: None,
+            armed: 0,
             fd,
             gen: self.next_gen,
             recv: false,
@@ -459,7 +458,7 @@ impl Ring {
         };
         // The `Bytes` handles and the boxed header now live in the slot until
         // the CQE; moving the `Box` does not move what the SQE points at.
-        slot.send = Some(op);
+        slot.send = Some(self.sends.hold(op));
         let sqe = sqe.user_data(Token::new(Op::Send, key as u32, slot.gen).encode());
         self.push(&[sqe]);
     }
@@ -470,7 +469,7 @@ impl Ring {
             return;
         };
         // The kernel is done with the buffers: drop our handles.
-        let asked = slot.send.take().map_or(0, |s| s.len());
+        let asked = slot.send.take().map_or(0, |id| self.sends.take(id).len());
         if slot.closing {
             self.try_release(key);
             return;
@@ -630,6 +629,7 @@ impl Ring {
     /// pages. Each part costs O(capacity) only when it is mostly unused.
     fn housekeeping(&mut self, now: Instant) {
         shrink_slab(&mut self.conns);
+        self.sends.shrink();
         self.local.shrink(self.conns.capacity());
         self.timers.compact_slots(&mut self.conns);
         if self.cqes.capacity() > 1024 {
@@ -745,9 +745,7 @@ impl Ring {
             // The kernel may still write into these after we return: leak them
             // rather than free memory it could use.
             self.bufs.leak();
-            for (_, slot) in self.conns.iter_mut() {
-                std::mem::forget(slot.send.take());
-            }
+            self.sends.leak();
             std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
         } else {
             self.bufs.unregister(&self.ring.submitter());
@@ -761,4 +759,28 @@ impl Ring {
 
 fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("uring: {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// An idle connection holds its slot and nothing else here (see
+    /// `docs/DESIGN.md`, "Memory per connection"): a field added to it, or
+    /// to `Conn`, must be a choice, not an accident.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_stays_small() {
+        assert!(size_of::<Slot>() <= 96, "{}", size_of::<Slot>());
+        // The slab's entry (`Vacant(usize)` or `Occupied(Slot)`) takes its
+        // tag from a niche of the slot: no word more per connection.
+        #[allow(dead_code)]
+        enum Entry {
+            Vacant(usize),
+            Occupied(Slot),
+        }
+        assert_eq!(size_of::<Entry>(), size_of::<Slot>());
+    }
 }
