@@ -65,9 +65,11 @@ use crate::message::Message;
 use crate::request::{parse_head, Head, Status, MAX_HEADER_BLOCK, MAX_REQUEST_LINE};
 use crate::route::{route, Route};
 use crate::transport::{self, Frame, Transport};
+use deadline::Deadline;
 
 mod bearer;
 mod busy;
+mod deadline;
 mod respond;
 mod start;
 mod ws;
@@ -202,7 +204,7 @@ pub struct Conn {
     /// between requests, a lingering close's or a last response's drain; the
     /// heartbeat or poll timeout while subscribed. One field, not one per
     /// kind: no phase has two.
-    deadline: Option<Instant>,
+    deadline: Deadline,
     http10: bool,
     keep_alive: bool,
     /// Output is discarded: the peer is gone or was too slow.
@@ -236,7 +238,7 @@ impl Conn {
             config,
             phase: Phase::Idle,
             busy: None,
-            deadline: Some(deadline),
+            deadline: Deadline::new(Some(deadline)),
             http10: false,
             keep_alive: true,
             aborted: false,
@@ -257,7 +259,7 @@ impl Conn {
                 if l.discarded > self.config.linger_bytes {
                     self.close(true);
                 } else if let Some(shut) = l.shut {
-                    self.deadline = Some(self.linger_deadline(shut, now));
+                    self.set_deadline(Some(self.linger_deadline(shut, now)));
                 }
                 return;
             }
@@ -290,7 +292,7 @@ impl Conn {
         if self.out().is_empty() {
             self.aborted = true;
         } else {
-            self.deadline = Some(now + self.config.header_timeout);
+            self.set_deadline(Some(now + self.config.header_timeout));
         }
     }
 
@@ -301,10 +303,10 @@ impl Conn {
 
     /// Time passed; call at or after [`Conn::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.deadline.is_none_or(|d| d > now) {
+        if self.deadline.get().is_none_or(|d| d > now) {
             return;
         }
-        self.deadline = None;
+        self.set_deadline(None);
         match &self.phase {
             Phase::Head | Phase::Body { .. } => {
                 self.keep_alive = false;
@@ -323,7 +325,7 @@ impl Conn {
                     self.ws_heartbeat(now);
                 } else if sub.transport.is_streaming() {
                     let hb = transport::heartbeat(sub.transport, sub.chunked);
-                    self.deadline = Some(now + self.config.heartbeat);
+                    self.set_deadline(Some(now + self.config.heartbeat));
                     self.push(hb);
                 } else {
                     let channel = sub.channel.clone();
@@ -389,7 +391,7 @@ impl Conn {
         let channel = replay.channel;
         if transport == Transport::Longpoll {
             if replay.messages.is_empty() && replay.missed == 0 {
-                self.deadline = Some(now + poll_timeout);
+                self.set_deadline(Some(now + poll_timeout));
                 self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, false));
             } else {
                 self.raise(Event::Unsubscribe { channel });
@@ -515,7 +517,7 @@ impl Conn {
         }
         // What a closed connection still had to drain runs on the
         // dispatcher's stop deadline, not on this one.
-        self.deadline = None;
+        self.set_deadline(None);
     }
 
     /// The dispatcher's answer to [`Event::Stats`]: the JSON document.
@@ -572,7 +574,7 @@ impl Conn {
             return false;
         }
         l.shut = Some(now);
-        self.deadline = Some(self.linger_deadline(now, now));
+        self.set_deadline(Some(self.linger_deadline(now, now)));
         true
     }
 
@@ -611,7 +613,7 @@ impl Conn {
         if self.is_done() {
             return None;
         }
-        self.deadline
+        self.deadline.get()
     }
 
     /// The socket should be closed now.
@@ -704,7 +706,7 @@ impl Conn {
                     let body: Vec<u8> = self.busy().input.drain(..len).collect();
                     match String::from_utf8(body) {
                         Ok(data) => {
-                            self.deadline = None;
+                            self.set_deadline(None);
                             self.phase = Phase::Waiting(Pending::Publish);
                             self.raise(Event::Publish {
                                 channel,
@@ -727,13 +729,17 @@ impl Conn {
         self.tidy();
     }
 
+    fn set_deadline(&mut self, at: Option<Instant>) {
+        self.deadline = Deadline::new(at);
+    }
+
     /// The first byte of a request arrived: its header deadline runs from
     /// now, or from accept for the connection's first request.
     fn begin_request(&mut self, now: Instant) {
         self.phase = Phase::Head;
         self.unread = false;
         if !std::mem::take(&mut self.fresh) {
-            self.deadline = Some(now + self.config.header_timeout);
+            self.set_deadline(Some(now + self.config.header_timeout));
         }
     }
 
@@ -756,7 +762,7 @@ impl Conn {
             Ok(Route::Preflight) => self.respond_preflight(now),
             Ok(Route::Page) => self.respond_page(now),
             Ok(Route::Stats) => {
-                self.deadline = None;
+                self.set_deadline(None);
                 self.phase = Phase::Waiting(Pending::Stats);
                 self.raise(Event::Stats);
             }
@@ -779,14 +785,14 @@ impl Conn {
     }
 
     fn finish_request(&mut self, _now: Instant) {
-        self.deadline = None;
+        self.set_deadline(None);
         self.phase = Phase::Idle;
     }
 
     fn after_response(&mut self, now: Instant) {
         if self.keep_alive {
             self.phase = Phase::Idle;
-            self.deadline = Some(now + self.config.idle_timeout);
+            self.set_deadline(Some(now + self.config.idle_timeout));
         } else {
             // More of what the client sent is still to come, or came and
             // is unread: see `# Closing`.
@@ -801,7 +807,7 @@ impl Conn {
             };
             self.take_input();
             // The last response gets as long to drain as a request gets to arrive.
-            self.deadline = Some(now + self.config.header_timeout);
+            self.set_deadline(Some(now + self.config.header_timeout));
         }
     }
 
@@ -853,7 +859,7 @@ impl Conn {
             self.aborted = true;
         }
         self.tidy();
-        self.deadline = None;
+        self.set_deadline(None);
     }
 }
 
@@ -869,7 +875,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn an_idle_connection_stays_small() {
-        assert!(size_of::<Conn>() <= 72, "Conn: {}", size_of::<Conn>());
+        assert!(size_of::<Conn>() <= 64, "Conn: {}", size_of::<Conn>());
         assert!(size_of::<Phase>() <= 32, "Phase: {}", size_of::<Phase>());
         assert!(size_of::<Sub>() <= 32, "Sub: {}", size_of::<Sub>());
     }

@@ -5,7 +5,7 @@
 //! freed is not returned: glibc's malloc keeps freed chunks in its arenas
 //! (only the top of the main heap shrinks on its own), and a thread's stack
 //! keeps every page it ever touched. So RSS stays at its peak long after the
-//! connections are gone. Two remedies, both cheap and both run only when
+//! connections are gone. Three remedies, all cheap and all run only when
 //! there is something to give back:
 //!
 //! - [`Trim`]: once the open connections (or, with a second `Trim`, the live
@@ -17,6 +17,8 @@
 //!   And with 1,000,000 channels made by one publish each, then expired
 //!   (release build, `--message-ttl 30`, 2026-12-01): reactor 4.7 MB, 758 MB
 //!   at the peak, 5.0 MB after; uring 6.0, 761 and 6.2 MB.
+//! - [`Growth`]: an event loop whose slab grew trims too, for the copies
+//!   the growth of its vectors left freed in the heap.
 //! - [`release_stack`]: a thread gives back the pages of its own stack below
 //!   the frame it runs in, which hold nothing live.
 
@@ -72,6 +74,33 @@ impl Trim {
         }
         trim_heap();
         true
+    }
+}
+
+/// Trims the heap after an event loop's connections grew its slab: a
+/// growing vector leaves its old copy freed in the heap (below glibc's mmap
+/// threshold; above it the copy is an `mremap`), and those pages stay
+/// resident until trimmed, about 11 bytes an idle connection at 10,000 (see
+/// `docs/DESIGN.md`, "Memory per connection"). A slab doubles, so this trims
+/// a handful of times in a ramp, and never while the count holds.
+#[derive(Debug, Default)]
+pub struct Growth {
+    seen: usize,
+}
+
+/// Below this slab capacity, the copies are not worth a trim.
+const GROWTH_TRIM_MIN: usize = 1024;
+
+impl Growth {
+    /// Trims when `capacity` is past what the last call saw; returns whether
+    /// it did. Call from housekeeping.
+    pub fn maybe_trim(&mut self, capacity: usize) -> bool {
+        let grew = capacity > self.seen && capacity >= GROWTH_TRIM_MIN;
+        self.seen = capacity;
+        if grew {
+            trim_heap();
+        }
+        grew
     }
 }
 

@@ -55,6 +55,7 @@ use crate::deferred::{self, Item, Reply};
 use crate::group::Group;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
+use crate::memory::Growth;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
 use crate::spare::Spare;
@@ -105,6 +106,7 @@ struct Reactor {
     accept_paused_until: Option<Instant>,
     spare: Spare,
     next_housekeeping: Instant,
+    growth: Growth,
 }
 
 pub fn start(opts: &Options) -> io::Result<Running> {
@@ -144,6 +146,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
             accept_paused_until: None,
             spare: Spare::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            growth: Growth::default(),
         };
         handles.push(
             thread::Builder::new()
@@ -470,12 +473,13 @@ impl Reactor {
     /// Expires channels (for the whole dispatcher) and gives back what a
     /// peak of connections left behind: the slab's and the local map's
     /// room, timer entries of connections long gone, and (once per large
-    /// drop, for the whole process) the allocator's free pages. Each part
-    /// costs O(capacity) only when it is mostly unused.
+    /// drop or slab growth, for the whole process) the allocator's free
+    /// pages. Each part costs O(capacity) only when it is mostly unused.
     fn housekeeping(&mut self, now: Instant) {
         shrink_slab(&mut self.conns);
         self.local.shrink(self.conns.capacity());
         self.timers.compact_slots(&mut self.conns);
+        self.growth.maybe_trim(self.conns.capacity());
         self.shared.housekeeping(now);
     }
 
@@ -535,7 +539,7 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn a_slot_stays_small() {
         // mio gives its sockets an 8-byte selector id in debug builds only.
-        let bound = if cfg!(debug_assertions) { 104 } else { 88 };
+        let bound = if cfg!(debug_assertions) { 96 } else { 80 };
         assert!(size_of::<Slot>() <= bound, "{}", size_of::<Slot>());
         // The slab's entry (`Vacant(usize)` or `Occupied(Slot)`) takes its
         // tag from a niche of the slot: no word more per connection.

@@ -69,7 +69,7 @@ impl Conn {
             .min(self.config.max_poll_timeout);
         let poll_timeout_ms = poll_timeout.as_millis().try_into().unwrap_or(u32::MAX);
         let channel: Arc<str> = channel.into();
-        self.deadline = None;
+        self.set_deadline(None);
         self.phase = Phase::Waiting(Pending::Subscribe {
             channel: channel.clone(),
             transport,
@@ -158,7 +158,7 @@ impl Conn {
         }
         // Everything queued so far is the start of the stream, not lag.
         self.queued_is_replay();
-        self.deadline = Some(now + self.config.heartbeat);
+        self.set_deadline(Some(now + self.config.heartbeat));
         self.phase = Phase::Subscribed(Sub::new(channel, transport, last_id, chunked));
     }
 }

@@ -90,7 +90,7 @@ impl Conn {
             }
         };
         let channel: Arc<str> = channel.into();
-        self.deadline = None;
+        self.set_deadline(None);
         self.phase = Phase::Waiting(Pending::Upgrade(Box::new(Upgrade {
             channel: channel.clone(),
             accept,
@@ -118,7 +118,7 @@ impl Conn {
             self.push(m.frame(FRAME));
         }
         self.queued_is_replay();
-        self.deadline = Some(now + self.config.heartbeat);
+        self.set_deadline(Some(now + self.config.heartbeat));
         let last_id = replay_last_id(&replay);
         let mut sub = Sub::new(replay.channel, Transport::Ws, last_id, false);
         sub.may_publish = upgrade.may_publish;
@@ -240,7 +240,7 @@ impl Conn {
             return self.close(true);
         }
         sub.pings += 1;
-        self.deadline = Some(now + self.config.heartbeat);
+        self.set_deadline(Some(now + self.config.heartbeat));
         self.push(transport::heartbeat(Transport::Ws, false));
     }
 
@@ -322,6 +322,6 @@ impl Conn {
             b.ws = None;
         }
         self.take_input();
-        self.deadline = now.map(|now| now + self.config.header_timeout);
+        self.set_deadline(now.map(|now| now + self.config.header_timeout));
     }
 }

@@ -69,6 +69,7 @@ use crate::group::Group;
 use crate::io_ring;
 use crate::local::LocalSubs;
 use crate::mailbox::Mailbox;
+use crate::memory::Growth;
 use crate::room::shrink_slab;
 use crate::shared::Shared;
 use crate::timers::{Armed, Tick, Timers};
@@ -137,6 +138,7 @@ pub(super) struct Ring {
     /// CQEs of the current batch, reused across turns.
     cqes: Vec<cqueue::Entry>,
     next_housekeeping: Instant,
+    growth: Growth,
 }
 
 impl Ring {
@@ -178,6 +180,7 @@ impl Ring {
             next_gen: 0,
             cqes: Vec::new(),
             next_housekeeping: Instant::now() + HOUSEKEEPING,
+            growth: Growth::default(),
         })
     }
 
@@ -637,6 +640,7 @@ impl Ring {
             self.cqes = Vec::new();
         }
         self.ring.shrink();
+        self.growth.maybe_trim(self.conns.capacity());
         self.shared.housekeeping(now);
     }
 
@@ -773,7 +777,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_slot_stays_small() {
-        assert!(size_of::<Slot>() <= 96, "{}", size_of::<Slot>());
+        assert!(size_of::<Slot>() <= 88, "{}", size_of::<Slot>());
         // The slab's entry (`Vacant(usize)` or `Occupied(Slot)`) takes its
         // tag from a niche of the slot: no word more per connection.
         #[allow(dead_code)]
