@@ -14,18 +14,35 @@
 //! subscriber, by size and alignment. The client ends are plain blocking
 //! sockets made before the baseline and allocate nothing after it.
 //!
+//! Run it with the tunables `serve` sets itself (`src/main.rs`,
+//! `tune_malloc`), or glibc's defaults are measured instead:
+//!
+//! ```text
+//! GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:glibc.pthread.stack_cache_size=0 \
+//!   target/release/examples/tokio_idle 5000
+//! ```
+//!
+//! It also gives glibc's own account of its heap (`mallinfo2`): what `brk`
+//! took, how much of it is in chunks handed out (headers included) and how
+//! much lies free between them, and what large blocks of their own mapping
+//! hold (the deadlines' table, at its capacity).
+//!
 //! # Measured here (2026-12-02, 2 cores shared, release, 5,000 subscribers)
 //! | build | asked per subscriber | blocks | resident (fresh heap) |
 //! | --- | --- | --- | --- |
-//! | before (one wait of five branches, loop in an `async fn`) | 1,027 B | 768 + 256, 128-aligned | 1,391 B, 1,378 B |
-//! | now (two waits, loop in the task's block) | 899 B | 640 + 256, 128-aligned | 1,319 B (load 6.7) |
-//! | now, jemalloc preloaded (`LD_PRELOAD=.../libjemalloc.so.2`) | 899 B | the same | 1,037 B (load 4.9) |
+//! | one wait of five branches, loop in an `async fn` | 1,027 B | 768 + 256, 128-aligned | 1,391 B, 1,378 B |
+//! | two waits, loop in the task's block, a `Sleep` per task | 899 B | 640 + 256, 128-aligned | 1,319 B (load 6.7) |
+//! | the same, jemalloc preloaded (`LD_PRELOAD=.../libjemalloc.so.2`) | 899 B | the same | 1,037 B (load 4.9) |
+//! | the same, serve's tunables (06:03, load 3.7) | 900 B | the same | 1,295-1,345 B; `brk` 1,298 B: 932 handed out, 366 free |
+//! | now: deadlines in one table (`tasks/deadlines.rs`), serve's tunables (06:06, load 5.5) | 837 B (the table's room included) | 512 + 256, 128-aligned | 1,255-1,296 B; `brk` 1,147 B: 806 handed out, 342 free; 67 B mapped |
 //!
 //! The gap between what is asked and what is resident is the allocator's:
-//! glibc puts a 16-byte header before each block and leaves the gap to the
-//! next 128-byte boundary free (a chunk no idle connection asks for again),
-//! about 128 bytes per block; jemalloc's size classes hold 640 and 256
-//! byte blocks in slabs without headers, aligned as they come.
+//! glibc's `memalign` takes a block, its 16-byte header and up to 160 bytes
+//! around it, and frees the pieces before and after; they are small enough
+//! for glibc's fastbins, which keep them apart for requests of exactly
+//! their size, and no idle connection asks for one again. jemalloc's size
+//! classes hold 512, 640 and 256-byte blocks in slabs without headers,
+//! aligned as they come.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -95,6 +112,31 @@ struct Snapshot {
     live: i64,
     rss: i64,
     by_class: Vec<[i64; 2]>,
+    heap: Heap,
+}
+
+/// glibc's own account of its heap (`mallinfo2`).
+struct Heap {
+    /// Taken from the system by `brk`.
+    arena: i64,
+    /// In chunks handed out, headers included.
+    used: i64,
+    /// In free chunks between them.
+    free: i64,
+    /// In blocks of their own mapping (large ones: tables, buffers).
+    mapped: i64,
+}
+
+fn heap() -> Heap {
+    // SAFETY: `mallinfo2` only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    let n = |v: usize| v as i64;
+    Heap {
+        arena: n(m.arena),
+        used: n(m.uordblks),
+        free: n(m.fordblks),
+        mapped: n(m.hblkhd),
+    }
 }
 
 fn snapshot() -> Snapshot {
@@ -112,6 +154,7 @@ fn snapshot() -> Snapshot {
         by_class: (0..CLASSES)
             .map(|c| [0, 1].map(|a| BY_CLASS[a][c].load(Ordering::Relaxed)))
             .collect(),
+        heap: heap(),
     }
 }
 
@@ -179,6 +222,14 @@ fn report(n: usize, held: u64, before: &Snapshot, after: &Snapshot) {
         per(after.bytes, before.bytes),
         per(after.live, before.live),
         per(after.rss, before.rss)
+    );
+    let (a, b) = (&after.heap, &before.heap);
+    println!(
+        "glibc's heap per subscriber: {:.0} B taken by brk: {:.0} B in chunks handed out, {:.0} B free between them; {:.0} B mapped for large blocks",
+        per(a.arena, b.arena),
+        per(a.used, b.used),
+        per(a.free, b.free),
+        per(a.mapped, b.mapped)
     );
     let mut rows = BTreeMap::new();
     for (c, (a, b)) in after.by_class.iter().zip(&before.by_class).enumerate() {

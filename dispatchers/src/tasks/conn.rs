@@ -8,24 +8,27 @@
 //! inside plain functions called once the socket is ready
 //! (`poll_read_ready`, then `try_read`), not in the task's future; readiness
 //! goes through `poll_*_ready`, whose wakers live in the socket's
-//! registration (a `readable()` future would be 152 bytes more). A
-//! subscribed connection waits on its receiver, the socket and its
-//! deadline; one waiting for an answer given later (a node's) on its answer
-//! path, the socket and its deadline, in one future the size of the
-//! socket's; any other on the stop token, the socket and its deadline:
-//! waits that never overlap, so the future holds the largest, not all (the
-//! stop reaches a subscriber through its receiver, see `fanout.rs`,
-//! `# Stopping`). Measured (release and debug, 2026-12-02, nightly
-//! `-Zprint-type-sizes`): the future is 528 bytes: the `Task` 280 (its
-//! `Conn` 200, the socket 32, the subscription 24, the token, the fan-out
-//! and the flags 24), the `Sleep` 112 and its pin 8, the wait's futures 96
-//! (the receiver's waiter among them), the `select!` state and padding 32.
-//! tokio puts it in a task cell of 640 bytes (header, scheduler, id and
-//! trailer are 104, rounded up to 128) and the socket's registration in
-//! another 128-aligned block of 256: 896 bytes asked of the allocator per
-//! idle subscriber (`examples/tokio_idle.rs` counts them). glibc's malloc
-//! puts a header and the gap to the next 128-byte boundary beside each of
-//! the two, which is most of the rest of what `idle-10k` measures.
+//! registration (a `readable()` future would be 152 bytes more), and the
+//! deadline in the dispatcher's table (`deadlines.rs`), not in a `Sleep` of
+//! 112 bytes. The socket and the deadline are one wait, a future of two
+//! references (the [`Io`] and the `Conn`). A subscribed connection waits on
+//! its receiver and that; one waiting for an answer given later (a node's)
+//! on its answer path and that, in one future; any other on the stop token
+//! and that: waits that never overlap, so the future holds the largest,
+//! not all (the stop reaches a subscriber through its receiver, see
+//! `fanout.rs`, `# Stopping`). Measured (release, 2026-12-02, `size_of`):
+//! the future is 400 bytes: the `Task` 280 (its `Conn` 200, the
+//! subscription 24, the [`Io`] 56: the socket 32, the token, the fan-out,
+//! the deadline's key and the flags), the largest wait 88 (the token's
+//! `cancelled()` 72; the receiver's `recv()`, its waiter inside, is 64),
+//! the state and padding 32. tokio puts it in a task cell of 512 bytes
+//! (header, scheduler, id and trailer are 104, rounded up to 128) and the
+//! socket's registration in another 128-aligned block of 256: 768 bytes
+//! asked of the allocator per idle subscriber, and about 64 in the
+//! deadlines' slab and heap (`examples/tokio_idle.rs` counts them). glibc's
+//! malloc puts a header and the gap to the next 128-byte boundary beside
+//! each of the two blocks, which is most of the rest of what `idle-10k`
+//! measures.
 //!
 //! # Stopping
 //! When the stop is raised (after publishing has stopped), a subscribed
@@ -54,7 +57,6 @@ use comet::{Conn, Message};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::{sleep_until, Duration};
 use tokio_util::sync::CancellationToken;
 
 use super::fanout::{Fanout, Slot, TaskBackend};
@@ -64,8 +66,6 @@ use crate::deferred::Reply;
 const READ_BUF: usize = 4096;
 /// Slices per `writev`.
 const MAX_IOV: usize = 64;
-/// Stands for "no deadline" in the one `Sleep` a task keeps.
-const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What woke the task.
 enum Woke {
@@ -84,12 +84,20 @@ enum Woke {
 pub(super) struct Task {
     conn: Conn,
     sub: Slot,
+    io: Io,
+}
+
+/// What a connection's waits read besides its `Conn`: one reference for
+/// all of it in the wait (see `# Memory of an idle connection`).
+struct Io {
     stream: TcpStream,
     stop: CancellationToken,
     stopping: bool,
     /// The client sent its last byte (or the socket failed): readiness to
     /// read would only say so again and again.
     read_closed: bool,
+    /// The connection's slot in the dispatcher's deadlines.
+    deadline: u32,
     /// The dispatcher's channels. Declared last, so that it drops last:
     /// counts the close once the socket is closed.
     fanout: Open,
@@ -116,11 +124,14 @@ impl Task {
         Task {
             conn: Conn::new(fanout.shared.config.clone(), accepted),
             sub: Slot::IDLE,
-            stream,
-            stop,
-            stopping: false,
-            read_closed: false,
-            fanout: Open(fanout.clone()),
+            io: Io {
+                stream,
+                stop,
+                stopping: false,
+                read_closed: false,
+                deadline: fanout.deadlines.open(),
+                fanout: Open(fanout.clone()),
+            },
         }
     }
 
@@ -135,22 +146,13 @@ impl Task {
         // loop in an `async fn` of `&mut self` awaited here, its reference
         // and its own state's padding, 16 more.
         async move {
-            let sleep = sleep_until(tokio::time::Instant::now() + FAR);
-            tokio::pin!(sleep);
             loop {
                 self.settle();
                 if self.conn.is_done() {
                     return;
                 }
-                let timed = {
-                    let deadline = self.conn.poll_timeout();
-                    sleep.as_mut().reset(match deadline {
-                        Some(d) => d.into(),
-                        None => tokio::time::Instant::now() + FAR,
-                    });
-                    deadline.is_some()
-                };
-                let (read, write) = (!self.read_closed, self.conn.has_pending());
+                let (io, conn) = (&self.io, &self.conn);
+                let waits = io.waits(conn);
                 // Three waits, never two at once, so that the task's state
                 // holds the largest of them, not all (see `# Memory of an
                 // idle connection`): a subscriber hears of the stop from its
@@ -158,27 +160,19 @@ impl Task {
                 // once the answer has come (see `# Stopping`), any other
                 // connection from the token.
                 let woke = match &mut self.sub {
-                    Slot::Subscribed(sub) if !self.stopping => {
+                    Slot::Subscribed(sub) if !io.stopping => {
                         tokio::select! {
                             biased;
                             m = sub.rx.recv() => Woke::Message(m),
-                            w = socket(&self.stream, read, write), if read || write => w,
-                            () = &mut sleep, if timed => Woke::Deadline,
+                            w = io.wait(conn), if waits => w,
                         }
                     }
-                    Slot::Waiting(Some(wait)) => {
-                        tokio::select! {
-                            biased;
-                            w = socket_or_answer(&self.stream, read, write, &mut wait.answers) => w,
-                            () = &mut sleep, if timed => Woke::Deadline,
-                        }
-                    }
+                    Slot::Waiting(Some(wait)) => io.wait_or_answer(conn, &mut wait.answers).await,
                     _ => {
                         tokio::select! {
                             biased;
-                            () = self.stop.cancelled(), if !self.stopping => Woke::Stop,
-                            w = socket(&self.stream, read, write), if read || write => w,
-                            () = &mut sleep, if timed => Woke::Deadline,
+                            () = io.stop.cancelled(), if !io.stopping => Woke::Stop,
+                            w = io.wait(conn), if waits => w,
                             // Nothing left to wait for (stopping, the client gone).
                             else => Woke::Failed,
                         }
@@ -206,7 +200,7 @@ impl Task {
     /// The dispatcher stops: hand on what the receiver holds (accepted
     /// before publishing stopped), then end the connection.
     fn on_stop(&mut self, now: Instant) {
-        self.stopping = true;
+        self.io.stopping = true;
         while let Slot::Subscribed(sub) = &mut self.sub {
             match sub.rx.try_recv() {
                 Ok(m) => self.on_message(Ok(m), now),
@@ -224,14 +218,15 @@ impl Task {
             Ok(m) => {
                 let current = matches!(self.conn.subscription(), Some((c, _)) if c == m.channel());
                 if current {
-                    self.fanout.0.shared.deliver(&mut self.conn, &m, now);
+                    self.io.fanout.0.shared.deliver(&mut self.conn, &m, now);
                     self.drain(now);
                 }
             }
             Err(RecvError::Lagged(_)) => {
                 // Messages were lost for this subscriber: drop it, never silently.
                 self.conn.handle_close();
-                self.fanout
+                self.io
+                    .fanout
                     .0
                     .shared
                     .counters
@@ -251,7 +246,7 @@ impl Task {
             Some(reply) => {
                 self.sub.answered();
                 let mut backend = TaskBackend {
-                    fanout: &self.fanout.0,
+                    fanout: &self.io.fanout.0,
                     sub: &mut self.sub,
                 };
                 crate::backend::hand_answer(&mut backend, &mut self.conn, reply.answer, now)
@@ -271,9 +266,9 @@ impl Task {
     /// The socket is readable: one read, on the worker's stack.
     fn read(&mut self, now: Instant) {
         let mut buf = [0u8; READ_BUF];
-        match self.stream.try_read(&mut buf) {
+        match self.io.stream.try_read(&mut buf) {
             Ok(0) => {
-                self.read_closed = true;
+                self.io.read_closed = true;
                 self.conn.handle_eof(now)
             }
             Ok(n) => self.conn.handle_read(&buf[..n], now),
@@ -283,7 +278,7 @@ impl Task {
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => {
-                self.read_closed = true;
+                self.io.read_closed = true;
                 self.conn.handle_close()
             }
         }
@@ -299,13 +294,13 @@ impl Task {
         self.drain(now);
         if self.conn.poll_shutdown(now) {
             // A failure means the peer is gone: the next read says so.
-            let _ = socket2::SockRef::from(&self.stream).shutdown(Shutdown::Write);
+            let _ = socket2::SockRef::from(&self.io.stream).shutdown(Shutdown::Write);
         }
     }
 
     fn drain(&mut self, now: Instant) {
         let mut backend = TaskBackend {
-            fanout: &self.fanout.0,
+            fanout: &self.io.fanout.0,
             sub: &mut self.sub,
         };
         comet::glue::drain(&mut self.conn, &mut backend, now);
@@ -317,7 +312,7 @@ impl Task {
             let written = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let n = self.conn.poll_transmit(&mut iov);
-                self.stream.try_write_vectored(&iov[..n])
+                self.io.stream.try_write_vectored(&iov[..n])
             };
             match written {
                 Ok(0) => return self.conn.handle_close(),
@@ -339,62 +334,76 @@ impl Drop for Task {
             self.conn.handle_close();
         }
         self.drain(Instant::now());
+        self.io.fanout.0.deadlines.close(self.io.deadline);
     }
 }
 
-/// The socket's readiness a connection waits for: to read (`read`, unless
-/// the client has sent its last byte), to write (`write`, while output is
-/// pending).
-// Readiness through `poll_*_ready` (the waker is kept in the socket's
-// registration), not readiness futures: whatever a wait holds is part of
-// every idle connection's task.
-fn socket(stream: &TcpStream, read: bool, write: bool) -> impl Future<Output = Woke> + '_ {
-    poll_fn(move |cx| poll_socket(stream, read, write, cx))
-}
-
-/// [`socket`], and the answer on `answers` of a connection waiting for one
-/// (see `fanout.rs`, `# Answers given later`).
-// One future for both (`poll_recv` keeps its waker in the channel): two
-// references and two flags, smaller than either other wait.
-fn socket_or_answer<'a>(
-    stream: &'a TcpStream,
-    read: bool,
-    write: bool,
-    answers: &'a mut UnboundedReceiver<Box<Reply>>,
-) -> impl Future<Output = Woke> + 'a {
-    poll_fn(move |cx| {
-        if let Poll::Ready(a) = answers.poll_recv(cx) {
-            return Poll::Ready(Woke::Answer(a));
-        }
-        poll_socket(stream, read, write, cx)
-    })
-}
-
-fn poll_socket(stream: &TcpStream, read: bool, write: bool, cx: &mut Context<'_>) -> Poll<Woke> {
-    if read {
-        if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-            return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Readable));
-        }
+impl Io {
+    /// Whether there is anything but the receiver, the answer path or the
+    /// stop to wait for: the socket's readiness to read (unless the client
+    /// has sent its last byte), to write (while output is pending), the
+    /// deadline.
+    fn waits(&self, conn: &Conn) -> bool {
+        !self.read_closed || conn.has_pending() || conn.poll_timeout().is_some()
     }
-    if write {
-        if let Poll::Ready(r) = stream.poll_write_ready(cx) {
-            return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Writable));
-        }
+
+    /// Waits for what [`Io::waits`] names.
+    // Readiness through `poll_*_ready` (the waker is kept in the socket's
+    // registration) and the deadline in the dispatcher's table (see
+    // `deadlines.rs`), not futures of their own: whatever a wait holds is
+    // part of every idle connection's task. This one holds two references.
+    fn wait<'a>(&'a self, conn: &'a Conn) -> impl Future<Output = Woke> + 'a {
+        poll_fn(move |cx| self.poll(conn, cx))
     }
-    Poll::Pending
+
+    /// [`Io::wait`], and the answer on `answers` of a connection waiting
+    /// for one (see `fanout.rs`, `# Answers given later`).
+    // One future for both (`poll_recv` keeps its waker in the channel).
+    fn wait_or_answer<'a>(
+        &'a self,
+        conn: &'a Conn,
+        answers: &'a mut UnboundedReceiver<Box<Reply>>,
+    ) -> impl Future<Output = Woke> + 'a {
+        poll_fn(move |cx| {
+            if let Poll::Ready(a) = answers.poll_recv(cx) {
+                return Poll::Ready(Woke::Answer(a));
+            }
+            self.poll(conn, cx)
+        })
+    }
+
+    fn poll(&self, conn: &Conn, cx: &mut Context<'_>) -> Poll<Woke> {
+        if let Some(at) = conn.poll_timeout() {
+            if at <= Instant::now() {
+                return Poll::Ready(Woke::Deadline);
+            }
+            self.fanout.0.deadlines.arm(self.deadline, at, cx.waker());
+        }
+        if !self.read_closed {
+            if let Poll::Ready(r) = self.stream.poll_read_ready(cx) {
+                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Readable));
+            }
+        }
+        if conn.has_pending() {
+            if let Poll::Ready(r) = self.stream.poll_write_ready(cx) {
+                return Poll::Ready(r.map_or(Woke::Failed, |()| Woke::Writable));
+            }
+        }
+        Poll::Pending
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The largest future whose task cell is 640 bytes: tokio adds 104
+    /// The largest future whose task cell is 512 bytes: tokio adds 104
     /// (header, scheduler, id, the stage's tag, trailer) and rounds the cell
     /// up to 128. One byte more and every connection costs 128 more.
-    const MOST: usize = 536;
+    const MOST: usize = 408;
 
     #[test]
-    fn a_connections_task_fits_a_640_byte_cell() {
+    fn a_connections_task_fits_a_512_byte_cell() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

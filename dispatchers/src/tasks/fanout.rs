@@ -65,6 +65,7 @@ use std::time::Instant;
 use comet::{Accepted, Answer, Backend, Message, Refusal, Replay};
 use tokio::sync::{broadcast, mpsc};
 
+use super::deadlines::Deadlines;
 use crate::deferred::{Item, Reply};
 use crate::group::{Group, Inbox};
 use crate::Shared;
@@ -219,9 +220,11 @@ pub(super) struct Subscription {
     pub(super) rx: broadcast::Receiver<Arc<Message>>,
 }
 
-/// The dispatcher's channels, each with its broadcast.
+/// The dispatcher's channels, each with its broadcast, and what else its
+/// tasks share: the hub, the connections' deadlines.
 pub(super) struct Fanout {
     pub(super) shared: Arc<Shared>,
+    pub(super) deadlines: Deadlines,
     topics: Mutex<Topics>,
 }
 
@@ -235,6 +238,7 @@ impl Fanout {
     pub(super) fn new(shared: Arc<Shared>) -> Fanout {
         Fanout {
             shared,
+            deadlines: Deadlines::new(),
             topics: Mutex::default(),
         }
     }

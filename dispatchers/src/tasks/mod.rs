@@ -23,9 +23,14 @@
 //! gone it backs off for 10 ms. One process holds at most the open-file
 //! limit's sockets (tokio's sockets are ordinary descriptors).
 //!
+//! # Deadlines
+//! Every connection's deadline (heartbeat, header and long-poll timeouts,
+//! pings, lingering) is kept in one table for the dispatcher, which one
+//! task drives (`deadlines.rs`), not in a `Sleep` per task.
+//!
 //! # Housekeeping
 //! A task runs [`Shared::housekeeping`] once a second (expiring channels,
-//! trimming the heap).
+//! trimming the heap) and sweeps the deadlines' table.
 //!
 //! # Stopping
 //! After publishing has stopped ([`crate`] `# Stopping`), every channel's
@@ -52,6 +57,7 @@ use crate::spare::Spare;
 use crate::{Kind, Options, Running, Shared};
 
 mod conn;
+mod deadlines;
 mod fanout;
 
 pub use fanout::CAPACITY;
@@ -86,7 +92,9 @@ pub fn start(opts: &Options) -> io::Result<Running> {
     let fanout = Arc::new(Fanout::new(shared.clone()));
     let stop_token = CancellationToken::new();
     rt.spawn(accept_loop(listener, fanout.clone(), stop_token.clone()));
-    rt.spawn(housekeeping(shared.clone(), stop_token.clone()));
+    let driven = fanout.clone();
+    rt.spawn(async move { driven.deadlines.drive().await });
+    rt.spawn(housekeeping(fanout.clone(), stop_token.clone()));
     let stopped = shared.clone();
     let stop = move || {
         let deadline = Instant::now() + crate::STOP_GRACE;
@@ -151,14 +159,16 @@ fn refuse_one(listener: &TcpListener, shared: &Shared) -> bool {
     }
 }
 
-/// Housekeeping once a [`TICK`] until the stop.
-async fn housekeeping(shared: Arc<Shared>, stop: CancellationToken) {
+/// Housekeeping once a [`TICK`] until the stop: the hub's, and the
+/// deadlines' room.
+async fn housekeeping(fanout: Arc<Fanout>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {
-                shared.housekeeping(Instant::now());
+                fanout.shared.housekeeping(Instant::now());
+                fanout.deadlines.housekeeping();
             }
         }
     }
