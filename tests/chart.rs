@@ -96,13 +96,15 @@ fn count(texts: &[String], s: &str) -> usize {
     texts.iter().filter(|t| *t == s).count()
 }
 
-const CHARTS: [&str; 6] = [
+const CHARTS: [&str; 7] = [
     "memory-per-connection",
     "idle-1k-memory-threads",
     "latency-distribution",
     "latency-vs-connections",
     "wire-bytes-per-message",
     "cpu-per-delivery",
+    // The transports fixture has CPU figures for three transports.
+    "cpu-per-delivery-transports",
 ];
 
 #[test]
@@ -129,6 +131,58 @@ fn every_chart_is_written_as_svg_and_png_and_printed() {
         let frame = reader.next_frame(&mut buf).expect("PNG image data");
         assert_eq!((frame.width, frame.height), (1920, 1080), "{name}.png");
     }
+}
+
+/// A run of several transports draws its latency and CPU charts with one
+/// panel per transport, titled with it, each naming only its own targets:
+/// no line or bar stands for two transports.
+#[test]
+fn several_transports_get_a_panel_each() {
+    let tmp = scratch("panels");
+    let from = fixture("broadcast");
+    let run = tmp.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, run.join(f.file_name().unwrap())).unwrap();
+    }
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    for c in v["cases"].as_array_mut().unwrap() {
+        if c["target"] == "uring" {
+            c["transport"] = "ws".into();
+        }
+    }
+    std::fs::write(run.join("run.json"), v.to_string()).unwrap();
+    let out = tmp.join("out");
+    ok(&chart(&[run], &out, &["--format", "svg"]));
+
+    let texts = svg_texts(&out.join("latency-distribution.svg"));
+    for panel in ["SSE", "WebSocket"] {
+        assert_eq!(count(&texts, panel), 1, "panel {panel} in {texts:?}");
+    }
+    assert_eq!(count(&texts, "percentile (log scale)"), 1, "{texts:?}");
+    assert_eq!(count(&texts, "percentile"), 1, "{texts:?}");
+    // One legend entry per target that has a curve, in whichever panel.
+    for t in ["thread-pool", "reactor", "uring"] {
+        assert_eq!(count(&texts, t), 1, "{t} in {texts:?}");
+    }
+
+    let texts = svg_texts(&out.join("cpu-per-delivery.svg"));
+    for panel in ["SSE", "WebSocket"] {
+        assert_eq!(count(&texts, panel), 1, "panel {panel} in {texts:?}");
+    }
+    // The legend and the first panel's rows, which the panel beside it
+    // shares: a row per target of either transport.
+    for t in ["thread-pool", "reactor", "uring"] {
+        assert_eq!(count(&texts, t), 2, "{t} in {texts:?}");
+    }
+    assert_eq!(
+        count(&texts, "CPU time per delivered message (µs)"),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(count(&texts, "µs"), 1, "{texts:?}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `cometbench report` run as a user would: on the committed reference runs
-//! (`results/reference/`) and the chart fixtures, on copies edited to carry
+//! (`results/reference/`), an older reference run kept as a fixture
+//! (`tests/fixtures/report/`) and the chart fixtures, on copies edited to carry
 //! repeats or hostile text, and on bad input; then one page opened in
 //! headless Chromium to see that a browser builds the charts and the table.
 //!
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The targets of the reference `broadcast-10k` run, in its order.
+/// The targets of the `broadcast-10k` fixture, in its order.
 const BROADCAST_TARGETS: [&str; 6] = [
     "thread-per-connection",
     "thread-pool",
@@ -44,6 +45,13 @@ fn reference(scenario: &str) -> PathBuf {
     runs.sort();
     runs.pop()
         .unwrap_or_else(|| panic!("no run under {}", dir.display()))
+}
+
+/// The reference `broadcast-10k` run of 2026-11-24 (one repeat, SSE, both
+/// peers), kept as a fixture: the page tests check figures against its
+/// numbers, which the newer reference runs must be free to change.
+fn broadcast_fixture() -> PathBuf {
+    repo("tests/fixtures/report/broadcast-10k")
 }
 
 /// Every reference scenario's newest run.
@@ -257,7 +265,7 @@ fn chart_titles(run: &Path, name: &str) -> Vec<String> {
 
 #[test]
 fn the_broadcast_10k_page_holds_its_charts_table_notes_and_provenance() {
-    let run = reference("broadcast-10k");
+    let run = broadcast_fixture();
     let out = scratch("broadcast-10k");
     let html = page_of(&run, &out);
     assert!(out.join("broadcast-10k.html").is_file());
@@ -388,7 +396,7 @@ fn figures_over_repeats_show_their_range_beside_the_median() {
     let tmp = scratch("repeats");
     // The shape `run --repeat N` is to write: per case, per figure path,
     // the median and the min-max over the repeats.
-    let run = edited_copy(&reference("broadcast-10k"), &tmp, |v| {
+    let run = edited_copy(&broadcast_fixture(), &tmp, |v| {
         let reactor = v["cases"]
             .as_array_mut()
             .unwrap()
@@ -425,7 +433,7 @@ fn hostile_text_in_a_run_stays_text() {
     let tmp = scratch("hostile");
     let evil_note = r#"</li></ul><script src="https://evil.example/x.js"></script><img src=x onerror=alert(1)>"#;
     let evil_target = r#"<link rel="stylesheet" href="http://evil.example/a.css">"#;
-    let run = edited_copy(&reference("broadcast-10k"), &tmp, |v| {
+    let run = edited_copy(&broadcast_fixture(), &tmp, |v| {
         let c = &mut v["cases"][0];
         c["notes"] = serde_json::json!([evil_note]);
         c["target"] = Value::String(evil_target.into());
@@ -475,7 +483,7 @@ fn fails(dirs: &[PathBuf], out: &Path, says: &[&str]) {
 #[test]
 fn bad_input_is_one_readable_line_and_writes_nothing() {
     let tmp = scratch("bad");
-    let good = reference("broadcast-10k");
+    let good = broadcast_fixture();
     let out = tmp.join("out");
 
     // A scenario's directory, not one of its runs: the error names one.
@@ -602,7 +610,7 @@ fn dump_dom(page: &Path, profile: &Path, limit: Duration) -> String {
 
 #[test]
 fn chromium_builds_the_charts_and_the_table_from_the_file_alone() {
-    let run = reference("broadcast-10k");
+    let run = broadcast_fixture();
     let out = scratch("chromium");
     let html = page_of(&run, &out);
     // The page alone, away from the run's files: all it needs is inside.

@@ -1,15 +1,16 @@
 //! CPU time per delivered message: the server's and the load generator's.
 
-use super::data::Group;
+use super::data::{panel_title, Entry, Group};
 use super::figure::{plain, thousands, Anchor, Axis, Figure, Fill, LegendItem, Mark, Panel};
 use super::style::{target_color, Theme};
 use super::{case_notes, failure_note, missing_note, series_name, target_legend};
 
 const LOADGEN: Fill = Fill::Pale(0.6);
 
-/// Chart 6: two bars per target, server (solid) above load generator (pale).
+/// Chart 6: two bars per target, server (solid) above load generator (pale);
+/// a group of several transports gets one panel per transport on one scale.
 pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
-    let rows: Vec<_> = g
+    let rows: Vec<&Entry> = g
         .entries
         .iter()
         .filter(|e| {
@@ -23,8 +24,6 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
         .filter(|e| !rows.iter().any(|r| std::ptr::eq(*r, *e)))
         .map(|e| format!("{} (nothing delivered)", series_name(g, e)))
         .collect();
-    let names: Vec<String> = rows.iter().map(|e| series_name(g, e)).collect();
-    let n = rows.len();
     let max = rows
         .iter()
         .flat_map(|e| {
@@ -40,19 +39,111 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
         })
         .flatten()
         .fold(0.0, f64::max);
-    let x = Axis::linear(
-        "CPU time per delivered message (µs)",
-        0.0,
-        max * 1.15,
-        plain,
-    );
+    // Every panel has a row per target of any panel, so that the rows line
+    // up and the panels beside the first can share its labels.
+    let mut names: Vec<String> = Vec::new();
+    for e in &rows {
+        if !names.contains(&e.case.target) {
+            names.push(e.case.target.clone());
+        }
+    }
+    let transports = g.transports();
+    let mut panels: Vec<Panel> = transports
+        .iter()
+        .filter(|t| rows.iter().any(|e| &e.case.transport == *t))
+        .enumerate()
+        .map(|(i, t)| {
+            let of: Vec<Option<&Entry>> = names
+                .iter()
+                .map(|n| {
+                    rows.iter()
+                        .copied()
+                        .find(|e| &e.case.transport == t && &e.case.target == n)
+                })
+                .collect();
+            let y = Axis::categories("", &names);
+            Panel {
+                title: panel_title(t, transports.len()),
+                weight: 1,
+                x: Axis::linear(
+                    // Beside the first, a short label that fits a narrow panel.
+                    if i == 0 {
+                        "CPU time per delivered message (µs)"
+                    } else {
+                        "µs"
+                    },
+                    0.0,
+                    max * 1.15,
+                    plain,
+                ),
+                y: if i == 0 { y } else { y.unlabelled() },
+                marks: bars(&of, theme),
+            }
+        })
+        .collect();
+    if panels.is_empty() {
+        panels.push(Panel {
+            title: None,
+            weight: 1,
+            x: Axis::linear("CPU time per delivered message (µs)", 0.0, 1.0, plain),
+            y: Axis::categories("", &[]),
+            marks: Vec::new(),
+        });
+    }
+    let mut notes: Vec<String> = rows.iter().filter_map(|e| failure_note(g, e)).collect();
+    notes.extend(missing_note("no CPU figure", &missing));
+    notes.extend(case_notes(g));
+
+    let mut legend = target_legend(g, theme, false);
+    legend.retain(|l| match l {
+        LegendItem::Target { name, .. } => rows.iter().any(|e| &e.case.target == name),
+        _ => true,
+    });
+    legend.push(LegendItem::Swatch {
+        text: "server".into(),
+        fill: Fill::Solid,
+    });
+    legend.push(LegendItem::Swatch {
+        text: "load generator".into(),
+        fill: LOADGEN,
+    });
+    let failed = panels
+        .iter()
+        .any(|p| p.marks.iter().any(|m| matches!(m, Mark::Failure { .. })));
+    if failed {
+        legend.push(LegendItem::Failure {
+            text: "case failed (below)".into(),
+        });
+    }
+    let publish = g
+        .publish_phrase()
+        .map(|p| format!(", {p}"))
+        .unwrap_or_default();
+    Figure {
+        title: "CPU time per delivered message".into(),
+        subtitle: Some(format!(
+            "{} {} subscribers{publish}; user + sys CPU while publishing ÷ messages received",
+            thousands(g.key.step.unwrap_or(0)),
+            g.transport_phrase()
+        )),
+        panels,
+        legend,
+        notes,
+        footer: g.footer(),
+    }
+}
+
+/// The bars of one panel, top down in `rows`' order (`None`: a row left
+/// empty): per row, the server's
+/// figure and the load generator's, each with its range over repeats and
+/// its value written after it, and a cross where the case failed.
+fn bars(rows: &[Option<&Entry>], theme: Theme) -> Vec<Mark> {
+    let n = rows.len();
     let mut marks = Vec::new();
-    let mut notes = Vec::new();
     for (i, e) in rows.iter().enumerate() {
+        let Some(e) = e else { continue };
         let color = target_color(&e.case.target, theme);
         let yc = (n - 1 - i) as f64;
-        let failed = e.case.is_failed();
-        notes.extend(failure_note(g, e));
         let c = &e.case;
         for ((v, range), fill, y) in [
             (
@@ -87,52 +178,10 @@ pub fn per_delivery(g: &Group, theme: Theme) -> Figure {
                 text: format!("{} µs", plain(v)),
                 anchor: Anchor::Left,
             });
-            if failed {
+            if c.is_failed() {
                 marks.push(Mark::Failure { at: (v, y), color });
             }
         }
     }
-    notes.extend(missing_note("no CPU figure", &missing));
-    notes.extend(case_notes(g));
-
-    let mut legend = target_legend(g, theme, false);
-    legend.retain(|l| match l {
-        LegendItem::Target { name, .. } => rows.iter().any(|e| &e.case.target == name),
-        _ => true,
-    });
-    legend.push(LegendItem::Swatch {
-        text: "server".into(),
-        fill: Fill::Solid,
-    });
-    legend.push(LegendItem::Swatch {
-        text: "load generator".into(),
-        fill: LOADGEN,
-    });
-    if marks.iter().any(|m| matches!(m, Mark::Failure { .. })) {
-        legend.push(LegendItem::Failure {
-            text: "case failed (below)".into(),
-        });
-    }
-    let publish = g
-        .publish_phrase()
-        .map(|p| format!(", {p}"))
-        .unwrap_or_default();
-    Figure {
-        title: "CPU time per delivered message".into(),
-        subtitle: Some(format!(
-            "{} {} subscribers{publish}; user + sys CPU while publishing ÷ messages received",
-            thousands(g.key.step.unwrap_or(0)),
-            g.transport_phrase()
-        )),
-        panels: vec![Panel {
-            title: None,
-            weight: 1,
-            x,
-            y: Axis::categories("", &names),
-            marks,
-        }],
-        legend,
-        notes,
-        footer: g.footer(),
-    }
+    marks
 }

@@ -398,6 +398,17 @@ impl Group {
 }
 
 /// How a transport is called on a slide.
+/// A panel's title for transport `t` among `of` panels: past two, the
+/// panels are too narrow for `forever iframe`, and the last word is enough.
+pub fn panel_title(t: &str, of: usize) -> Option<String> {
+    let name = transport_name(t);
+    match of {
+        0 | 1 => None,
+        2 => Some(name),
+        _ => name.rsplit(' ').next().map(str::to_string),
+    }
+}
+
 pub fn transport_name(t: &str) -> String {
     match t {
         "sse" => "SSE".into(),

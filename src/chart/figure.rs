@@ -232,6 +232,16 @@ impl Axis {
 
     /// Categories at 0, 1, ... n-1, labelled with their names, read from top
     /// to bottom on a vertical axis (the first at the top).
+    /// The same axis with no label and blank tick labels: for a panel
+    /// beside another on the same scale, whose labels it shares.
+    pub fn unlabelled(mut self) -> Axis {
+        self.label.clear();
+        for t in &mut self.ticks {
+            t.1.clear();
+        }
+        self
+    }
+
     pub fn categories(label: &str, names: &[String]) -> Axis {
         let n = names.len().max(1) as f64;
         // Fewer than three rows keep the height of three: no slab-like bars.

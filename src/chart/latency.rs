@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use super::data::{Entry, Group};
+use super::data::{panel_title, Entry, Group};
 use super::figure::{plain, short_count, Axis, Dash, Figure, LegendItem, Mark, Panel, Thin};
 use super::style::{target_color, Theme};
 use super::{
@@ -29,7 +29,9 @@ fn percentile_label(k: f64) -> String {
     format!("{p:.*}%", (k - 2).max(0) as usize)
 }
 
-/// Chart 3: latency by percentile, one line per target, HdrHistogram style.
+/// Chart 3: latency by percentile, one line per target, HdrHistogram style;
+/// a group of several transports gets one panel per transport, side by side
+/// on one latency scale, so that no line stands for two transports.
 pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
     let mut curves = Vec::new();
     let mut missing = Vec::new();
@@ -50,50 +52,43 @@ pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
         .fold(2.0, f64::max)
         .min(MAX_NINES);
     let x_hi = nines.ceil();
-    let x = Axis {
-        label: "percentile (log scale)".into(),
-        lo: 0.0,
-        hi: x_hi,
-        ticks: (0..=x_hi as i32)
-            .map(|k| (k as f64, percentile_label(k as f64)))
-            .collect(),
-        grid: true,
-        thin: Thin::Uniform,
-    };
-    let mut lines = Vec::new();
-    let mut y_max: f64 = 0.0;
-    for (e, h) in &curves {
-        let end = (h.len() as f64).log10().min(x_hi);
-        let n = ((end * PER_DECADE as f64).ceil() as usize).max(1);
-        let points: Vec<(f64, f64)> = (0..=n)
-            .map(|i| {
-                let xv = end * i as f64 / n as f64;
-                let q = (1.0 - 10f64.powf(-xv)).clamp(0.0, 1.0);
-                (xv, h.value_at_quantile(q) as f64 / 1000.0)
-            })
-            .collect();
-        y_max = points.iter().map(|p| p.1).fold(y_max, f64::max);
-        lines.push((e, points));
-    }
-    let y = Axis::linear("latency (ms)", 0.0, y_max, plain);
-    let mut marks = Vec::new();
-    let mut failures = Vec::new();
-    for (e, points) in lines {
-        let color = target_color(&e.case.target, theme);
-        if e.case.is_failed() {
-            if let Some(last) = points.last() {
-                failures.push(Mark::Failure { at: *last, color });
+    let lines: Vec<(&Entry, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(e, h)| (*e, percentile_curve(h, x_hi)))
+        .collect();
+    let y_max = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let transports = g.transports();
+    let panels: Vec<Panel> = transports
+        .iter()
+        .filter(|t| lines.iter().any(|(e, _)| &e.case.transport == *t))
+        .enumerate()
+        .map(|(i, t)| {
+            let y = Axis::linear("latency (ms)", 0.0, y_max, plain);
+            Panel {
+                title: panel_title(t, transports.len()),
+                weight: 1,
+                x: Axis {
+                    // Beside the first, a short label that fits a narrow panel.
+                    label: if i == 0 {
+                        "percentile (log scale)"
+                    } else {
+                        "percentile"
+                    }
+                    .into(),
+                    ..percentile_axis(x_hi)
+                },
+                // Panels beside the first share its latency labels.
+                y: if i == 0 { y } else { y.unlabelled() },
+                marks: curve_marks(lines.iter().filter(|(e, _)| &e.case.transport == t), theme),
             }
-        }
-        marks.push(Mark::Line {
-            points,
-            color,
-            dash: Dash::Solid,
-            dots: false,
-        });
-    }
-    let failed = !failures.is_empty();
-    marks.extend(failures);
+        })
+        .collect();
+    let failed = panels
+        .iter()
+        .any(|p| p.marks.iter().any(|m| matches!(m, Mark::Failure { .. })));
     notes.extend(missing_note("no latency recorded", &missing));
     notes.extend(case_notes(g));
 
@@ -119,17 +114,75 @@ pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
             super::figure::thousands(step),
             g.transport_phrase()
         )),
-        panels: vec![Panel {
-            title: None,
-            weight: 1,
-            x,
-            y,
-            marks,
-        }],
+        panels: if panels.is_empty() {
+            vec![Panel {
+                title: None,
+                weight: 1,
+                x: percentile_axis(x_hi),
+                y: Axis::linear("latency (ms)", 0.0, y_max, plain),
+                marks: Vec::new(),
+            }]
+        } else {
+            panels
+        },
         legend,
         notes,
         footer: g.footer(),
     })
+}
+
+/// The percentile axis up to `x_hi` nines.
+fn percentile_axis(x_hi: f64) -> Axis {
+    Axis {
+        label: "percentile (log scale)".into(),
+        lo: 0.0,
+        hi: x_hi,
+        ticks: (0..=x_hi as i32)
+            .map(|k| (k as f64, percentile_label(k as f64)))
+            .collect(),
+        grid: true,
+        thin: Thin::Uniform,
+    }
+}
+
+/// A histogram's latency (ms) by percentile (x in nines), to where its
+/// count stops resolving percentiles or to `x_hi`.
+fn percentile_curve(h: &hdrhistogram::Histogram<u64>, x_hi: f64) -> Vec<(f64, f64)> {
+    let end = (h.len() as f64).log10().min(x_hi);
+    let n = ((end * PER_DECADE as f64).ceil() as usize).max(1);
+    (0..=n)
+        .map(|i| {
+            let xv = end * i as f64 / n as f64;
+            let q = (1.0 - 10f64.powf(-xv)).clamp(0.0, 1.0);
+            (xv, h.value_at_quantile(q) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+/// One line per curve in its target's colour, and a cross at the end of a
+/// failed case's line (drawn last, above the lines).
+fn curve_marks<'a>(
+    lines: impl Iterator<Item = &'a (&'a Entry, Vec<(f64, f64)>)>,
+    theme: Theme,
+) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    let mut failures = Vec::new();
+    for (e, points) in lines {
+        let color = target_color(&e.case.target, theme);
+        if e.case.is_failed() {
+            if let Some(last) = points.last() {
+                failures.push(Mark::Failure { at: *last, color });
+            }
+        }
+        marks.push(Mark::Line {
+            points: points.clone(),
+            color,
+            dash: Dash::Solid,
+            dots: false,
+        });
+    }
+    marks.extend(failures);
+    marks
 }
 
 /// The p50 and p99 of every entry that has a latency, in ms (above 0): what

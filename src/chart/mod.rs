@@ -8,8 +8,8 @@
 //! | several steps, memory | memory per connection vs connections | `memory-per-connection` |
 //! | several steps, latency | p50 / p99 latency vs connections | `latency-vs-connections` |
 //! | one step, nothing published | server memory and threads | `idle-<step>-memory-threads` |
-//! | one step, one transport, latency log | latency percentile distribution | `latency-distribution` |
-//! | one step, one transport, CPU per delivery | CPU time per delivered message | `cpu-per-delivery` |
+//! | one step, latency log | latency percentile distribution (a panel per transport) | `latency-distribution` |
+//! | one step, CPU per delivery | CPU time per delivered message (a bar per target and transport) | `cpu-per-delivery` |
 //! | several transports, wire bytes | bytes on the wire per message | `wire-bytes-per-message` |
 //! | several node counts sharing a broker | latency and CPU per delivery vs nodes | `scale-out` |
 //!
@@ -82,7 +82,6 @@ impl Kind {
 
     /// Whether the group's data can feed this chart.
     fn fits(self, g: &Group) -> bool {
-        let one_transport = g.key.transports.len() == 1;
         let any = |f: &dyn Fn(&Entry) -> bool| g.entries.iter().any(f);
         if g.key.cluster != (self == Kind::ScaleOut) {
             return false;
@@ -114,12 +113,9 @@ impl Kind {
             Kind::IdleMemoryThreads => {
                 g.is_idle() && !g.is_sweep() && any(&|e| e.case.server.at_step.is_some())
             }
-            Kind::LatencyDistribution => {
-                !g.is_sweep() && one_transport && any(&|e| e.case.hlog.is_some())
-            }
+            Kind::LatencyDistribution => !g.is_sweep() && any(&|e| e.case.hlog.is_some()),
             Kind::CpuPerDelivery => {
                 !g.is_sweep()
-                    && one_transport
                     && any(&|e| {
                         e.case.server.cpu_per_delivery_us.is_some()
                             || e.case.loadgen.cpu_per_delivery_us.is_some()

@@ -42,6 +42,7 @@ mod cluster;
 mod consistency;
 mod fault;
 mod figures;
+mod fit;
 mod hosts;
 mod launch;
 mod placement;
@@ -90,32 +91,22 @@ pub struct Outcome {
     pub run: Run,
 }
 
-/// The checks the machine can make before a run starts.
-pub fn preflight(s: &Scenario) -> Result<()> {
+/// The checks the machine can make before a run starts (`external`: the
+/// run drives a server of its own, of unknown cost).
+pub fn preflight(s: &Scenario, external: bool) -> Result<()> {
     let max = *s.steps.iter().max().unwrap_or(&0);
     hosts::preflight(s)?;
-    let m = sampler::machine();
     let workers = max.div_ceil(PER_WORKER);
     if workers > 200 {
         bail!("{max} connections need {workers} worker processes; at most 200 are supported");
     }
-    // Both ends of an idle loopback connection cost ~9.6 KB of kernel memory
-    // (measured on this kind of machine), plus the load generator's own state.
-    let need = max * 12 * 1024;
-    if need > m.memory_total / 2 {
-        bail!(
-            "{max} connections need about {} MiB of kernel and client memory, more than half of this machine's {} MiB",
-            need >> 20,
-            m.memory_total >> 20
-        );
-    }
-    Ok(())
+    fit::check(s, external, workers, sampler::memory_available())
 }
 
 /// Runs the scenario and writes `results/<scenario>/<timestamp>/`.
 pub fn run(args: RunArgs) -> Result<Outcome> {
     let s = &args.scenario;
-    preflight(s)?;
+    preflight(s, args.external.is_some())?;
     let started_at = utc(SystemTime::now(), Precision::Seconds);
     let dir = args
         .out_root

@@ -57,6 +57,12 @@ impl SystemKernel {
     }
 }
 
+/// The machine's MemAvailable, bytes (0 when unreadable): what a run can
+/// take without pushing anything else out.
+pub fn memory_available() -> u64 {
+    Meminfo::current().map_or(0, |m| m.mem_available.unwrap_or(m.mem_free))
+}
+
 /// The machine's MemTotal, bytes (0 when unreadable).
 pub(super) fn memory_total() -> u64 {
     Meminfo::current().map_or(0, |m| m.mem_total)
