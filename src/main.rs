@@ -176,6 +176,10 @@ struct ServeArgs {
     /// Seconds a long-poll is held when the request gives no ?timeout=.
     #[arg(long, default_value_t = 30.0)]
     poll_timeout: f64,
+    /// Seconds a request (head and body) may take: from accept for a
+    /// connection's first, from its first byte for a later one; then 408.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
     /// Messages kept per channel for since / Last-Event-ID replay.
     #[arg(long, default_value_t = 64)]
     backlog: usize,
@@ -322,6 +326,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     let config = comet::Config {
         heartbeat: secs("heartbeat", a.heartbeat)?,
         poll_timeout: secs("poll-timeout", a.poll_timeout)?,
+        header_timeout: secs("header-timeout", a.header_timeout)?,
         backlog: a.backlog,
         message_ttl: secs("message-ttl", a.message_ttl)?,
         max_channels: usize::try_from(a.max_channels).unwrap_or(usize::MAX),

@@ -8,6 +8,7 @@
 //!   that a test can count the connections it made;
 //! - [`serve`]: `cometbench serve` as a child process;
 //! - [`scenario`]: `cometbench run` on a scenario written by a test;
+//! - [`slots`]: at most so many scenario runs at once;
 //! - [`hostile`]: messages that try to break out of the iframe transport.
 //!
 //! It leaves out what differs per suite: how a server is configured and started.
@@ -17,6 +18,7 @@ pub mod control;
 pub mod hostile;
 pub mod scenario;
 pub mod serve;
+pub mod slots;
 
 pub use client::*;
 pub use control::Control;

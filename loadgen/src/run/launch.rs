@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::clock::mono_ns;
 use crate::worker::clock_sync::{Estimate, Sync, EXCHANGES};
@@ -34,12 +35,35 @@ pub(super) struct Heard {
     pub event: Event,
 }
 
-/// The last lines a worker (or its host's command) wrote on stderr.
+/// The last lines a worker (or its host's command) wrote on stderr, and
+/// whether its stderr has closed.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Tail(Arc<Mutex<VecDeque<String>>>);
+pub(super) struct Tail(Arc<(Mutex<Said>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct Said {
+    lines: VecDeque<String>,
+    closed: bool,
+}
 
 impl Tail {
     const LINES: usize = 3;
+
+    /// Its stderr closed: [`Tail::wait_closed`] returns.
+    fn close(&self) {
+        let (said, closed) = &*self.0;
+        said.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        closed.notify_all();
+    }
+
+    /// Waits up to `limit` for its stderr to close. A command that has
+    /// exited may have its last line still in the pipe, unread by the
+    /// thread that keeps them: the reason it failed.
+    pub fn wait_closed(&self, limit: Duration) {
+        let (said, closed) = &*self.0;
+        let said = said.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = closed.wait_timeout_while(said, limit, |s| !s.closed);
+    }
 
     /// Keeps `line` unless it is part of a backtrace (indented, or its
     /// heading and notes), which would crowd out the panic's message.
@@ -50,7 +74,8 @@ impl Tail {
         if noise || line.trim().is_empty() {
             return;
         }
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut said = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        let t = &mut said.lines;
         if t.len() == Self::LINES {
             t.pop_front();
         }
@@ -59,7 +84,8 @@ impl Tail {
 
     /// `": LINE | LINE"`, or nothing when it wrote nothing.
     pub fn said(&self) -> String {
-        let t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let said = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        let t = &said.lines;
         if t.is_empty() {
             return String::new();
         }
@@ -94,6 +120,7 @@ pub(super) fn launch(
             eprintln!("{label}: {line}");
             kept.push(line);
         }
+        kept.close();
     });
     std::thread::spawn(move || talk(stdin, stdout, plan, correct, tx));
     Ok((child, tail))

@@ -86,6 +86,7 @@ impl WorkerProc {
             },
             None => "never started".into(),
         };
+        self.tail.wait_closed(Duration::from_secs(1));
         format!("{how}{}", self.tail.said())
     }
 }
