@@ -1,4 +1,5 @@
-//! Connection deadlines of an event loop (a reactor, a ring): one heap per
+//! Connection deadlines of an event loop (a reactor, a ring, a green
+//! scheduler; and tokio's one table, `tasks/deadlines.rs`): one heap per
 //! loop, with lazy deletion.
 //!
 //! A connection's deadline often moves (every request, every heartbeat), and
@@ -169,6 +170,12 @@ impl Timers {
                 .is_some_and(|s| *s.armed() == tick as u32)
         });
         self.shrink();
+    }
+
+    /// The instant ticks are counted from.
+    #[cfg(test)]
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     pub(crate) fn len(&self) -> usize {

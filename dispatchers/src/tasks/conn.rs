@@ -24,7 +24,7 @@
 //! the state and padding 32. tokio puts it in a task cell of 384 bytes
 //! (header, scheduler, id and trailer are 104, rounded up to 128) and the
 //! socket's registration in another 128-aligned block of 256: 640 bytes
-//! asked of the allocator per idle subscriber, and about 64 in the
+//! asked of the allocator per idle subscriber, and about 56 in the
 //! deadlines' slab and heap (`examples/tokio_idle.rs` counts them). glibc's
 //! malloc puts a header and the gap to the next 128-byte boundary beside
 //! each of the two blocks, which `serve` keeps out of fastbins for tokio

@@ -1,21 +1,16 @@
-//! The connections' deadlines, kept outside their tasks: one heap for the
-//! dispatcher, with lazy deletion as the event loops' (`timers.rs`), a slab
-//! of slots, and one task that sleeps until the earliest entry and wakes
-//! the tasks whose deadline has come.
+//! The connections' deadlines, kept outside their tasks: the event loops'
+//! heap ([`Timers`], `timers.rs`: 8-byte entries, lazy deletion) for the
+//! whole dispatcher, a slab of slots, and one task that sleeps until the
+//! earliest entry and wakes the tasks whose deadline has come.
 //!
 //! # Why not a `Sleep` per task
 //! A `tokio::time::Sleep` is 112 bytes, and held in a connection's future
 //! it made every task cell 640 bytes instead of 512 (tokio rounds a cell up
 //! to 128, see `conn.rs`, `# Memory of an idle connection`). Here a
 //! connection holds a key (in what was the task's padding), a slot (its
-//! task's waker and the deadline it armed, 24 bytes) and an entry in the
-//! heap per armed deadline (16): 40 bytes per connection, in two large
-//! blocks that no allocator rounds per connection. So deadlines are whole
-//! milliseconds since the table was made (rounded up: a deadline never
-//! fires early), not `Instant`s (16 bytes each), and `timers.rs`, whose
-//! entries are `Instant`s with a generation (24 bytes, 40 with the slot's),
-//! is not used: a stale entry here only wakes a task that checks the clock
-//! itself, so a reused key needs no generation.
+//! task's waker and the tick it armed, 24 bytes) and an entry in the heap
+//! per armed deadline (8): 32 bytes per connection, in two large blocks
+//! that no allocator rounds per connection.
 //!
 //! # Arming and waking
 //! A task arms its deadline from inside its wait's poll, with the waker it
@@ -37,8 +32,6 @@
 //! The driver runs until the runtime shuts down, not until the stop: a
 //! connection finishing its output after the stop still has its deadlines.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -47,16 +40,13 @@ use slab::Slab;
 use tokio::sync::Notify;
 
 use crate::room::{shrink_slab, shrink_vec};
+use crate::timers::{Armed, Tick, Timers};
 
 /// How long the driver sleeps with no entry at all: only an arm wakes it.
 const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Milliseconds since [`Deadlines::epoch`]; 0 stands for none.
-type Tick = u64;
-
 /// Every connection's deadline.
 pub(super) struct Deadlines {
-    epoch: Instant,
     table: Mutex<Table>,
     /// An entry earlier than the driver's sleep was pushed.
     earlier: Notify,
@@ -64,25 +54,29 @@ pub(super) struct Deadlines {
 
 #[derive(Default)]
 struct Table {
-    /// When, and for which slot; stale entries are skipped when they come out.
-    heap: BinaryHeap<Reverse<(Tick, u32)>>,
+    timers: Timers,
     slots: Slab<Slot>,
     /// What the driver sleeps until (`None`: the heap was empty).
-    wakes_at: Option<Tick>,
+    wakes_at: Option<Instant>,
 }
 
 /// One connection's deadline.
 struct Slot {
     /// The task's waker (a no-op one until it first arms).
     waker: Waker,
-    /// The deadline it has in the heap (0: none).
+    /// The tick of the deadline it has in the heap (0: none).
     armed: Tick,
+}
+
+impl Armed for Slot {
+    fn armed(&mut self) -> &mut Tick {
+        &mut self.armed
+    }
 }
 
 impl Deadlines {
     pub(super) fn new() -> Deadlines {
         Deadlines {
-            epoch: Instant::now(),
             table: Mutex::default(),
             earlier: Notify::new(),
         }
@@ -90,25 +84,6 @@ impl Deadlines {
 
     fn table(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Deadline `at` in whole milliseconds, rounded up, and never 0.
-    fn tick(&self, at: Instant) -> Tick {
-        let since = at.saturating_duration_since(self.epoch);
-        let ms = since.as_millis() + u128::from(!since.subsec_nanos().is_multiple_of(1_000_000));
-        Tick::try_from(ms).unwrap_or(Tick::MAX).max(1)
-    }
-
-    /// The milliseconds passed by `now`, rounded down: a tick up to it is due.
-    fn passed(&self, now: Instant) -> Tick {
-        let ms = now.saturating_duration_since(self.epoch).as_millis();
-        Tick::try_from(ms).unwrap_or(Tick::MAX)
-    }
-
-    fn instant(&self, tick: Tick) -> Instant {
-        self.epoch
-            .checked_add(Duration::from_millis(tick))
-            .unwrap_or_else(|| Instant::now() + FAR)
     }
 
     /// A slot for a new connection; its key.
@@ -129,10 +104,9 @@ impl Deadlines {
 
     /// Arms deadline `at` for connection `key`, whose task `waker` wakes.
     pub(super) fn arm(&self, key: u32, at: Instant, waker: &Waker) {
-        let at = self.tick(at);
         let mut t = self.table();
         let Table {
-            heap,
+            timers,
             slots,
             wakes_at,
         } = &mut *t;
@@ -142,13 +116,11 @@ impl Deadlines {
         if !slot.waker.will_wake(waker) {
             slot.waker.clone_from(waker);
         }
-        if slot.armed != 0 && slot.armed <= at {
-            return;
-        }
-        slot.armed = at;
-        heap.push(Reverse((at, key)));
-        if wakes_at.is_none_or(|w| at < w) {
-            *wakes_at = Some(at);
+        timers.arm_slot(slot, at, key as usize);
+        // Arming only ever brings the earliest entry forward.
+        let earliest = timers.next();
+        if earliest.is_some_and(|e| wakes_at.is_none_or(|w| e < w)) {
+            *wakes_at = earliest;
             drop(t);
             self.earlier.notify_one();
         }
@@ -157,40 +129,26 @@ impl Deadlines {
     /// Collects the wakers of the connections due at `now` into `woken`;
     /// the next entry's time.
     fn due(&self, now: Instant, woken: &mut Vec<Waker>) -> Option<Instant> {
-        let now = self.passed(now);
         let mut t = self.table();
         let Table {
-            heap,
+            timers,
             slots,
             wakes_at,
         } = &mut *t;
-        while let Some(&Reverse((at, key))) = heap.peek() {
-            if at > now {
-                break;
-            }
-            heap.pop();
-            if let Some(slot) = slots.get_mut(key as usize).filter(|s| s.armed == at) {
-                slot.armed = 0;
-                woken.push(slot.waker.clone());
-            }
+        let mut budget = usize::MAX;
+        while let Some(key) = timers.pop_due_slot(now, slots, &mut budget) {
+            woken.push(slots[key].waker.clone());
         }
-        *wakes_at = heap.peek().map(|Reverse((at, _))| *at);
-        wakes_at.map(|at| self.instant(at))
+        *wakes_at = timers.next();
+        *wakes_at
     }
 
     /// Sweeps the stale entries once they clearly outnumber the slots, and
     /// gives back room kept from a peak; called once a second.
     pub(super) fn housekeeping(&self) {
         let mut t = self.table();
-        let Table { heap, slots, .. } = &mut *t;
-        if heap.len() > 2 * slots.len() + 1024 {
-            heap.retain(|Reverse((at, key))| {
-                slots.get(*key as usize).is_some_and(|s| s.armed == *at)
-            });
-        }
-        if heap.capacity() > 1024 && heap.len() < heap.capacity() / 4 {
-            heap.shrink_to(heap.len() * 2);
-        }
+        let Table { timers, slots, .. } = &mut *t;
+        timers.compact_slots(slots);
         shrink_slab(slots);
     }
 
@@ -235,6 +193,11 @@ mod tests {
         (c.clone(), Waker::from(c))
     }
 
+    /// The instant the table counts its ticks from.
+    fn epoch(d: &Deadlines) -> Instant {
+        d.table().timers.epoch()
+    }
+
     fn fire(d: &Deadlines, now: Instant) -> Option<Instant> {
         let mut woken = Vec::new();
         let next = d.due(now, &mut woken);
@@ -247,11 +210,11 @@ mod tests {
         let d = Deadlines::new();
         let (count, waker) = counter();
         let key = d.open();
-        let at = d.epoch + Duration::from_micros(2_500);
+        let at = epoch(&d) + Duration::from_micros(2_500);
         d.arm(key, at, &waker);
         assert!(fire(&d, at - Duration::from_micros(1)).is_some_and(|n| n >= at));
         assert_eq!(count.0.load(Ordering::Relaxed), 0);
-        assert_eq!(fire(&d, d.epoch + Duration::from_millis(3)), None);
+        assert_eq!(fire(&d, epoch(&d) + Duration::from_millis(3)), None);
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 
@@ -260,7 +223,8 @@ mod tests {
         let d = Deadlines::new();
         let (count, waker) = counter();
         let key = d.open();
-        let ms = |n| d.epoch + Duration::from_millis(n);
+        let t0 = epoch(&d);
+        let ms = |n| t0 + Duration::from_millis(n);
         d.arm(key, ms(10), &waker);
         d.arm(key, ms(20), &waker);
         d.arm(key, ms(5), &waker);
@@ -278,17 +242,18 @@ mod tests {
     fn a_closed_slot_lets_its_waker_go_and_its_entries_are_swept() {
         let d = Deadlines::new();
         let (count, waker) = counter();
+        let t0 = epoch(&d);
         for n in 0..2000 {
             let key = d.open();
-            d.arm(key, d.epoch + Duration::from_secs(60 + n), &waker);
+            d.arm(key, t0 + Duration::from_secs(60 + n), &waker);
             d.close(key);
         }
         drop(waker);
         assert_eq!(Arc::strong_count(&count), 1, "no slot keeps the task");
-        assert_eq!(d.table().heap.len(), 2000);
+        assert_eq!(d.table().timers.len(), 2000);
         d.housekeeping();
-        assert_eq!(d.table().heap.len(), 0);
-        assert_eq!(fire(&d, d.epoch + Duration::from_secs(3600)), None);
+        assert_eq!(d.table().timers.len(), 0);
+        assert_eq!(fire(&d, t0 + Duration::from_secs(3600)), None);
         assert_eq!(count.0.load(Ordering::Relaxed), 0);
     }
 }
