@@ -358,6 +358,13 @@ pub fn a_node_that_loses_the_broker_catches_up(kind: Kind) {
     assert_eq!(stats(b.addr)["subscribers"], 2);
     acl("on", &mut admin);
     wait_for(10, "b back", || broker_stats(b.addr)["up"] == true);
+    // `up` is the link, not its catch-up: 10 is published once B has
+    // replayed 6..=9, or the backlog it reads already holds 10 (green, loaded,
+    // 2026-12-02: missed 5, then 7..=10).
+    assert!(s.read_until(Duration::from_secs(10), |s| s
+        .messages()
+        .last()
+        .is_some_and(|m| m.0 == 9)));
     publish(a.addr, "c", "10");
     // 2..=5 left the backlog: said, then 6..=10 in order, each once.
     assert!(s.read_until(Duration::from_secs(10), |s| s
