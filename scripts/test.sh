@@ -45,7 +45,8 @@ mkdir -p "$logs"
 lane() {
     local name=$1 start=$SECONDS status=ok
     shift
-    cargo test --workspace "$@" >"$logs/$name.log" 2>&1 || status=FAILED
+    # --no-fail-fast: a failing binary does not keep the lane's later ones from running.
+    cargo test --workspace --no-fail-fast "$@" >"$logs/$name.log" 2>&1 || status=FAILED
     echo "$status in $((SECONDS - start)) s" >"$logs/$name.status"
     echo "scripts/test.sh: lane $name: $status in $((SECONDS - start)) s" >&2
 }
