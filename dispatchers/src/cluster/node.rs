@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use comet::{Accepted, Answer, Refusal, Replay};
 
-use super::follows::Ask;
+use super::follows::{Ask, AHEAD_WAIT};
 use super::sink::NodeSink;
 use crate::broker::{self, Link};
 use crate::deferred::{Deferred, Waiter};
@@ -76,7 +76,17 @@ impl Node {
             (w, since)
         };
         match st.follows.subscribe(channel, waiter, up) {
-            Some(Ask::Join) => None,
+            Some(Ask::Join) => match since {
+                // See `# A since ahead of the mirror` in `follows`.
+                Some(since) if since > st.hub.last_id(channel) => {
+                    if up && st.follows.wait_ahead(channel, waiter(), since, now) {
+                        return Some(Answer::Later);
+                    }
+                    self.left(st, channel, now);
+                    Some(Answer::Now(Err(Refusal::Broker)))
+                }
+                _ => None,
+            },
             Some(Ask::Wait) => Some(Answer::Later),
             Some(Ask::Follow) => {
                 st.hub.pin(channel);
@@ -95,8 +105,23 @@ impl Node {
         }
     }
 
-    /// Unfollows the channels idle for the linger (the hub locked).
+    /// Unfollows the channels idle for the linger, and answers the
+    /// subscribers that waited ahead of a mirror for too long (the hub
+    /// locked).
     pub(crate) fn sweep(&self, st: &mut State, now: Instant) {
+        for (channel, (waiter, _), since) in st.follows.ahead_due(now, AHEAD_WAIT) {
+            // Still ahead: an earlier life's id, so the whole backlog.
+            let since = if since <= st.hub.last_id(&channel) {
+                since
+            } else {
+                0
+            };
+            waiter.answer(Deferred::Subscribe {
+                channel: channel.clone(),
+                since: Some(since),
+            });
+            self.left(st, &channel, now);
+        }
         for channel in st.follows.due(now, self.linger) {
             st.hub.unpin(&channel, now);
             self.link.unfollow(&channel);

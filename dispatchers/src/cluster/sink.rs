@@ -38,6 +38,7 @@ impl Sink for NodeSink {
         // not yet in step, is not this node's to hand on.
         if st.follows.is_live(&m.channel) {
             hand_on(&mut st.hub, &m.channel, numbered, now);
+            ask_again_caught_up(&mut st, &m.channel, now);
         }
     }
 
@@ -83,6 +84,7 @@ impl Sink for NodeSink {
                 since,
             });
         }
+        ask_again_caught_up(&mut st, channel, now);
     }
 
     fn link_state(&self, up: bool) {
@@ -95,6 +97,29 @@ impl Sink for NodeSink {
         for (waiter, _) in waiters {
             waiter.answer(Deferred::Refused(Refusal::Broker));
         }
+    }
+}
+
+/// Tells the subscribers waiting ahead of `channel`'s mirror that it has
+/// reached their `since` to ask again (see `# A since ahead of the mirror`
+/// in `follows`). They ask with the `since` they gave. None has joined yet,
+/// so a channel with nobody else here lingers from now, as if they had
+/// left; one that asks again makes it busy again.
+fn ask_again_caught_up(st: &mut State, channel: &str, now: Instant) {
+    let last = st.hub.last_id(channel);
+    let waiters = st.follows.caught_up(channel, last);
+    if waiters.is_empty() {
+        return;
+    }
+    let name: Arc<str> = Arc::from(channel);
+    for (waiter, since) in waiters {
+        waiter.answer(Deferred::Subscribe {
+            channel: name.clone(),
+            since,
+        });
+    }
+    if st.hub.subscribers_of(channel) == 0 {
+        st.follows.left(channel, now);
     }
 }
 
