@@ -42,7 +42,10 @@
 //! bigger for it. A WebSocket is the exception: it publishes while
 //! subscribed, several frames at once, so its subscription is held in the
 //! boxed [`Wait`] (its receiver keeps what arrives meanwhile) with a count
-//! of the answers still to come, and comes back with the last. Without a
+//! of the answers still to come, and comes back with the last. Each
+//! answer's giver holds the path; once all have let go (every answer so
+//! far given), the next publish's path is a new one that takes over what
+//! the old still holds unread ([`Wait::path`]). Without a
 //! broker every answer is given at once and no answer path is made.
 //!
 //! When the broker loses a channel's ids, the channel's subscriptions end
@@ -208,6 +211,27 @@ pub(super) struct Wait {
     held: Option<Subscription>,
 }
 
+impl Wait {
+    /// The group to post one more answer to: the path waited on, or, when
+    /// every giver of its answers has let go of it, a new one that takes
+    /// over the answers given on the old one and not read yet. (Replacing
+    /// the receiver outright lost them: a WebSocket's first publish,
+    /// answered between its second and third, left the connection waiting
+    /// for an answer it had been given; CI, 2026-12-03, tokio.)
+    fn path(&mut self) -> Group {
+        if let Some(inbox) = self.group.upgrade() {
+            return Group(inbox);
+        }
+        let (group, rx) = Answers::open();
+        let mut old = std::mem::replace(&mut self.answers, rx);
+        while let Ok(reply) = old.try_recv() {
+            group.0.post(Item::Answer(reply));
+        }
+        self.group = Arc::downgrade(&group.0);
+        group
+    }
+}
+
 impl Default for Slot {
     fn default() -> Slot {
         Slot::IDLE
@@ -269,13 +293,11 @@ impl TaskBackend<'_> {
     /// The group an answer given later goes to, and its receiver: made only
     /// on a node, the one place an answer can come later.
     /// A connection already waiting (a WebSocket whose client sent several
-    /// publishes at once) keeps its path.
-    fn answers(&self) -> Option<(Group, Option<mpsc::UnboundedReceiver<Box<Reply>>>)> {
+    /// publishes at once) keeps its path, renewed if its givers are gone.
+    fn answers(&mut self) -> Option<(Group, Option<mpsc::UnboundedReceiver<Box<Reply>>>)> {
         self.fanout.shared.node()?;
-        if let Slot::Waiting(Some(wait)) = &*self.sub {
-            if let Some(inbox) = wait.group.upgrade() {
-                return Some((Group(inbox), None));
-            }
+        if let Slot::Waiting(Some(wait)) = &mut *self.sub {
+            return Some((wait.path(), None));
         }
         let (group, rx) = Answers::open();
         Some((group, Some(rx)))
@@ -294,13 +316,8 @@ impl TaskBackend<'_> {
             return;
         }
         match (std::mem::take(self.sub), rx) {
-            (Slot::Waiting(Some(mut wait)), rx) => {
-                // A new path only when the old one has ended: what was
-                // waited on there will never come (see `crate::deferred`).
-                if let Some(rx) = rx {
-                    wait.answers = rx;
-                    wait.group = Arc::downgrade(&group.0);
-                }
+            // `answers` gave the path waited on already, so no new one.
+            (Slot::Waiting(Some(mut wait)), _) => {
                 wait.pending += 1;
                 *self.sub = Slot::Waiting(Some(wait));
             }
@@ -454,6 +471,35 @@ mod tests {
             serde_json::json!({}),
             0,
         )))
+    }
+
+    #[test]
+    fn a_path_renewed_after_its_givers_left_keeps_the_answers_given_on_it() {
+        let (group, answers) = Answers::open();
+        let mut wait = Wait {
+            answers,
+            group: Arc::downgrade(&group.0),
+            pending: 2,
+            held: None,
+        };
+        let reply = |token| {
+            Item::Answer(Box::new(Reply {
+                token,
+                answer: crate::deferred::Deferred::Refused(Refusal::Broker),
+            }))
+        };
+        // Still held by a giver: the same path.
+        assert!(Arc::ptr_eq(&wait.path().0, &group.0));
+        group.0.post(reply(1));
+        drop(group);
+        let renewed = wait.path();
+        renewed.0.post(reply(2));
+        drop(renewed);
+        let tokens: Vec<u64> = std::iter::from_fn(|| wait.answers.try_recv().ok())
+            .map(|r| r.token)
+            .collect();
+        assert_eq!(tokens, [1, 2], "the first answer, given before, kept");
+        assert!(wait.answers.try_recv().is_err());
     }
 
     #[test]
