@@ -24,8 +24,8 @@
 //! # Events
 //! An event is answered once: a `Subscribe` with `handle_subscribed` or
 //! `handle_refused`, a `Publish` with `handle_published` or
-//! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe` and
-//! `Unresponsive` need none. A WebSocket's publishes (its text frames) are
+//! `handle_refused`, `Stats` with `handle_stats`; `Unsubscribe`,
+//! `Unresponsive` and `IdleTimeout` need none. A WebSocket's publishes (its text frames) are
 //! answered the same way, several may wait at once, and while any does, what
 //! the client sends next is kept, not decoded.
 //! [`crate::glue::drain`] does this against a [`crate::glue::Backend`],
@@ -91,6 +91,10 @@ pub enum Event {
     /// A WebSocket client answered no ping for two heartbeats and was cut
     /// off (its `Unsubscribe` comes too); count it. Needs no answer.
     Unresponsive,
+    /// A connection that sent nothing of a request within its deadline (a
+    /// new one's header timeout, a kept-alive one's idle timeout) was
+    /// closed; count it. Needs no answer.
+    IdleTimeout,
     /// Publish `data`; answer with [`Conn::handle_published`], or
     /// [`Conn::handle_refused`].
     Publish { channel: Arc<str>, data: Box<str> },
@@ -318,7 +322,11 @@ impl Conn {
             }
             // Output still queued means the peer stopped reading, or a
             // lingering close is over: give up on it.
-            Phase::Idle | Phase::Lingering(_) | Phase::Closed => self.close(true),
+            Phase::Idle => {
+                self.raise(Event::IdleTimeout);
+                self.close(true)
+            }
+            Phase::Lingering(_) | Phase::Closed => self.close(true),
             Phase::Waiting(_) => {}
             Phase::Subscribed(sub) => {
                 if sub.transport == Transport::Ws {

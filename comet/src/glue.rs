@@ -72,6 +72,10 @@ pub trait Backend {
     /// A WebSocket client answered no ping for two heartbeats and was cut
     /// off ([`Event::Unresponsive`]): count it.
     fn unresponsive(&mut self);
+
+    /// A connection sent no request within its deadline and was closed
+    /// ([`Event::IdleTimeout`]): count it.
+    fn idle_timeout(&mut self);
 }
 
 /// Answers the next event `conn` raised; returns whether there was one.
@@ -87,6 +91,7 @@ pub fn answer(conn: &mut Conn, backend: &mut impl Backend, now: Instant) -> bool
         },
         Event::Unsubscribe { channel } => backend.unsubscribe(&channel, now),
         Event::Unresponsive => backend.unresponsive(),
+        Event::IdleTimeout => backend.idle_timeout(),
         Event::Publish { channel, data } => match backend.publish(&channel, data, now) {
             Answer::Now(Ok(a)) => conn.handle_published(a.id, a.subscribers, now),
             Answer::Now(Err(refusal)) => conn.handle_refused(refusal, now),

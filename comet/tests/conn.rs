@@ -542,6 +542,20 @@ fn fresh_conn_that_sends_nothing_is_closed() {
     h.tick();
     assert!(h.conn(c).is_done());
     assert_eq!(h.take(c), b"", "no request, no response");
+    // Counted (`/stats` `closed_idle`); one that sent a part is a 408, not this.
+    let idle = |h: &Harness| {
+        h.events
+            .iter()
+            .filter(|(_, e)| *e == Event::IdleTimeout)
+            .count()
+    };
+    assert_eq!(idle(&h), 1);
+    let d = h.open();
+    h.send(d, "GET /sub/a HTTP/1.1\r\n");
+    h.at(s(20));
+    h.tick();
+    assert_eq!(response(&h.take(d)).status(), 408);
+    assert_eq!(idle(&h), 1);
 }
 
 #[test]

@@ -723,6 +723,8 @@ impl Backend for Publishes {
     }
 
     fn unresponsive(&mut self) {}
+
+    fn idle_timeout(&mut self) {}
 }
 
 fn publishes(answer: Option<Refusal>, later: bool) -> Publishes {

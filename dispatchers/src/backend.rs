@@ -128,6 +128,13 @@ impl Backend for GroupBackend<'_> {
         self.shared.stats_json()
     }
 
+    fn idle_timeout(&mut self) {
+        self.shared
+            .counters
+            .closed_idle
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn unresponsive(&mut self) {
         self.shared
             .counters

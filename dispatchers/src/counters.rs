@@ -15,6 +15,8 @@ pub struct Counters {
     pub dropped_slow: AtomicU64,
     /// WebSocket clients dropped for answering no ping for two heartbeats.
     pub dropped_unresponsive: AtomicU64,
+    /// Connections closed for sending no request within their deadline.
+    pub closed_idle: AtomicU64,
     /// Connections refused (`503`, or a full descriptor table) since start.
     pub refused: AtomicU64,
 }

@@ -259,6 +259,7 @@ impl Shared {
             "delivered": c.delivered.load(Ordering::Relaxed),
             "dropped_slow": c.dropped_slow.load(Ordering::Relaxed),
             "dropped_unresponsive": c.dropped_unresponsive.load(Ordering::Relaxed),
+            "closed_idle": c.closed_idle.load(Ordering::Relaxed),
             "uptime_secs": self.started.elapsed().as_secs_f64(),
             "config": {
                 "heartbeat_secs": self.config.heartbeat.as_secs_f64(),

@@ -825,6 +825,32 @@ pub fn websocket_handshake_and_token(kind: Kind) {
     srv.stop();
 }
 
+/// A connection that sends nothing is closed at the header timeout (1 s
+/// here) with nothing written, and counted in `/stats` `closed_idle`; one
+/// that sent part of a head is answered 408 instead, and not counted.
+pub fn a_silent_connection_is_closed_and_counted(kind: Kind) {
+    let srv = server(kind, quick());
+    let mut silent = TcpStream::connect(srv.addr).unwrap();
+    let mut partial = TcpStream::connect(srv.addr).unwrap();
+    partial.write_all(b"GET /sub/a HTTP/1.1\r\n").unwrap();
+    for s in [&silent, &partial] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    let mut got = Vec::new();
+    let n = silent.read_to_end(&mut got).expect("closed within 5 s");
+    assert_eq!(n, 0, "{}: nothing written", kind.name());
+    let mut answer = String::new();
+    let _ = partial.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "{}: {answer:?}",
+        kind.name()
+    );
+    let st = stats(srv.addr);
+    assert_eq!(st["closed_idle"], 1, "{}: {st}", kind.name());
+    srv.stop();
+}
+
 macro_rules! conformance {
     ($($module:ident => $kind:expr),* $(,)?) => {
         #[test]
@@ -853,6 +879,7 @@ macro_rules! conformance {
             #[test] fn websocket_publish_resume_and_close() { super::websocket_publish_resume_and_close($kind) }
             #[test] fn websocket_ping_and_the_dead_client() { super::websocket_ping_and_the_dead_client($kind) }
             #[test] fn websocket_handshake_and_token() { super::websocket_handshake_and_token($kind) }
+            #[test] fn a_silent_connection_is_closed_and_counted() { super::a_silent_connection_is_closed_and_counted($kind) }
         }
     )*
     };

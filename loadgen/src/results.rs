@@ -217,6 +217,12 @@ pub struct Connections {
     pub subscribed: u64,
     /// Subscribers the server's `/stats` reported after the ramp (our dispatchers only).
     pub server_subscribers: Option<u64>,
+    /// Connections the server closed for sending no request within its
+    /// deadline, by its `/stats` `closed_idle` after the ramp (our
+    /// dispatchers only): a failed connect counted there was the server's
+    /// deadline, not the kernel's refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_closed_idle: Option<u64>,
     /// Connected but never answered (a starved thread pool holds them in its queue).
     pub waiting: u64,
     /// Connections open at the end (served or waiting to be): the ones the

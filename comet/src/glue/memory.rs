@@ -26,6 +26,8 @@ pub struct Memory<K> {
     subs: BTreeMap<K, Arc<str>>,
     /// WebSocket clients cut off for answering no ping.
     unresponsive: u64,
+    /// Connections closed for sending no request within their deadline.
+    idle_timeouts: u64,
     /// Published messages with subscribers, not yet taken by the owner.
     published: VecDeque<Arc<Message>>,
     stopping: bool,
@@ -37,6 +39,7 @@ impl<K: Ord + Copy + Debug> Memory<K> {
             hub: Hub::new(limits),
             subs: BTreeMap::new(),
             unresponsive: 0,
+            idle_timeouts: 0,
             published: VecDeque::new(),
             stopping: false,
         }
@@ -89,6 +92,11 @@ impl<K: Ord + Copy + Debug> Memory<K> {
     /// WebSocket clients cut off so far for answering no ping.
     pub fn unresponsive(&self) -> u64 {
         self.unresponsive
+    }
+
+    /// Connections closed so far for sending no request in time.
+    pub fn idle_timeouts(&self) -> u64 {
+        self.idle_timeouts
     }
 
     /// Refuses every publish from now on, as a stopping server does.
@@ -159,6 +167,10 @@ impl<K: Ord + Copy + Debug> Backend for Owner<'_, K> {
 
     fn unresponsive(&mut self) {
         self.memory.unresponsive += 1;
+    }
+
+    fn idle_timeout(&mut self) {
+        self.memory.idle_timeouts += 1;
     }
 
     fn stats(&mut self) -> String {

@@ -109,6 +109,11 @@ impl<B: Backend> Backend for Recorder<'_, B> {
         self.events.push((self.id, Event::Unresponsive));
         self.inner.unresponsive()
     }
+
+    fn idle_timeout(&mut self) {
+        self.events.push((self.id, Event::IdleTimeout));
+        self.inner.idle_timeout()
+    }
 }
 
 impl Harness {

@@ -426,6 +426,14 @@ impl Backend for TaskBackend<'_> {
         self.fanout.shared.stats_json()
     }
 
+    fn idle_timeout(&mut self) {
+        self.fanout
+            .shared
+            .counters
+            .closed_idle
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn unresponsive(&mut self) {
         self.fanout
             .shared

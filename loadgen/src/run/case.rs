@@ -22,7 +22,7 @@ use super::figures::{judge_connections, summarise_server, CpuReading};
 use super::hosts::Layout;
 use super::placement::affinity_of;
 use super::sampling::SamplerThread;
-use super::server::{stats_subscribers, Server};
+use super::server::{stats_field, Server};
 use super::target::Target;
 use super::workers::Workers;
 use super::{consistency, reconcile};
@@ -368,15 +368,16 @@ impl<'a> CaseRun<'a> {
         pb.finish_and_clear();
         self.held = self.workers.total().open;
         self.case.connections.ramp_secs = t_ramp.elapsed().as_secs_f64();
-        if self.ours && self.case.failure.is_none() {
+        if self.ours {
             let addrs = match &self.cluster {
                 Some(c) => c.publish_addrs(&self.server),
                 None => vec![self.server.publish_addr],
             };
-            self.case.connections.server_subscribers = addrs
-                .into_iter()
-                .map(stats_subscribers)
-                .sum::<Option<u64>>();
+            let sum = |field| addrs.iter().map(|a| stats_field(*a, field)).sum();
+            if self.case.failure.is_none() {
+                self.case.connections.server_subscribers = sum("subscribers");
+            }
+            self.case.connections.server_closed_idle = sum("closed_idle");
         }
         Ok(())
     }

@@ -62,8 +62,12 @@ pub(super) fn judge_connections(case: &mut Case) {
         let mut causes: Vec<_> = case.connections.failed.iter().collect();
         causes.sort_by(|a, b| b.1.cmp(a.1));
         let what: Vec<String> = causes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let idle = match case.connections.server_closed_idle {
+            Some(n) => format!("; the server closed {n} for sending no request in time"),
+            None => String::new(),
+        };
         case.failure = Some(format!(
-            "{failed} of {step} connections failed ({})",
+            "{failed} of {step} connections failed ({}{idle})",
             what.join(", ")
         ));
     }
@@ -168,5 +172,17 @@ mod tests {
             Some("7 of 10 connections failed (5 timeout, 2 refused)")
         );
         assert_eq!(case.connections.waiting, 2);
+        // What the server closed for silence is said beside them.
+        let mut case = Case {
+            step: 10,
+            ..Case::default()
+        };
+        case.connections.failed.insert("closed".into(), 4);
+        case.connections.server_closed_idle = Some(3);
+        judge_connections(&mut case);
+        assert_eq!(
+            case.failure.as_deref(),
+            Some("4 of 10 connections failed (4 closed; the server closed 3 for sending no request in time)")
+        );
     }
 }

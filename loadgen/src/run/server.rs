@@ -362,7 +362,7 @@ pub(super) fn stats(addr: SocketAddr, timeout: Duration) -> Option<serde_json::V
     serde_json::from_str(body).ok()
 }
 
-/// The subscribers the server's `/stats` counts now.
-pub(super) fn stats_subscribers(addr: SocketAddr) -> Option<u64> {
-    stats(addr, Duration::from_secs(5))?["subscribers"].as_u64()
+/// One counter of the server's `/stats` now.
+pub(super) fn stats_field(addr: SocketAddr, field: &str) -> Option<u64> {
+    stats(addr, Duration::from_secs(5))?[field].as_u64()
 }
