@@ -235,6 +235,7 @@ impl<'a> CaseRun<'a> {
         if let Some(c) = run.cluster.as_mut() {
             c.start_samplers(interval, &files);
         }
+        run.warm_up();
         run.with_fault(|f, run| f.before_baseline(run));
         std::thread::sleep(Duration::from_secs_f64(s.warmup_secs));
         // Wait for the first sample after warm-up.
@@ -242,6 +243,25 @@ impl<'a> CaseRun<'a> {
         run.case.server.baseline = run.last_sample();
         run.with_fault(|f, run| f.before_ramp(run));
         Ok(run)
+    }
+
+    /// A round of subscribers that come and go on every server the step's
+    /// subscribers go to, before the baseline (see [`super::warmup`]).
+    fn warm_up(&mut self) {
+        let n = super::warmup::round(self.step);
+        let path = self
+            .sub_path
+            .replace("{channel}", "warmup")
+            .replace("{transport}", self.transport.name());
+        let (to, nodes) = self.subscribe_targets();
+        let addrs = if nodes.is_empty() { vec![to] } else { nodes };
+        for addr in &addrs {
+            super::warmup::warm_up(*addr, &path, self.transport, n);
+        }
+        self.case.notes.push(format!(
+            "the baseline was taken after a warm-up round of {n} {} subscribers that came and went",
+            self.transport.name()
+        ));
     }
 
     /// A peer may only keep up with a slower ramp; said in the notes.

@@ -51,6 +51,7 @@ mod repeat;
 mod sampling;
 mod server;
 mod target;
+mod warmup;
 mod workers;
 
 use case::{CaseRun, Shared};

@@ -1,8 +1,6 @@
 //! `disconnect`: after the hold every subscriber closes at once (FIN, or RST
 //! with `reset`); the server's figures must come back to the baseline.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::{check, FaultHook};
@@ -127,15 +125,10 @@ impl FaultHook for Disconnect {
     /// first, none did: reactor, uring and tokio came back within 12 KB,
     /// green within 152 KB and the thread dispatchers within 232 KB.
     fn before_baseline(&mut self, run: &mut CaseRun) {
-        let n = (run.step / 100).clamp(10, 100) as usize;
-        let path = run
-            .sub_path
-            .replace("{channel}", "warmup")
-            .replace("{transport}", run.transport.name());
-        warm_up(run.server.addr, &path, n);
-        run.case.notes.push(format!(
-            "the baseline was taken after a warm-up round of {n} subscribers that came and went, and one /stats"
-        ));
+        // The case's warm-up round has come and gone (`run::warmup`).
+        run.case
+            .notes
+            .push("the baseline was taken after one /stats too".into());
         // Its answer is not the baseline: the warm-up's connections may
         // still be closing. That is asked after the baseline sample, when
         // this connection is long closed.
@@ -209,27 +202,4 @@ impl FaultHook for Disconnect {
         }
         checks
     }
-}
-
-/// Opens `n` subscribers on `path`, reads what each is answered at once, and
-/// closes them all.
-fn warm_up(addr: SocketAddr, path: &str, n: usize) {
-    let mut conns = Vec::new();
-    for _ in 0..n {
-        let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            continue;
-        };
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-        if c.write_all(req.as_bytes()).is_ok() {
-            conns.push(c);
-        }
-    }
-    // Streams answer with their head at once; a long-poll holds its answer.
-    for c in &mut conns {
-        let _ = c.set_read_timeout(Some(Duration::from_millis(50)));
-        let mut buf = [0u8; 4096];
-        let _ = c.read(&mut buf);
-    }
-    drop(conns);
 }
