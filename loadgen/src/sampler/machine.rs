@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// The machine a run happened on, and the limits in force.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
-    /// CPUs this process may run on.
+    /// CPUs online on the machine (not the ones this process is pinned
+    /// to: with `--cpus` the coordinator runs on one, and the run was
+    /// recorded as on a 1-core machine).
     pub cores: u64,
     /// `uname -r`.
     pub kernel: String,
@@ -49,14 +51,16 @@ pub fn machine() -> Machine {
             matches!(k.trim(), "model name" | "Model" | "cpu model").then(|| v.trim().to_string())
         })
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get() as u64)
-        .unwrap_or_else(|_| {
-            cpuinfo
-                .lines()
-                .filter(|l| l.starts_with("processor"))
-                .count() as u64
-        });
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let cores = if online > 0 {
+        online as u64
+    } else {
+        cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count() as u64
+    };
     Machine {
         cores,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
@@ -91,5 +95,27 @@ mod tests {
         assert!(m.ip_local_port_range.0 < m.ip_local_port_range.1);
         let v = serde_json::to_value(&m).unwrap();
         assert!(v["ip_local_port_range"].is_array());
+    }
+
+    #[test]
+    fn cores_are_the_machines_whatever_this_thread_is_pinned_to() {
+        let all = machine().cores;
+        let pinned = std::thread::spawn(|| {
+            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
+            // sched_setaffinity(0) touch only it and this thread.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+                    0
+                );
+            }
+            assert_eq!(std::thread::available_parallelism().unwrap().get(), 1);
+            machine().cores
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pinned, all);
     }
 }
