@@ -7,7 +7,9 @@
 use anyhow::Result;
 
 use super::data::{panel_title, Entry, Group};
-use super::figure::{plain, short_count, Axis, Dash, Figure, LegendItem, Mark, Panel, Thin};
+use super::figure::{
+    plain, short_count, Anchor, Axis, Dash, Figure, LegendItem, Mark, Panel, Thin,
+};
 use super::style::{target_color, Theme};
 use super::{
     case_notes, failure_note, missing_note, series_name, sweep_failure_note, sweep_marks,
@@ -206,9 +208,20 @@ pub(super) fn p50_p99_ms<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Ve
         .collect()
 }
 
+/// A capacity run's p99 bound (`slo_p99_ms`), drawn across the chart: the
+/// steps below it held, the first above it is where stepping stopped.
+fn capacity_bound(g: &Group) -> Option<f64> {
+    g.runs.iter().find_map(|r| {
+        let s = &r.run.scenario;
+        (s["capacity"].as_bool() == Some(true)).then(|| s["slo_p99_ms"].as_f64().unwrap_or(250.0))
+    })
+}
+
 /// Chart 4: p50 (solid) and p99 (dashed) delivery latency against connections.
 pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
-    let values = p50_p99_ms(&g.entries);
+    let bound = capacity_bound(g);
+    let mut values = p50_p99_ms(&g.entries);
+    values.extend(bound);
     let (y, log) = Axis::auto("latency (ms)", "latency (ms, log scale)", &values, plain);
     let fy = move |v: f64| if log { v.max(1e-3).log10() } else { v };
     let steps: Vec<f64> = g.entries.iter().map(|e| e.case.step as f64).collect();
@@ -269,6 +282,20 @@ pub fn vs_connections(g: &Group, theme: Theme) -> Figure {
     }
     notes.extend(missing_note("no latency recorded", &missing));
     notes.extend(case_notes(g));
+    if let Some(b) = bound {
+        // Muted, so that it reads as a bound and not as one more p99.
+        marks.push(Mark::Line {
+            points: vec![(x.lo, fy(b)), (x.hi, fy(b))],
+            color: theme.palette().muted,
+            dash: Dash::Dashed,
+            dots: false,
+        });
+        marks.push(Mark::Text {
+            at: (x.lo, fy(b) + (y.hi - y.lo) * 0.05),
+            text: format!("capacity's p99 bound, {} ms", plain(b)),
+            anchor: Anchor::Left,
+        });
+    }
 
     let mut legend = target_legend(g, theme, true);
     legend.push(LegendItem::Line {

@@ -540,6 +540,26 @@ mod tests {
     }
 
     #[test]
+    fn a_capacity_run_draws_its_p99_bound_and_no_other_run_does() {
+        let bound_marks = |g: &Group| {
+            let f = latency::vs_connections(g, style::Theme::Light);
+            f.panels[0]
+                .marks
+                .iter()
+                .filter(
+                    |m| matches!(m, figure::Mark::Text { text, .. } if text.contains("p99 bound")),
+                )
+                .count()
+        };
+        let mut g = sweep_of(&[(1000, None), (2000, None)]);
+        assert_eq!(bound_marks(&g), 0);
+        g.runs[0].run.scenario = serde_json::json!({"capacity": true, "slo_p99_ms": 250.0});
+        assert_eq!(bound_marks(&g), 1);
+        let f = latency::vs_connections(&g, style::Theme::Light);
+        assert!(f.panels[0].y.hi >= 250.0, "the bound is on the chart");
+    }
+
+    #[test]
     fn a_sweep_line_stops_at_a_failed_step_and_marks_it() {
         let p = |step, value, failed| SweepPoint {
             step,
