@@ -364,8 +364,15 @@ impl<'a> CaseRun<'a> {
         self.workers = Workers::spawn(self.layout, &self.args.exe, self.plans(workers))?;
         let pb = bar(self.step, "ramp").with_prefix(self.label.clone());
         let t_ramp = Instant::now();
-        let budget =
-            Duration::from_secs_f64(self.step as f64 / self.ramp_rate) + Duration::from_secs(20);
+        // A ramp bounded by the unanswered goes at the server's pace, which
+        // may be slower than the rate: twice the planned time, then.
+        let paced = if self.scenario().ramp.unanswered.is_some() {
+            2.0
+        } else {
+            1.0
+        };
+        let budget = Duration::from_secs_f64(paced * self.step as f64 / self.ramp_rate)
+            + Duration::from_secs(20);
         let mut settled_since: Option<Instant> = None;
         loop {
             self.workers.collect(Duration::from_millis(100));
@@ -454,6 +461,10 @@ impl<'a> CaseRun<'a> {
                 channels: self.channels.clone(),
                 rate: self.ramp_rate / workers as f64,
                 in_flight: (s.ramp.in_flight / workers as usize).max(1),
+                unanswered: s
+                    .ramp
+                    .unanswered
+                    .map_or(usize::MAX, |u| (u / workers as usize).max(1)),
                 connect_timeout_ms: 10_000,
                 epoch_ns: self.epoch_ns,
                 interval_ms: 1000,

@@ -182,6 +182,20 @@ impl Scenario {
                 "ramp.in_flight must be >= 1 (got 0)".into(),
             );
         }
+        if self
+            .ramp
+            .unanswered
+            .is_some_and(|u| u < self.ramp.in_flight)
+        {
+            return refuse(
+                "ramp.unanswered",
+                format!(
+                    "ramp.unanswered must be >= ramp.in_flight ({}), got {}",
+                    self.ramp.in_flight,
+                    self.ramp.unanswered.unwrap_or(0)
+                ),
+            );
+        }
         Ok(())
     }
 

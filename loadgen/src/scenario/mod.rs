@@ -26,6 +26,7 @@
 //! [ramp]
 //! rate = 5000.0                           # connections/s, default 5000
 //! in_flight = 512                         # default 512
+//! unanswered = 8192                       # subscribes awaiting their answer at most (default: no bound)
 //!
 //! [publish]
 //! pattern = "broadcast"                   # none (default) | broadcast | per-user
@@ -208,6 +209,17 @@ pub struct Ramp {
     pub rate: f64,
     /// Connects in flight at most, over all workers.
     pub in_flight: usize,
+    /// Connections not yet answered (connecting, or their subscribe
+    /// waiting for its answer) at most, over all workers; `None`: no bound.
+    /// A client's connect completes when the server's kernel answers it,
+    /// before the server accepts, so a server slower than the rate fills
+    /// its accept queues until the kernel drops connects (idle-2m,
+    /// 2026-12-03: 53,419 listen overflows, 48,311 connections closed at
+    /// the header deadline after their retransmitted request came late).
+    /// With a bound the ramp goes at the server's pace. Without, a starved
+    /// pool that never answers does not stall the ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unanswered: Option<usize>,
 }
 
 impl Default for Ramp {
@@ -215,6 +227,7 @@ impl Default for Ramp {
         Ramp {
             rate: 5000.0,
             in_flight: 512,
+            unanswered: None,
         }
     }
 }

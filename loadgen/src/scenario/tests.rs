@@ -87,6 +87,7 @@ fn full_file_parses() {
         ramp: Ramp {
             rate: 4000.0,
             in_flight: 256,
+            unanswered: None,
         },
         publish: Publish {
             pattern: Pattern::Broadcast,
@@ -194,7 +195,8 @@ fn defaults() {
         s.ramp,
         Ramp {
             rate: 5000.0,
-            in_flight: 512
+            in_flight: 512,
+            unanswered: None,
         }
     );
     assert_eq!(s.publish, Publish::default());
@@ -375,6 +377,11 @@ fn other_refusals_are_one_line_too() {
     assert!(e.contains("ramp.rate must be > 0"), "{e}");
     let e = err(&with("", "[ramp]\nin_flight = 0\n"));
     assert!(e.contains("ramp.in_flight must be >= 1"), "{e}");
+    let e = err(&with("", "[ramp]\nin_flight = 64\nunanswered = 10\n"));
+    assert!(
+        e.contains("ramp.unanswered must be >= ramp.in_flight (64), got 10"),
+        "{e}"
+    );
     let e = err(&with("", "[thresholds]\nmin_delivered_fraction = 1.5\n"));
     assert!(e.contains("thresholds.min_delivered_fraction"), "{e}");
     let e = err(&with("hold_secs = -1.0", ""));

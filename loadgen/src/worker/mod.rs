@@ -299,3 +299,48 @@ fn resident_bytes() -> u64 {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(0) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A server that accepts and never answers: with `unanswered`, the
+    /// ramp starts no more connections than that, however fast its rate;
+    /// without, only the connects in flight bound it.
+    fn started_against_a_silent_server(unanswered: Option<usize>) -> usize {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "worker": 0, "target": listener.local_addr().unwrap().to_string(),
+            "sources": ["127.0.0.1"], "path": "/sub/{channel}", "since_param": "since",
+            "transport": "sse", "count": 40, "first_index": 0,
+            "channels": {"broadcast": "bc"}, "rate": 1e6, "in_flight": 4,
+            "connect_timeout_ms": 10000, "epoch_ns": 0, "interval_ms": 1000
+        }))
+        .unwrap();
+        if let Some(u) = unanswered {
+            plan.unanswered = u;
+        }
+        let mut w = Worker::new(plan, Transport::Sse, Poll::new().unwrap());
+        let mut events = Events::with_capacity(64);
+        let t0 = mono_ns();
+        let end = Instant::now() + Duration::from_millis(800);
+        while Instant::now() < end {
+            w.ramp(mono_ns(), t0);
+            w.poll
+                .poll(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            for ev in events.iter() {
+                w.handle(ev.token().0, ev.is_read_closed() || ev.is_error());
+            }
+        }
+        assert_eq!(w.connecting, 0, "every connect completed");
+        w.started
+    }
+
+    #[test]
+    fn the_ramp_waits_for_answers_only_when_bounded() {
+        assert_eq!(started_against_a_silent_server(Some(8)), 8);
+        assert_eq!(started_against_a_silent_server(None), 40);
+    }
+}

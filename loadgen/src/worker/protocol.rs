@@ -15,6 +15,10 @@ use super::clock_sync::{Ping, Pong};
 use crate::results::{DeliveryCounts, WireCounts};
 
 /// Writes `line` and a line break, and flushes.
+fn no_bound() -> usize {
+    usize::MAX
+}
+
 pub fn write_line<W: Write, T: Serialize>(mut w: W, line: &T) -> io::Result<()> {
     serde_json::to_writer(&mut w, line)?;
     w.write_all(b"\n")?;
@@ -91,6 +95,10 @@ pub struct Plan {
     /// Connections per second.
     pub rate: f64,
     pub in_flight: usize,
+    /// Connections not yet answered at most (see the scenario's
+    /// `ramp.unanswered`); `usize::MAX`: no bound.
+    #[serde(default = "no_bound")]
+    pub unanswered: usize,
     pub connect_timeout_ms: u64,
     /// `mono_ns` origin of latency intervals, shared by all workers.
     pub epoch_ns: u64,

@@ -133,8 +133,12 @@ impl Worker {
         let due = (((now - t0) as f64 / 1e9) * self.plan.rate).ceil() as usize;
         let due = due.min(self.plan.count);
         // The bound is on TCP connects: a connection the server accepted but
-        // does not answer (a starved pool) no longer holds a slot.
-        while self.started < due && self.connecting < self.plan.in_flight {
+        // does not answer (a starved pool) no longer holds a slot, unless
+        // the scenario bounds those too (`ramp.unanswered`).
+        while self.started < due
+            && self.connecting < self.plan.in_flight
+            && self.pending < self.plan.unanswered
+        {
             let index = self.plan.first_index + self.started;
             let source = self.plan.sources[self.started % self.plan.sources.len()];
             self.started += 1;
