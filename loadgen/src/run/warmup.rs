@@ -5,6 +5,7 @@
 //! 135 to 144 bytes per subscriber `idle-10k` measured at 10,000), and the
 //! buffers a first request grows. What the step's connections add over it
 //! is then what they cost each, which is what per-connection figures claim.
+//! Not for the floor (see `CaseRun::warm_up`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
