@@ -91,6 +91,26 @@ impl WorkerProc {
     }
 }
 
+/// What process `pid` is doing, as `; process state S in WCHAN` (empty when
+/// it cannot be read): a worker that falls silent is named with whether it
+/// was stopped, waiting in the kernel (and where) or running, so that a
+/// silence tells a stalled machine from a stuck worker.
+fn doing(pid: u32) -> String {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return String::new();
+    };
+    // The state follows the command's closing parenthesis.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .unwrap_or("?");
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    match wchan.trim() {
+        "" | "0" => format!("; process state {state}"),
+        w => format!("; process state {state} in {w}"),
+    }
+}
+
 /// Every worker of a case, and the lines they send.
 pub(super) struct Workers {
     procs: Vec<WorkerProc>,
@@ -233,7 +253,12 @@ impl Workers {
         for p in self.procs.iter_mut() {
             let quiet = now.saturating_sub(p.heard_ns);
             if p.live() && p.report.is_none() && quiet > SILENT_SECS * 1_000_000_000 {
-                p.fail(format!("fell silent: nothing heard for {SILENT_SECS} s"));
+                let last = &p.progress;
+                let state = p.child.as_ref().map_or(String::new(), |c| doing(c.id()));
+                p.fail(format!(
+                    "fell silent: nothing heard for {SILENT_SECS} s (last said: {} connected, {} subscribed, {} failed, {} pending){state}",
+                    last.connected, last.subscribed, last.failed, last.pending
+                ));
             }
         }
     }
@@ -495,4 +520,38 @@ fn write_hlog(
     let start = SystemTime::now() - Duration::from_nanos(mono_ns().saturating_sub(epoch_ns));
     hist::write_log(File::create(path)?, start, &list)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn a_silent_process_is_named_with_its_state() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let end = Instant::now() + Duration::from_secs(5);
+        // Asleep in the kernel once it has started its nanosleep.
+        while !doing(pid).starts_with("; process state S") && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            doing(pid).starts_with("; process state S"),
+            "{}",
+            doing(pid)
+        );
+        child::signal(pid as i32, libc::SIGSTOP);
+        while !doing(pid).starts_with("; process state T") && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            doing(pid).starts_with("; process state T"),
+            "{}",
+            doing(pid)
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(doing(pid), "", "a reaped process has no state");
+    }
 }
