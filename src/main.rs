@@ -122,6 +122,13 @@ struct FloorArgs {
     /// A second listener (publishing and /stats), as serve's.
     #[arg(long)]
     publish_listen: Option<SocketAddr>,
+    /// Processes sharing the subscribers' port, each holding its share (past
+    /// one process's open-file limit); needs --publish-listen.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    processes: u16,
+    /// One of the processes of --processes, driven by its parent.
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 #[derive(clap::Args)]
@@ -515,7 +522,10 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Floor(a) => {
             raise_nofile();
-            floor::run(a.listen, a.publish_listen)
+            match a.child {
+                true => floor::child(a.listen),
+                false => floor::run(a.listen, a.publish_listen, a.processes.into()),
+            }
         }
         Command::Compare(a) => {
             let o = compare::Options {

@@ -393,3 +393,132 @@ fn compare_exits_99_on_a_regression_past_the_threshold() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A free loopback port (bound and let go).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Asks `req` on a fresh connection to `addr`; the answer, whole.
+fn ask(addr: SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The floor past one process: three children share the subscribers' port,
+/// a publish on the parent's listener reaches every subscriber once with
+/// its id, `/stats` sums them, a publish on the shared port is refused, and
+/// SIGTERM takes the children with the parent.
+#[test]
+fn the_floor_as_several_processes_writes_to_all_their_subscribers() {
+    let refused = bin()
+        .args(["floor", "--processes", "2", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("needs --publish-listen"), "{said}");
+
+    let publish: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut floor = bin()
+        .args(["floor", "--processes", "3", "--listen", "127.0.0.1:0"])
+        .arg("--publish-listen")
+        .arg(publish.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(floor.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: SocketAddr = line.trim().parse().unwrap();
+    let mut subs: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /sub/bc?transport=sse HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // Each subscriber is held once its head is answered.
+    for s in &mut subs {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut head = Vec::new();
+        while !String::from_utf8_lossy(&head).contains("retry: 3000") {
+            let mut b = [0u8; 512];
+            let n = s.read(&mut b).unwrap();
+            assert!(n > 0, "closed before its head");
+            head.extend_from_slice(&b[..n]);
+        }
+    }
+    let stats = ask(publish, "GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(
+        stats.contains("\"subscribers\":60") && stats.contains("\"processes\":3"),
+        "{stats}"
+    );
+    for id in 1..=2 {
+        let answer = ask(
+            publish,
+            "POST /pub/bc HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        );
+        assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+        assert!(
+            answer.contains(&format!("{{\"id\":{id},\"subscribers\":60}}")),
+            "{answer}"
+        );
+    }
+    for s in &mut subs {
+        let mut got = String::new();
+        while !got.contains("id: 2\n") {
+            let mut b = [0u8; 512];
+            let n = s.read(&mut b).unwrap();
+            assert!(n > 0, "closed before id 2: {got}");
+            got.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+        assert_eq!(got.matches("data: hello").count(), 2, "{got}");
+        assert!(got.find("id: 1\n") < got.find("id: 2\n"), "{got}");
+    }
+    let wrong = ask(
+        addr,
+        "POST /pub/bc HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+    );
+    assert!(wrong.starts_with("HTTP/1.1 404"), "{wrong}");
+    let children = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+    };
+    let kids: Vec<String> = children(floor.id())
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(kids.len(), 3, "{kids:?}");
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(floor.id() as i32, libc::SIGTERM) };
+    let status = floor.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while kids
+        .iter()
+        .any(|k| std::path::Path::new(&format!("/proc/{k}")).exists())
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for k in &kids {
+        let stat = std::fs::read_to_string(format!("/proc/{k}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "child {k}: {stat}"
+        );
+    }
+}

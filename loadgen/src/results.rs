@@ -501,8 +501,8 @@ fn write_floor<W: Write>(w: &mut W, cases: &[Case]) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "target", "transport", "conns", "p50", "p99", "p99.9", "CPU"
+        "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "target", "transport", "conns", "p50", "p99", "p99.9", "last", "CPU"
     )?;
     for c in with {
         let r = |k: &str| {
@@ -512,13 +512,14 @@ fn write_floor<W: Write>(w: &mut W, cases: &[Case]) -> io::Result<()> {
         };
         writeln!(
             w,
-            "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<22} {:<9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             c.target,
             c.transport,
             c.step,
             r("delivery.latency_us.p50"),
             r("delivery.latency_us.p99"),
             r("delivery.latency_us.p999"),
+            r("delivery.latency_us.max"),
             r("server.cpu_per_delivery_us"),
         )?;
     }

@@ -152,7 +152,8 @@ impl<'a> CaseRun<'a> {
         };
         let mut cluster = None;
         let (server, sub_path, pub_path) = match target {
-            Target::Dispatcher { name, args: a } => {
+            Target::Dispatcher { name, .. } => {
+                let a = &target.args_at(step, nofile_limit());
                 case.args = a.clone();
                 let srv = match nodes {
                     Some(n) => {
@@ -219,7 +220,9 @@ impl<'a> CaseRun<'a> {
             dialect,
             ids,
             format,
-            publish_timeout: Duration::from_secs(5),
+            // A server may write to every subscriber before it answers (the
+            // floor does, a few microseconds each): 5 s, or 10 us each.
+            publish_timeout: Duration::from_secs(5).max(Duration::from_micros(step * 10)),
             ramp_rate: s.ramp.rate,
             sampler: None,
             workers: Workers::none(),
@@ -291,7 +294,9 @@ impl<'a> CaseRun<'a> {
     /// are sampled as one server, summed, in one cgroup.
     fn start_sampler(&self) -> Option<SamplerThread> {
         let pid = self.server.pid?;
-        let mut sampler = Sampler::new(pid, !self.ours);
+        // A peer's workers, and the floor's processes past one.
+        let tree = !self.ours || self.target.kind() == "floor";
+        let mut sampler = Sampler::new(pid, tree);
         for other in self.cluster.iter().flat_map(Cluster::other_pids) {
             sampler.add_root(other);
         }
@@ -748,6 +753,12 @@ impl<'a> CaseRun<'a> {
         case.duration_secs = self.started.elapsed().as_secs_f64();
         Ok(std::mem::take(case))
     }
+}
+
+/// The open-file limit a server started from here gets (it raises its soft
+/// limit to this hard one).
+fn nofile_limit() -> u64 {
+    crate::sampler::machine().nofile_hard
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

@@ -66,6 +66,22 @@ impl Target {
         }
     }
 
+    /// The target's flags at `step`: the floor is as many processes as the
+    /// step needs with `nofile` descriptors each.
+    pub fn args_at(&self, step: u64, nofile: u64) -> Vec<String> {
+        match self {
+            Target::Dispatcher { name, args } if name == super::FLOOR => {
+                let n = floor_processes(step, nofile);
+                match n {
+                    1 => args.clone(),
+                    _ => [args.clone(), vec!["--processes".into(), n.to_string()]].concat(),
+                }
+            }
+            Target::Dispatcher { args, .. } => args.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn notes(&self, transport: Transport) -> Vec<String> {
         match self {
             Target::Peer(p) => p.case_notes(transport),
@@ -116,5 +132,43 @@ impl Target {
             }
             _ => None,
         }
+    }
+}
+
+/// Descriptors a floor process keeps for other than subscribers (its
+/// listeners, pipes, a publisher's connections).
+const FLOOR_SPARE_FDS: u64 = 64;
+
+/// Floor processes for `step` subscribers with `nofile` descriptors each:
+/// a share of 85% of what is left, as `SO_REUSEPORT` spreads connections by
+/// hash, not evenly (the uring rings are sized with the same margin).
+pub(super) fn floor_processes(step: u64, nofile: u64) -> u64 {
+    let share = (nofile.saturating_sub(FLOOR_SPARE_FDS) * 85 / 100).max(1);
+    step.div_ceil(share).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_is_as_many_processes_as_its_descriptors_need() {
+        assert_eq!(floor_processes(10_000, 20_000), 1);
+        assert_eq!(floor_processes(16_945, 20_000), 1);
+        assert_eq!(floor_processes(16_946, 20_000), 2);
+        assert_eq!(floor_processes(1_000_000, 20_000), 60);
+        // A limit too small for its spare still gets processes, not a panic.
+        assert_eq!(floor_processes(10, 10), 10);
+        let floor = Target::Dispatcher {
+            name: super::super::FLOOR.into(),
+            args: Vec::new(),
+        };
+        assert!(floor.args_at(10_000, 20_000).is_empty());
+        assert_eq!(floor.args_at(1_000_000, 20_000), ["--processes", "60"]);
+        let reactor = Target::Dispatcher {
+            name: "reactor".into(),
+            args: vec!["--threads".into(), "2".into()],
+        };
+        assert_eq!(reactor.args_at(1_000_000, 20_000), ["--threads", "2"]);
     }
 }

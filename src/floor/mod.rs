@@ -15,6 +15,16 @@
 //! and K the subscribers written to, and `GET /stats` with `subscribers`.
 //! A subscriber whose write fails or is short (a full socket) is dropped.
 //! Anything else is `400`, `404` or `405` and the connection closes.
+//!
+//! Past one process's open-file limit it is `--processes N` of them (see
+//! [`processes`]): N children each accept subscribers on their own
+//! `SO_REUSEPORT` listener of one port and write to them in their own plain
+//! loop, and the parent takes the publishes on the publish listener and hands
+//! each frame to all of them at once.
+
+mod processes;
+
+pub use processes::child;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -36,39 +46,89 @@ struct Channel {
     last_id: u64,
 }
 
+/// What answers a publish and `/stats`: one process's subscribers, or all
+/// of its children's.
+trait Fanout: Send + Sync {
+    /// Gives the message on `channel` its id and writes it to every
+    /// subscriber: the id, and how many got it whole.
+    fn publish(&self, channel: &str, text: &str) -> (u64, u64);
+    /// The `/stats` body.
+    fn stats(&self) -> String;
+}
+
 /// Serves on `listen` (and `publish_listen`, when given) until SIGINT or
-/// SIGTERM; prints the bound address first.
-pub fn run(listen: SocketAddr, publish_listen: Option<SocketAddr>) -> Result<()> {
+/// SIGTERM, as `processes` processes when more than one; prints the
+/// subscribers' address first.
+pub fn run(listen: SocketAddr, publish_listen: Option<SocketAddr>, processes: usize) -> Result<()> {
+    if processes > 1 {
+        let Some(publish) = publish_listen else {
+            anyhow::bail!(
+                "--processes {processes} needs --publish-listen: the subscribers' port is shared by the children, and a publish must reach all of them"
+            );
+        };
+        return processes::run(listen, publish, processes);
+    }
     let floor = Arc::new(Floor::default());
     let main = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "{}", main.local_addr()?)?;
-    out.flush()?;
-    drop(out);
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("installing signal handlers")?;
+    print_addr(main.local_addr()?)?;
+    let signals = signals()?;
     if let Some(addr) = publish_listen {
         let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-        let f = floor.clone();
-        std::thread::spawn(move || accept_loop(&l, &f));
+        let f: Arc<dyn Fanout> = floor.clone();
+        std::thread::spawn(move || publish_loop(&l, &f));
     }
     let f = floor.clone();
-    std::thread::spawn(move || accept_loop(&main, &f));
+    std::thread::spawn(move || accept_loop(&main, &f, true));
+    stop_on(signals, &*floor);
+    Ok(())
+}
+
+/// The address on stdout, where the one who started us waits for it.
+fn print_addr(addr: SocketAddr) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{addr}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn signals() -> Result<signal_hook::iterator::Signals> {
+    signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("installing signal handlers")
+}
+
+/// Waits for SIGINT or SIGTERM, then says what it held.
+fn stop_on(mut signals: signal_hook::iterator::Signals, floor: &dyn Fanout) {
     let sig = signals.forever().next();
     eprintln!(
         "cometbench floor: signal {}, stopping; {}",
         sig.unwrap_or(0),
         floor.stats()
     );
-    Ok(())
+}
+
+/// A thread per connection of the publish listener: publishes and `/stats`.
+fn publish_loop(l: &TcpListener, floor: &Arc<dyn Fanout>) {
+    for conn in l.incoming() {
+        let Ok(s) = conn else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let f = floor.clone();
+        std::thread::spawn(move || {
+            let mut s = s;
+            let mut buf = Vec::new();
+            if let Ok(Some(head)) = read_head(&mut s, &mut buf) {
+                serve(s, buf, head, &*f);
+            }
+        });
+    }
 }
 
 /// Takes connections one at a time: a subscriber's request is read and
-/// answered here, any other connection gets a thread of its own.
-fn accept_loop(l: &TcpListener, floor: &Arc<Floor>) {
+/// answered here; any other connection gets a thread of its own when
+/// `others` (one process serves publishes on this port too), else a 404 (a
+/// child of several, whose publishes come from the parent).
+fn accept_loop(l: &TcpListener, floor: &Arc<Floor>, others: bool) {
     for conn in l.incoming() {
         let Ok(mut s) = conn else {
             // Out of descriptors: let some go before trying again.
@@ -83,9 +143,16 @@ fn accept_loop(l: &TcpListener, floor: &Arc<Floor>) {
         };
         if let Some(channel) = head.subscribe_channel() {
             floor.subscribe(s, channel);
-        } else {
+        } else if others {
             let f = floor.clone();
-            std::thread::spawn(move || serve(s, buf, head, &f));
+            std::thread::spawn(move || serve(s, buf, head, &*f));
+        } else {
+            let body = r#"{"error":"publish and /stats on the floor's publish listener"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 404 Not Found\r\nServer: cometbench\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     }
 }
@@ -155,7 +222,7 @@ fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<Head>> {
 }
 
 /// Publishes and `/stats` on one keep-alive connection, in order.
-fn serve(mut s: TcpStream, mut buf: Vec<u8>, mut head: Head, floor: &Floor) {
+fn serve(mut s: TcpStream, mut buf: Vec<u8>, mut head: Head, floor: &dyn Fanout) {
     loop {
         let want = head.len + head.content_length;
         let mut chunk = [0u8; 4096];
@@ -167,7 +234,7 @@ fn serve(mut s: TcpStream, mut buf: Vec<u8>, mut head: Head, floor: &Floor) {
         }
         let body = buf[head.len..want].to_vec();
         buf.drain(..want);
-        let (status, answer) = floor.answer(&head, &body);
+        let (status, answer) = answer(floor, &head, &body);
         let close = head.close || (status != 202 && status != 200);
         let reason = match status {
             200 => "OK",
@@ -202,48 +269,67 @@ impl Floor {
         channels.entry(channel).or_default().subscribers.push(s);
     }
 
-    /// The status and JSON body of a publish or `/stats`.
-    fn answer(&self, head: &Head, body: &[u8]) -> (u16, String) {
-        if head.path == "/stats" {
-            return match head.method.as_str() {
-                "GET" => (200, self.stats()),
-                _ => (405, "{}".into()),
-            };
-        }
-        let Some(channel) = head.path.strip_prefix("/pub/") else {
-            return (404, "{}".into());
-        };
-        if head.method != "POST" {
-            return (405, "{}".into());
-        }
-        let (Some(text), true) = (std::str::from_utf8(body).ok(), valid_channel(channel)) else {
-            return (400, "{}".into());
-        };
-        let (id, written) = self.publish(channel, text);
-        (202, format!("{{\"id\":{id},\"subscribers\":{written}}}"))
+    /// Writes `frame` to every subscriber of `channel`, one write each;
+    /// those it could not be written to whole are dropped. How many got it.
+    fn write_frame(&self, channel: &str, frame: &[u8]) -> u64 {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let c = channels.entry(channel.to_string()).or_default();
+        write_to(&mut c.subscribers, frame)
     }
 
-    /// Gives the message its id, encodes it once, and writes it to every
-    /// subscriber of `channel`, one write each; those it could not be
-    /// written to whole are dropped. The id, and how many got it.
+    /// Subscribers held, and channels.
+    fn counts(&self) -> (u64, u64) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let subscribers: usize = channels.values().map(|c| c.subscribers.len()).sum();
+        (subscribers as u64, channels.len() as u64)
+    }
+}
+
+impl Fanout for Floor {
+    /// Gives the message its id and encodes it once for all subscribers.
     fn publish(&self, channel: &str, text: &str) -> (u64, u64) {
+        // The id and the writes under one lock: ids go out in order.
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let c = channels.entry(channel.to_string()).or_default();
         c.last_id += 1;
         let frame = encode(c.last_id, text);
-        c.subscribers
-            .retain_mut(|s| matches!(s.write(&frame), Ok(n) if n == frame.len()));
-        (c.last_id, c.subscribers.len() as u64)
+        (c.last_id, write_to(&mut c.subscribers, &frame))
     }
 
     fn stats(&self) -> String {
-        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let subscribers: usize = channels.values().map(|c| c.subscribers.len()).sum();
+        let (subscribers, channels) = self.counts();
         format!(
-            "{{\"dispatcher\":\"floor\",\"subscribers\":{subscribers},\"channels\":{}}}",
-            channels.len()
+            "{{\"dispatcher\":\"floor\",\"subscribers\":{subscribers},\"channels\":{channels}}}"
         )
     }
+}
+
+/// `frame` to each of `subscribers`, one write each, dropping those it could
+/// not be written to whole; how many got it.
+fn write_to(subscribers: &mut Vec<TcpStream>, frame: &[u8]) -> u64 {
+    subscribers.retain_mut(|s| matches!(s.write(frame), Ok(n) if n == frame.len()));
+    subscribers.len() as u64
+}
+
+/// The status and JSON body of a publish or `/stats`.
+fn answer(floor: &dyn Fanout, head: &Head, body: &[u8]) -> (u16, String) {
+    if head.path == "/stats" {
+        return match head.method.as_str() {
+            "GET" => (200, floor.stats()),
+            _ => (405, "{}".into()),
+        };
+    }
+    let Some(channel) = head.path.strip_prefix("/pub/") else {
+        return (404, "{}".into());
+    };
+    if head.method != "POST" {
+        return (405, "{}".into());
+    }
+    let (Some(text), true) = (std::str::from_utf8(body).ok(), valid_channel(channel)) else {
+        return (400, "{}".into());
+    };
+    let (id, written) = floor.publish(channel, text);
+    (202, format!("{{\"id\":{id},\"subscribers\":{written}}}"))
 }
 
 /// One SSE event as one HTTP chunk: `id: N`, a `data:` line per line.
