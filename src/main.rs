@@ -209,6 +209,10 @@ struct ServeArgs {
     /// Serve publishing and /stats on this separate listener too, with its own threads.
     #[arg(long)]
     publish_listen: Option<SocketAddr>,
+    /// Listen with SO_REUSEPORT, so that other processes (nodes of one
+    /// address) can join the port and the kernel spreads connections over them.
+    #[arg(long)]
+    reuse_port: bool,
     /// Allow listening beyond loopback without a publish token.
     #[arg(long)]
     insecure_public: bool,
@@ -351,6 +355,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         pool_size: a.pool_size as usize,
         thread_stack: a.thread_stack,
         publish_listen: a.publish_listen,
+        reuse_port: a.reuse_port,
         broker: a.broker.as_deref().map(|url| {
             let mut b = dispatchers::broker::Config::new(url);
             b.prefix = a.broker_prefix.clone();

@@ -307,3 +307,51 @@ drain_secs = 1.0
         assert!(n["delivered"].as_u64().unwrap() > 0, "{ours}");
     }
 }
+
+/// Three reactor processes sharing one port and a Redis: the kernel spreads
+/// the subscribers over them (each node delivers to some), every message
+/// reaches every subscriber once, and each node is told apart by its own
+/// publish listener.
+#[test]
+fn nodes_sharing_one_port_hold_the_subscribers_between_them() {
+    let (code, run, _) = run(
+        "shared-port",
+        r#"dispatchers = [{ name = "reactor", args = ["--threads", "1"] }]
+transports = ["sse"]
+steps = [600]
+nodes = [3]
+shared_port = true
+publish_listen = true
+[publish]
+pattern = "broadcast"
+rate = 5.0
+duration_secs = 2.0
+drain_secs = 1.0
+"#,
+    );
+    assert_eq!(code, Some(0));
+    let c = &cases(&run)[0];
+    assert_delivered(c);
+    assert_eq!(c["connections"]["server_subscribers"], 600);
+    let cl = &c["cluster"];
+    let per_node = cl["per_node"].as_array().unwrap();
+    assert_eq!(per_node.len(), 3, "{cl}");
+    let addrs: std::collections::BTreeSet<&str> = per_node
+        .iter()
+        .map(|n| n["addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 3, "publish listeners of their own: {cl}");
+    let published = c["publish"]["accepted"].as_u64().unwrap();
+    let delivered: u64 = per_node
+        .iter()
+        .map(|n| n["delivered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(delivered, 600 * published, "{cl}");
+    for n in per_node {
+        assert!(n["delivered"].as_u64().unwrap() > 0, "{cl}");
+    }
+    assert!(
+        cl["broker_cpu"].as_f64().unwrap() > 0.0,
+        "run time in ns: {cl}"
+    );
+}

@@ -70,6 +70,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         threads,
         stack_size: opts.thread_stack,
         listen: Some(opts.listen),
+        reuse_port: opts.reuse_port,
         nodelay: true,
         refusal: Some(comet::conn::service_unavailable()),
         on_refused: Some(Arc::new(move || refused.conn_refused())),

@@ -120,6 +120,10 @@ pub struct Options {
     /// several (see [`cluster`]); its backlog and message lifetime are
     /// taken from `config`.
     pub broker: Option<broker::Config>,
+    /// Listen with `SO_REUSEPORT` even with one listener, so that separate
+    /// processes share the port: nodes of one address, the kernel spreading
+    /// connections over them.
+    pub reuse_port: bool,
 }
 
 impl Default for Options {
@@ -132,6 +136,7 @@ impl Default for Options {
             thread_stack: 128 * 1024,
             publish_listen: None,
             broker: None,
+            reuse_port: false,
         }
     }
 }

@@ -117,7 +117,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         settings_json(Kind::Reactor, opts),
         threads,
     )?);
-    let listeners = listen::listeners(opts.listen, threads)?;
+    let listeners = listen::listeners(opts.listen, threads, opts.reuse_port)?;
     let addr = listeners[0].local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut inboxes = Vec::new();

@@ -58,7 +58,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         0,
     )?);
     let spawner = Spawner::new(opts.thread_stack)?;
-    let listener = crate::listen::listener(opts.listen)?;
+    let listener = crate::listen::listener(opts.listen, opts.reuse_port)?;
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -115,7 +115,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         crate::settings_json(Kind::ThreadPool, opts),
         0,
     )?);
-    let listener = crate::listen::listener(opts.listen)?;
+    let listener = crate::listen::listener(opts.listen, opts.reuse_port)?;
     let addr = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));

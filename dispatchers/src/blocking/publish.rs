@@ -29,7 +29,7 @@ pub(crate) fn publish_listener(
     addr: SocketAddr,
     shared: Arc<Shared>,
 ) -> io::Result<(SocketAddr, Box<dyn FnOnce() + Send>)> {
-    let listener = crate::listen::listener(addr)?;
+    let listener = crate::listen::listener(addr, false)?;
     let bound = listener.local_addr()?;
     let waker = listener.try_clone()?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -22,6 +22,8 @@ pub struct Config {
     pub stack_size: usize,
     /// A listener per scheduler on this address (`SO_REUSEPORT`), for [`super::accept`].
     pub listen: Option<SocketAddr>,
+    /// `SO_REUSEPORT` even with one scheduler: other processes share the port.
+    pub reuse_port: bool,
     /// Set `TCP_NODELAY` on the listeners, which accepted sockets inherit
     /// (a direct descriptor cannot be given it afterwards).
     pub nodelay: bool,
@@ -45,6 +47,7 @@ impl Default for Config {
             threads: 1,
             stack_size: 64 * 1024,
             listen: None,
+            reuse_port: false,
             nodelay: true,
             file_table: None,
             region_bytes: DEFAULT_REGION,
@@ -113,7 +116,7 @@ impl Runtime {
         let threads = config.threads.max(1);
         let listeners: Vec<Option<TcpListener>> = match config.listen {
             Some(addr) => {
-                let ls = crate::listen::listeners(addr, threads)?;
+                let ls = crate::listen::listeners(addr, threads, config.reuse_port)?;
                 for l in &ls {
                     socket2::SockRef::from(l).set_nodelay(config.nodelay)?;
                 }

@@ -82,7 +82,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         .enable_io()
         .enable_time()
         .build()?;
-    let std_listener = crate::listen::listener(opts.listen)?;
+    let std_listener = crate::listen::listener(opts.listen, opts.reuse_port)?;
     let addr = std_listener.local_addr()?;
     std_listener.set_nonblocking(true)?;
     let listener = {

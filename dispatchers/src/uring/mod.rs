@@ -60,7 +60,7 @@ pub fn start(opts: &Options) -> io::Result<Running> {
         crate::settings_json(Kind::Uring, opts),
         threads,
     )?);
-    let listeners = crate::listen::listeners(opts.listen, threads)?;
+    let listeners = crate::listen::listeners(opts.listen, threads, opts.reuse_port)?;
     let addr = listeners[0].local_addr()?;
     let table = crate::io_ring::file_table_size();
     let stop = Arc::new(AtomicBool::new(false));

@@ -52,6 +52,21 @@ impl Server {
         Server::ours_on(exe, name, args, port, publish_port, log, place)
     }
 
+    /// `cometbench serve` joining `port` (`--reuse-port`, as the server
+    /// that took it did), with a publish listener of its own when asked.
+    pub fn ours_joining(
+        exe: &Path,
+        name: &str,
+        args: &[String],
+        port: u16,
+        publish_listen: bool,
+        log: PathBuf,
+        place: &ServerPlace,
+    ) -> Result<Server> {
+        let (_, publish_port) = free_ports(publish_listen)?;
+        Server::ours_on(exe, name, args, port, publish_port, log, place)
+    }
+
     /// `cometbench serve` on the given ports (a restart takes the old ones).
     fn ours_on(
         exe: &Path,

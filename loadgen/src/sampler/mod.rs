@@ -38,7 +38,7 @@ mod system;
 
 pub use cgroup::Cgroup;
 pub use machine::{machine, Machine};
-pub use process::descendants;
+pub use process::{cpu_ns, descendants};
 pub use system::memory_available;
 
 use system::SystemKernel;

@@ -10,7 +10,7 @@ use super::{Scenario, ScenarioError};
 
 /// The most nodes of one case: each is a process with its own threads, and
 /// all of them share this machine.
-pub const MAX_NODES: u64 = 16;
+pub const MAX_NODES: u64 = 64;
 
 /// The broker the nodes share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,32 @@ impl Scenario {
                 "nodes",
                 &format!("nodes must each be <= {MAX_NODES} (got {n})"),
             );
+        }
+        if self.shared_port {
+            if self.nodes.is_empty() {
+                return refuse(
+                    "shared_port",
+                    "shared_port is for nodes: set nodes (and broker = \"redis\")",
+                );
+            }
+            if self.balancer.is_some() {
+                return refuse(
+                    "shared_port",
+                    "nodes sharing a port need no balancer: the kernel spreads the connections; drop one of them",
+                );
+            }
+            if !self.peers.is_empty() {
+                return refuse(
+                    "shared_port",
+                    "a peer's nodes cannot share a port: only ours listen with SO_REUSEPORT",
+                );
+            }
+            if !self.publish_listen {
+                return refuse(
+                    "publish_listen",
+                    "nodes sharing a port need publish_listen = true: each node's /stats must be asked of that node",
+                );
+            }
         }
         if self.broker.is_none() {
             if !self.nodes.is_empty() {

@@ -22,6 +22,7 @@
 //! nodes = [1, 2, 4]                       # several servers per case, a sweep like steps
 //! broker = "redis"                        # the broker they share (needed with nodes)
 //! balancer = "haproxy"                    # one address in front of the nodes (optional)
+//! shared_port = false                     # the nodes share one port (SO_REUSEPORT), no balancer
 //!
 //! [ramp]
 //! rate = 5000.0                           # connections/s, default 5000
@@ -156,6 +157,11 @@ pub struct Scenario {
     /// go through it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub balancer: Option<Balancer>,
+    /// The nodes share one port (`SO_REUSEPORT`): the kernel spreads the
+    /// connections over them, so that together they hold past one process's
+    /// open-file limit. Needs `nodes` and `publish_listen`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_port: bool,
     #[serde(default)]
     pub ramp: Ramp,
     #[serde(default)]

@@ -84,6 +84,7 @@ fn full_file_parses() {
         nodes: vec![],
         broker: None,
         balancer: None,
+        shared_port: false,
         ramp: Ramp {
             rate: 4000.0,
             in_flight: 256,
@@ -849,8 +850,21 @@ fn nodes_share_a_broker_and_sweep_like_steps() {
         ),
         ("nodes = [0]\nbroker = \"redis\"", "nodes must each be >= 1"),
         (
-            "nodes = [17]\nbroker = \"redis\"",
-            "nodes must each be <= 16",
+            "nodes = [65]\nbroker = \"redis\"",
+            "nodes must each be <= 64",
+        ),
+        ("shared_port = true", "shared_port is for nodes"),
+        (
+            "nodes = [2]\nbroker = \"redis\"\nshared_port = true\nbalancer = \"haproxy\"\npublish_listen = true",
+            "nodes sharing a port need no balancer",
+        ),
+        (
+            "nodes = [2]\nbroker = \"redis\"\nshared_port = true\npeers = [\"nchan\"]\npublish_listen = true",
+            "a peer's nodes cannot share a port",
+        ),
+        (
+            "nodes = [2]\nbroker = \"redis\"\nshared_port = true",
+            "nodes sharing a port need publish_listen = true",
         ),
         (
             "balancer = \"haproxy\"",
@@ -889,4 +903,9 @@ fn nodes_share_a_broker_and_sweep_like_steps() {
     );
     let broker = format!("{}kill = \"broker\"\n", with("broker = \"redis\"", fault));
     assert!(Scenario::from_str(&broker, "x.toml").is_ok());
+    let shared = with(
+        "nodes = [60]\nbroker = \"redis\"\nshared_port = true\npublish_listen = true",
+        "",
+    );
+    assert!(Scenario::from_str(&shared, "x.toml").unwrap().shared_port);
 }
