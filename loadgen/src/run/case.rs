@@ -721,7 +721,14 @@ impl<'a> CaseRun<'a> {
                 crate::worker::RETRY_DELAY_NS / 1_000_000
             ));
         }
-        summarise_server(c, &samples, self.cpu_before.take(), self.cpu_after.clone());
+        let at_step = self.held;
+        summarise_server(
+            c,
+            &samples,
+            self.cpu_before.take(),
+            self.cpu_after.clone(),
+            at_step,
+        );
         if let Some(cluster) = self.cluster.as_mut() {
             let mut r = std::mem::take(&mut cluster.result);
             r.nodes_cpu = c.server.publish_cpu_user + c.server.publish_cpu_sys;

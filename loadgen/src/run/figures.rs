@@ -9,16 +9,23 @@ use crate::sampler::Sample;
 /// (its workers and this process).
 pub(super) type CpuReading = (Option<Sample>, f64, f64);
 
-/// Fills in `case.server` and `case.loadgen` from the samples and readings.
+/// Fills in `case.server` and `case.loadgen` from the samples and readings;
+/// per connection over `at_step` connections, those open when the step was
+/// sampled (0: those open at the end, `connections.held`), as a disconnect
+/// storm leaves none open at the end.
 pub(super) fn summarise_server(
     case: &mut Case,
     samples: &[(String, Sample)],
     cpu_before: Option<CpuReading>,
     cpu_after: CpuReading,
+    at_step: u64,
 ) {
     let srv = &mut case.server;
     srv.peak_rss = samples.iter().map(|(_, s)| s.rss).max().unwrap_or(0);
-    let conns = case.connections.held as f64;
+    let conns = match at_step {
+        0 => case.connections.held as f64,
+        n => n as f64,
+    };
     if let (Some(b), Some(a)) = (&srv.baseline, &srv.at_step) {
         srv.threads = a.threads;
         srv.fds = a.fds;
@@ -126,7 +133,7 @@ mod tests {
         case.loadgen.rss_at_step = 3_200_000;
         let before = (Some(sample(0, 0, 1.0)), 10.0, 9.0);
         let after = (Some(sample(0, 0, 3.0)), 10.5, 9.4);
-        summarise_server(&mut case, &samples, Some(before), after);
+        summarise_server(&mut case, &samples, Some(before), after.clone(), 0);
         let s = &case.server;
         assert_eq!(s.peak_rss, 2_500_000);
         assert_eq!(s.rss_per_conn, Some(10_000.0));
@@ -138,6 +145,12 @@ mod tests {
         assert_eq!(s.cpu_per_delivery_us, Some(3000.0));
         assert_eq!(case.loadgen.cpu_per_delivery_us, Some(500.0));
         assert!((case.loadgen.publish_cpu_workers - 0.4).abs() < 1e-9);
+        assert_eq!(case.loadgen.rss_per_conn, Some(2_000.0));
+        // After a storm none is open at the end: the step's count divides.
+        case.connections.held = 0;
+        case.server.rss_per_conn = None;
+        summarise_server(&mut case, &samples, None, after, 100);
+        assert_eq!(case.server.rss_per_conn, Some(10_000.0));
         assert_eq!(case.loadgen.rss_per_conn, Some(2_000.0));
     }
 
