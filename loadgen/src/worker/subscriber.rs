@@ -107,6 +107,9 @@ impl Worker {
         if !self.come_back_later(key) {
             self.report.disconnects += 1;
             if let Some(c) = self.clients.get_mut(key) {
+                if matches!(c.state, State::Requested | State::Subscribed) {
+                    self.open -= 1;
+                }
                 c.state = State::Closed;
             }
             self.close(key);
@@ -120,6 +123,9 @@ impl Worker {
             }
             if matches!(c.state, State::Connecting | State::Requested) {
                 self.pending -= 1;
+            }
+            if matches!(c.state, State::Requested | State::Subscribed) {
+                self.open -= 1;
             }
             if c.state == State::Connecting {
                 self.connecting -= 1;
@@ -309,6 +315,7 @@ impl Worker {
                     let now = mono_ns();
                     c.state = State::Requested;
                     self.connecting -= 1;
+                    self.open += 1;
                     // A connection bringing a subscriber back is counted by
                     // the reconnect figures, not as one more connection.
                     if c.away_since.is_none() {
