@@ -183,6 +183,11 @@ impl<W> Follows<W> {
         true
     }
 
+    /// Whether any subscriber waits ahead of a mirror, on any channel.
+    pub fn any_ahead(&self) -> bool {
+        self.ahead > 0
+    }
+
     /// The mirror of `channel` reached `last_id`: the subscribers waiting
     /// for an id up to it, to be told to ask again.
     pub fn caught_up(&mut self, channel: &str, last_id: u64) -> Vec<W> {
@@ -334,7 +339,9 @@ mod tests {
         assert!(!f.wait_ahead("a", 0, 5, t0));
         f.subscribe(&a, || 1, true);
         f.followed("a", false, t0);
+        assert!(!f.any_ahead());
         assert!(f.wait_ahead("a", 2, 7, t0));
+        assert!(f.any_ahead());
         assert!(f.wait_ahead("a", 3, 9, t0 + Duration::from_millis(500)));
         assert_eq!(f.waiting(), 2);
         assert_eq!(f.caught_up("a", 6), Vec::<u32>::new());
@@ -347,6 +354,7 @@ mod tests {
             vec![(a.clone(), 3, 9)]
         );
         assert_eq!(f.waiting(), 0);
+        assert!(!f.any_ahead());
         // Waiting ahead keeps the follow past the linger; lost, refused.
         f.left("a", t0);
         f.subscribe(&a, || 4, true);

@@ -106,6 +106,10 @@ impl Sink for NodeSink {
 /// so a channel with nobody else here lingers from now, as if they had
 /// left; one that asks again makes it busy again.
 fn ask_again_caught_up(st: &mut State, channel: &str, now: Instant) {
+    // Every broker message comes here: no lookups while nobody waits.
+    if !st.follows.any_ahead() {
+        return;
+    }
     let last = st.hub.last_id(channel);
     let waiters = st.follows.caught_up(channel, last);
     if waiters.is_empty() {
