@@ -28,10 +28,6 @@ use super::workers::Workers;
 use super::{consistency, reconcile};
 use super::{RunArgs, PEER_RETRIES};
 
-/// How long after the ramp the server's `/stats` may take to count every
-/// subscriber the clients count before the missing ones are judged never
-/// served.
-const SERVED_WITHIN: Duration = Duration::from_secs(3);
 use crate::clock::{mono_ns, self_cpu};
 use crate::peers;
 use crate::publisher::{self, PublishFormat, PublishPlan};
@@ -39,6 +35,11 @@ use crate::results::Case;
 use crate::sampler::{Cgroup, Sample, Sampler};
 use crate::scenario::{Pattern, Scenario};
 use crate::worker::{Channels, Finish, IdCheck, Plan, SocketPublish, ToWorker};
+
+/// How long after the ramp the server's `/stats` may take to count every
+/// subscriber the clients count before the missing ones are judged never
+/// served.
+const SERVED_WITHIN: Duration = Duration::from_secs(3);
 
 /// A case while it runs.
 pub(super) struct CaseRun<'a> {
