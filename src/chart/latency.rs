@@ -109,10 +109,17 @@ pub fn distribution(g: &Group, theme: Theme) -> Result<Figure> {
         .publish_phrase()
         .map(|p| format!(", {p}"))
         .unwrap_or_default();
+    // A group of several nodes is charted here at one node count.
+    let nodes = g
+        .entries
+        .iter()
+        .find_map(Entry::nodes)
+        .map(|n| format!(" over {n} nodes sharing a broker"))
+        .unwrap_or_default();
     Ok(Figure {
         title: "Delivery latency by percentile".into(),
         subtitle: Some(format!(
-            "{} {} subscribers{publish}; from scheduled publish to receipt",
+            "{} {} subscribers{nodes}{publish}; from scheduled publish to receipt",
             super::figure::thousands(step),
             g.transport_phrase()
         )),

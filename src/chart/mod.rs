@@ -83,14 +83,21 @@ impl Kind {
     /// Whether the group's data can feed this chart.
     fn fits(self, g: &Group) -> bool {
         let any = |f: &dyn Fn(&Entry) -> bool| g.entries.iter().any(f);
-        if g.key.cluster != (self == Kind::ScaleOut) {
+        let mut counts: Vec<u64> = g.entries.iter().filter_map(Entry::nodes).collect();
+        counts.sort();
+        counts.dedup();
+        // Several nodes: the scale-out chart, or at one node count (a case
+        // per target, as on one server) its latency distribution too.
+        let cluster_fits = match self {
+            Kind::ScaleOut => true,
+            Kind::LatencyDistribution => counts.len() == 1,
+            _ => false,
+        };
+        if g.key.cluster && !cluster_fits || !g.key.cluster && self == Kind::ScaleOut {
             return false;
         }
         match self {
             Kind::ScaleOut => {
-                let mut counts: Vec<u64> = g.entries.iter().filter_map(Entry::nodes).collect();
-                counts.sort();
-                counts.dedup();
                 counts.len() > 1
                     && any(&|e| {
                         e.case.delivery.latency_us.count > 0
@@ -476,6 +483,23 @@ mod tests {
     }
 
     fn sweep_of(failures: &[(u64, Option<&str>)]) -> Group {
+        group_of(
+            failures
+                .iter()
+                .map(|(step, f)| results::Case {
+                    target: "thread-pool".into(),
+                    transport: "sse".into(),
+                    step: *step,
+                    status: if f.is_some() { "failed" } else { "ok" }.into(),
+                    failure: f.map(str::to_string),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+    }
+
+    /// One run of `cases`, as its one group.
+    fn group_of(cases: Vec<results::Case>) -> Group {
         let runs = vec![data::RunDir {
             dir: PathBuf::from("/r"),
             run: results::Run {
@@ -485,21 +509,45 @@ mod tests {
                 started_at: String::new(),
                 finished_at: String::new(),
                 machine: Default::default(),
-                cases: failures
-                    .iter()
-                    .map(|(step, f)| results::Case {
-                        target: "thread-pool".into(),
-                        transport: "sse".into(),
-                        step: *step,
-                        status: if f.is_some() { "failed" } else { "ok" }.into(),
-                        failure: f.map(str::to_string),
-                        ..Default::default()
-                    })
-                    .collect(),
+                cases,
                 thresholds: None,
             },
         }];
         data::group(runs).remove(0)
+    }
+
+    /// Reactor cases over `counts` nodes, each with a latency log.
+    fn nodes_of(counts: &[u64]) -> Group {
+        let cases = counts
+            .iter()
+            .map(|&n| results::Case {
+                target: "reactor".into(),
+                transport: "sse".into(),
+                step: 1000,
+                status: "ok".into(),
+                hlog: Some(format!("reactor-sse-1000-{n}n.hlog")),
+                cluster: Some(results::Cluster {
+                    nodes: n,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        group_of(cases)
+    }
+
+    #[test]
+    fn nodes_at_one_count_draw_their_latency_and_at_several_the_scale_out() {
+        let one = nodes_of(&[60]);
+        assert!(Kind::LatencyDistribution.fits(&one));
+        assert!(!Kind::ScaleOut.fits(&one));
+        assert!(!Kind::CpuPerDelivery.fits(&one));
+        let two = nodes_of(&[1, 2]);
+        assert!(!Kind::LatencyDistribution.fits(&two), "a target twice");
+        let mut lone = sweep_of(&[(1000, None)]);
+        lone.entries[0].case.hlog = Some("x.hlog".into());
+        assert!(Kind::LatencyDistribution.fits(&lone));
+        assert!(!Kind::ScaleOut.fits(&lone));
     }
 
     #[test]
