@@ -22,10 +22,6 @@ use socket2::{Domain, Socket, Type};
 
 use super::{accept_loop, encode, print_addr, publish_loop, signals, stop_on, Fanout, Floor};
 
-/// Backlog asked of the kernel for each child's listener (capped at
-/// `net.core.somaxconn`), as the dispatchers ask.
-const BACKLOG: i32 = 4096;
-
 /// Seconds the children have to exit when the parent stops.
 const STOP_SECS: u64 = 3;
 
@@ -183,12 +179,9 @@ impl Fanout for Processes {
 
 /// A child: subscribers on its share of `listen`, frames from the parent.
 pub fn child(listen: SocketAddr) -> Result<()> {
-    let s = Socket::new(Domain::for_address(listen), Type::STREAM, None)?;
-    s.set_reuse_port(true)?;
-    s.bind(&listen.into())
-        .with_context(|| format!("binding {listen}"))?;
-    s.listen(BACKLOG)?;
-    let listener: TcpListener = s.into();
+    // The dispatchers' listener: their deep backlog, and the port shared.
+    let listener =
+        dispatchers::listen::listener(listen, true).with_context(|| format!("binding {listen}"))?;
     let floor = Arc::new(Floor::default());
     let f = floor.clone();
     std::thread::spawn(move || accept_loop(&listener, &f, false));

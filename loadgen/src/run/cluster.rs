@@ -84,14 +84,13 @@ impl Cluster {
                     // Nodes and their broker run here, on loopback (a
                     // scenario with hosts and nodes is refused).
                     let here = &ServerPlace::here();
-                    match (s.shared_port, started.first()) {
-                        (false, _) => Server::ours(exe, name, &a, s.publish_listen, log, here),
-                        (true, None) => {
-                            a.push("--reuse-port".into());
-                            Server::ours(exe, name, &a, s.publish_listen, log, here)
-                        }
-                        (true, Some(first)) => {
-                            a.push("--reuse-port".into());
+                    if s.shared_port {
+                        a.push("--reuse-port".into());
+                    }
+                    // Sharing a port, the first node takes it and the others join it.
+                    match started.first().filter(|_| s.shared_port) {
+                        None => Server::ours(exe, name, &a, s.publish_listen, log, here),
+                        Some(first) => {
                             let port = first.addr.port();
                             Server::ours_joining(exe, name, &a, port, s.publish_listen, log, here)
                         }
